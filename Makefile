@@ -1,0 +1,54 @@
+# ProjectVoice server. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test test-sqlite test-postgres services generate check-generated lint migration create-admin clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m projectvoice run
+
+# The whole suite, once on SQLite and once on PostgreSQL.
+test: install services
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install
+	PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: install services
+	PV_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+services:
+	@scripts/ensure-services.sh
+
+generate: install
+	$(BIN)/python scripts/generate_models.py
+
+check-generated: install
+	$(BIN)/python scripts/generate_models.py --check
+
+lint: install
+	$(BIN)/ruff check projectvoice handlers models realtime tests scripts
+	$(BIN)/python -c "import yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open('openapi/projectvoice.yaml')))"
+
+# New Alembic migration from the models: make migration m="what changed"
+migration: install
+	DATABASE_URL=sqlite:///$(CURDIR)/var/migration.db $(BIN)/alembic upgrade head
+	DATABASE_URL=sqlite:///$(CURDIR)/var/migration.db $(BIN)/alembic revision --autogenerate -m "$(m)"
+
+create-admin: install
+	$(BIN)/python -m projectvoice create-admin
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""The functions the OpenAPI document's operationIds point at, one module per API area."""

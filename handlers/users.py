@@ -1,0 +1,59 @@
+"""Profiles: the caller's own (/users/) and anybody's by id."""
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from models import db, views
+from models.tables import User, utcnow
+from projectvoice.errors import BadRequest, NotFound
+from realtime import hooks
+
+
+async def get_profile(user: int):
+    async with db.session() as s:
+        u = await s.get(User, user)
+    if u is None:
+        raise NotFound("User not found", "user_not_found")
+    return views.user_profile(u), 200
+
+
+async def get_user(user: int, id: int):
+    async with db.session() as s:
+        u = await s.get(User, id)
+    if u is None:
+        raise NotFound("User not found", "user_not_found")
+    return views.user_by_id(u), 200
+
+
+async def update_profile(user: int, body: dict | None = None):
+    body = body or {}
+    name = body.get("username") if body.get("username") is not None else body.get("name")
+    try:
+        async with db.session() as s:
+            u = await s.get(User, user)
+            if u is None:
+                raise NotFound("User not found", "user_not_found")
+            if name is not None:
+                name = name.strip()
+                if not 3 <= len(name) <= 32:
+                    raise BadRequest("username must be 3 to 32 characters", "validation_error")
+                u.username = name
+            for field, attr in (("profilePicture", "profile_picture"), ("bio", "bio")):
+                if field in body:
+                    setattr(u, attr, body[field] or None)
+            u.updated_at = utcnow()
+            await s.flush()
+    except IntegrityError:
+        raise BadRequest("Username already taken", "user_exists")
+    return views.user_profile(u), 200
+
+
+async def delete_account(user: int):
+    """Deletes the account and, through the foreign keys, everything it owns."""
+    async with db.session() as s:
+        u = await s.get(User, user)
+        if u is None:
+            raise NotFound("User not found", "user_not_found")
+        await s.delete(u)
+    await hooks.user_gone(user)
+    return {"message": "User deleted successfully"}, 200

@@ -1,0 +1,1 @@
+"""Tables, database sessions, response views and the permission engine."""

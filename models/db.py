@@ -1,0 +1,136 @@
+"""The async engine, sessions, and migrations run at start-up.
+
+SQLite (aiosqlite) by default, PostgreSQL (psycopg) when DATABASE_URL says so. On SQLite every
+request shares one connection, so writes are serialised by the pool rather than failing with
+"database is locked"; PostgreSQL gets a real pool and settles races with constraints.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from projectvoice.settings import Settings, get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_engine: AsyncEngine | None = None
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    url = settings.async_database_url
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                                     connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": max(1, int(settings.db_timeout))},
+    )
+
+
+def init(settings: Settings | None = None) -> AsyncEngine:
+    global _engine, _sessionmaker
+    settings = settings or get_settings()
+    _engine = make_engine(settings)
+    _sessionmaker = async_sessionmaker(_engine, class_=AsyncSession, expire_on_commit=False)
+    return _engine
+
+
+def engine() -> AsyncEngine:
+    if _engine is None:
+        init()
+    assert _engine is not None
+    return _engine
+
+
+def is_postgres() -> bool:
+    return engine().dialect.name == "postgresql"
+
+
+@asynccontextmanager
+async def session() -> AsyncIterator[AsyncSession]:
+    """A session in a transaction: committed when the block ends, rolled back on error."""
+    if _sessionmaker is None:
+        init()
+    assert _sessionmaker is not None
+    async with _sessionmaker() as s:
+        async with s.begin():
+            yield s
+
+
+async def dispose() -> None:
+    if _engine is not None:
+        await _engine.dispose()
+
+
+def _upgrade(sync_conn) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
+
+
+async def migrate() -> None:
+    """Bring the schema to the newest migration; several processes may start at once."""
+    async with engine().begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(740522)"))
+        await conn.run_sync(_upgrade)
+
+
+async def ping(timeout: float = 2.0) -> bool:
+    try:
+        async def _ping() -> None:
+            async with engine().connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+
+        await asyncio.wait_for(_ping(), timeout)
+        return True
+    except Exception:
+        return False
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    return isinstance(exc, sa.exc.IntegrityError)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Connection-level failures (server down, pool exhausted), not bad SQL."""
+    if isinstance(exc, (PoolTimeout, ConnectionError, OSError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return False

@@ -1,0 +1,34 @@
+"""Alembic environment: run on start-up with the app's connection, or from `make migration`."""
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel
+
+import models.tables  # noqa: F401  (registers every table on the metadata)
+
+config = context.config
+target_metadata = SQLModel.metadata
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    from projectvoice.settings import get_settings
+
+    url = get_settings().async_database_url.replace("sqlite+aiosqlite", "sqlite")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        _run(conn)

@@ -1,0 +1,219 @@
+"""The permission engine: bits, default roles, effective permissions and hierarchy.
+
+Every handler asks one question here ("may user U do P on server S / channel C?") and gets a
+context back or a 404 (no such server or channel) / 403 (not a member, blocked, missing a bit).
+Bits follow Discord's layout (CONTRACT-NOTES.md). The owner (`Server.owner_id`) and
+ADMINISTRATOR holders have every bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models.tables import Channel, MemberRole, Role, Server, ServerMember, User
+from projectvoice.errors import BadRequest, Forbidden, NotFound
+
+
+class Perm:
+    CREATE_INSTANT_INVITE = 1 << 0
+    KICK_MEMBERS = 1 << 1
+    BAN_MEMBERS = 1 << 2
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_GUILD = 1 << 5
+    ADD_REACTIONS = 1 << 6
+    VIEW_AUDIT_LOG = 1 << 7
+    PRIORITY_SPEAKER = 1 << 8
+    STREAM = 1 << 9
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    SEND_TTS_MESSAGES = 1 << 12
+    MANAGE_MESSAGES = 1 << 13
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    USE_EXTERNAL_EMOJIS = 1 << 18
+    VIEW_GUILD_INSIGHTS = 1 << 19
+    CONNECT = 1 << 20
+    SPEAK = 1 << 21
+    MUTE_MEMBERS = 1 << 22
+    DEAFEN_MEMBERS = 1 << 23
+    MOVE_MEMBERS = 1 << 24
+    USE_VAD = 1 << 25
+    CHANGE_NICKNAME = 1 << 26
+    MANAGE_NICKNAMES = 1 << 27
+    MANAGE_ROLES = 1 << 28
+    MANAGE_WEBHOOKS = 1 << 29
+    MANAGE_EMOJIS_AND_STICKERS = 1 << 30
+    MODERATE_MEMBERS = 1 << 40
+
+
+BIT_NAMES = {v: k for k, v in vars(Perm).items() if k.isupper()}
+ALL_BITS = 0
+for _bit in BIT_NAMES:
+    ALL_BITS |= _bit
+MAX_BITS = (1 << 63) - 1  # stored in a signed 64-bit column
+
+EVERYONE_BITS = (Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.READ_MESSAGE_HISTORY
+                 | Perm.ADD_REACTIONS | Perm.CONNECT | Perm.SPEAK)
+assert EVERYONE_BITS == 3214400
+
+# (name, position, colour, bits, hoisted, preset); position 0 is @everyone.
+DEFAULT_ROLES = [
+    ("@everyone", 0, "#99AAB5", EVERYONE_BITS, False, None),
+    ("Member", 1, "#57F287", EVERYONE_BITS | Perm.CHANGE_NICKNAME, False, "member"),
+    ("Moderator", 2, "#5865F2", EVERYONE_BITS | Perm.MANAGE_CHANNELS | Perm.MANAGE_MESSAGES
+     | Perm.KICK_MEMBERS | Perm.BAN_MEMBERS | Perm.MUTE_MEMBERS | Perm.DEAFEN_MEMBERS
+     | Perm.MOVE_MEMBERS | Perm.CREATE_INSTANT_INVITE, True, "moderator"),
+    ("Admin", 3, "#E67E22", Perm.ADMINISTRATOR | Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
+     | Perm.MANAGE_ROLES | Perm.VIEW_AUDIT_LOG, True, "admin"),
+    ("Owner", 4, "#F1C40F", Perm.ADMINISTRATOR, True, "owner"),
+]
+PRESET_RANK = {"member": 1, "moderator": 2, "admin": 3, "owner": 4}
+OWNER_POSITION = 1 << 30  # above any role
+
+
+def default_roles(server_id: int) -> list[Role]:
+    return [
+        Role(server_id=server_id, name=name, position=pos, color=color, permissions=bits,
+             is_hoisted=hoisted, is_mentionable=False, is_everyone=preset is None, preset=preset)
+        for name, pos, color, bits, hoisted, preset in DEFAULT_ROLES
+    ]
+
+
+def parse_bits(value) -> int:
+    """A permission bitfield from a number or a decimal string; 400 when it is not one."""
+    if isinstance(value, bool):
+        raise BadRequest("permissions must be a non-negative integer or decimal string", "invalid_permissions")
+    if isinstance(value, str):
+        if not value.isdigit() or len(value) > 20:
+            raise BadRequest("permissions must be a decimal string of digits", "invalid_permissions")
+        value = int(value)
+    if not isinstance(value, int) or value < 0 or value > MAX_BITS:
+        raise BadRequest("permissions must be between 0 and 2^63-1", "invalid_permissions")
+    if value & ~ALL_BITS:
+        raise BadRequest("permissions contain unknown bits", "invalid_permissions")
+    return value
+
+
+def bit_names(bits: int) -> str:
+    return ", ".join(name for bit, name in sorted(BIT_NAMES.items()) if bits & bit) or "none"
+
+
+@dataclass
+class Access:
+    """What one user may do in one server."""
+
+    server: Server
+    member: ServerMember
+    user_id: int
+    is_owner: bool
+    permissions: int  # effective bits, before ADMINISTRATOR/owner expansion
+    top_position: int  # highest role position (OWNER_POSITION for the owner)
+    roles: list[Role] = field(default_factory=list)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.is_owner or bool(self.permissions & Perm.ADMINISTRATOR)
+
+    @property
+    def total(self) -> int:
+        return ALL_BITS if self.is_admin else self.permissions
+
+    def has(self, bits: int) -> bool:
+        return self.is_admin or (self.permissions & bits) == bits
+
+    def require(self, bits: int) -> None:
+        if not self.has(bits):
+            raise Forbidden(f"Missing permission: {bit_names(bits & ~self.total)}", "missing_permission")
+
+    # Hierarchy --------------------------------------------------------------------------
+    def can_manage_role(self, role: Role) -> bool:
+        return self.is_owner or role.position < self.top_position
+
+    def require_manage_role(self, role: Role) -> None:
+        if not self.can_manage_role(role):
+            raise Forbidden("You cannot manage a role at or above your highest role", "role_hierarchy")
+
+    def require_position(self, position: int) -> None:
+        if not self.is_owner and position >= self.top_position:
+            raise Forbidden("You cannot move a role to or above your highest role", "role_hierarchy")
+
+    def require_grantable(self, bits: int) -> None:
+        if self.is_admin:
+            return
+        missing = bits & ~self.permissions
+        if missing:
+            raise Forbidden(f"You cannot grant permissions you do not have: {bit_names(missing)}",
+                            "permission_escalation")
+
+    def require_outranks(self, target: "Access") -> None:
+        if target.is_owner or (not self.is_owner and target.top_position >= self.top_position):
+            raise Forbidden("You cannot act on a member whose highest role is at or above yours",
+                            "member_hierarchy")
+
+
+async def _roles_of(s, server_id: int, member_id: int) -> list[Role]:
+    mine = select(MemberRole.role_id).where(MemberRole.member_id == member_id)
+    res = await s.exec(
+        select(Role).where(Role.server_id == server_id, sa.or_(Role.is_everyone, Role.id.in_(mine)))
+    )
+    return list(res.all())
+
+
+async def access_for_member(s, server: Server, member: ServerMember) -> Access:
+    roles = await _roles_of(s, server.id, member.id)
+    bits = 0
+    top = 0
+    for r in roles:
+        bits |= r.permissions
+        if not r.is_everyone:
+            top = max(top, r.position)
+    is_owner = server.owner_id == member.user_id
+    return Access(server=server, member=member, user_id=member.user_id, is_owner=is_owner,
+                  permissions=bits, top_position=OWNER_POSITION if is_owner else top, roles=roles)
+
+
+async def server_access(s, user_id: int, server_id: int, need: int = 0, *,
+                        allow_blocked: bool = False) -> Access:
+    """404 when the server does not exist, 403 when the caller is not a member, the server is
+    blocked, or a needed bit is missing."""
+    server = await s.get(Server, server_id)
+    if server is None:
+        raise NotFound("Server not found", "server_not_found")
+    res = await s.exec(select(ServerMember).where(ServerMember.server_id == server_id,
+                                                  ServerMember.user_id == user_id))
+    member = res.first()
+    if member is None:
+        raise Forbidden("You are not a member of this server", "not_a_member")
+    if server.is_blocked and not allow_blocked:
+        reason = f": {server.block_reason}" if server.block_reason else ""
+        raise Forbidden(f"This server is blocked{reason}", "server_blocked")
+    access = await access_for_member(s, server, member)
+    if need:
+        access.require(need)
+    return access
+
+
+async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, Channel]:
+    """The channel and the caller's access to its server; VIEW_CHANNEL is always needed."""
+    channel = await s.get(Channel, channel_id)
+    if channel is None:
+        raise NotFound("Channel not found", "channel_not_found")
+    access = await server_access(s, user_id, channel.server_id, Perm.VIEW_CHANNEL | need)
+    return access, channel
+
+
+async def member_in_server(s, server_id: int, member_id: int) -> ServerMember:
+    """A member row by id, scoped to the server in the path (another server's member is 404)."""
+    member = await s.get(ServerMember, member_id)
+    if member is None or member.server_id != server_id:
+        raise NotFound("Member not found", "member_not_found")
+    return member
+
+
+def is_global_moderator(user: User) -> bool:
+    return user.role in ("moderator", "admin")

@@ -1,0 +1,1 @@
+"""ProjectVoice server: app factory, settings, errors, authentication and command line."""

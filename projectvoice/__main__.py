@@ -1,0 +1,95 @@
+"""Command line: `python -m projectvoice run` serves the API; `create-admin` makes a global admin."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from projectvoice.settings import get_settings
+
+
+def _run(_args) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    settings.resolved_jwt_secret()  # refuse to start without a secret on PostgreSQL
+    if settings.workers > 1 and settings.is_sqlite:
+        sys.exit("WORKERS > 1 needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    uvicorn.run(
+        "projectvoice.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _create_admin(username: str, email: str, password: str) -> str:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from handlers.auth import _new_tag, find_by_email
+    from models import db
+    from models.tables import User
+    from projectvoice import auth
+
+    db.init()
+    await db.migrate()
+    hashed = await auth.hash_password(password)
+    try:
+        async with db.session() as s:
+            existing = await find_by_email(s, email)
+            if existing is not None:
+                existing.role = "admin"
+                existing.is_active = True
+                existing.password_hash = hashed
+                existing.token_version += 1
+                msg = f"promoted existing user {existing.username} (id {existing.id}) to admin"
+            else:
+                user = User(username=username, email=email.lower(), password_hash=hashed,
+                            role="admin", tag=_new_tag())
+                s.add(user)
+                await s.flush()
+                msg = f"created admin {username} (id {user.id})"
+    except IntegrityError:
+        sys.exit("username already taken by another account")
+    finally:
+        await db.dispose()
+    return msg
+
+
+def _admin(args) -> None:
+    username = args.username or os.environ.get("ADMIN_USERNAME")
+    email = args.email or os.environ.get("ADMIN_EMAIL")
+    password = args.password or os.environ.get("ADMIN_PASSWORD")
+    if not (username and email and password):
+        sys.exit("create-admin needs --username, --email and --password "
+                 "(or ADMIN_USERNAME, ADMIN_EMAIL, ADMIN_PASSWORD)")
+    if not 8 <= len(password) <= 128:
+        sys.exit("password must be 8 to 128 characters")
+    if not 3 <= len(username) <= 32:
+        sys.exit("username must be 3 to 32 characters")
+    print(asyncio.run(_create_admin(username, email, password)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m projectvoice")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="serve the API and Socket.IO (PORT, WORKERS, DATABASE_URL...)").set_defaults(fn=_run)
+    p = sub.add_parser("create-admin", help="create (or promote) a global admin account")
+    p.add_argument("--username")
+    p.add_argument("--email")
+    p.add_argument("--password")
+    p.set_defaults(fn=_admin)
+    args = parser.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The ASGI application: Connexion serving the OpenAPI document under /api, Socket.IO beside it."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import connexion
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import RedirectResponse
+
+from models import db
+from projectvoice import errors, openapi31
+from projectvoice.settings import ROOT, Settings, get_settings
+from realtime import server as realtime_server
+
+SPEC = ROOT / "openapi" / "projectvoice.yaml"
+log = logging.getLogger("projectvoice")
+
+
+def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
+    @asynccontextmanager
+    async def lifespan(_app):
+        settings.resolved_jwt_secret()
+        db.init(settings)
+        await db.migrate()
+        yield
+        await db.dispose()
+
+    openapi31.install()
+    app = connexion.AsyncApp(__name__, specification_dir=str(SPEC.parent), lifespan=lifespan)
+    app.add_api(
+        SPEC.name,
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        resolver_error=501,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "X-Requested-With", "Accept"],
+        allow_credentials=True,
+    )
+    app.add_error_handler(errors.ApiError, errors.handle_api_error)
+    app.add_error_handler(ProblemException, errors.handle_problem)
+    app.add_error_handler(HTTPException, errors.handle_http_exception)
+    app.add_error_handler(Exception, errors.handle_unexpected)
+
+    async def api_docs(_request=None):
+        # The seed promises Swagger UI at /api-docs; Connexion serves it at /api/docs/.
+        return RedirectResponse("/api/docs/", status_code=307)
+
+    app.add_url_rule("/api-docs", "api_docs", api_docs)
+    app.add_url_rule("/api-docs/", "api_docs_slash", api_docs)
+    return app
+
+
+def create_app(settings: Settings | None = None):
+    settings = settings or get_settings()
+    http_app = create_connexion_app(settings)
+    sio = realtime_server.build(settings)
+    return realtime_server.wrap(sio, http_app)

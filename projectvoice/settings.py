@@ -1,0 +1,72 @@
+"""Every setting the server reads from the environment, in one place (listed in the README)."""
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = 5000
+    workers: int = 1
+    # Unset: an SQLite file in DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db
+    database_url: str | None = None
+    data_dir: Path = ROOT / "data"
+    # Unset with SQLite: a random secret created once and kept in DATA_DIR/jwt-secret.
+    jwt_secret: str | None = None
+    jwt_ttl_seconds: int = 7 * 24 * 3600
+    redis_url: str | None = None
+    cors_origins: str = "http://localhost:3000,http://localhost:3001"
+    log_level: str = "info"
+    db_pool_size: int = 10
+    # Seconds a request waits for a database connection before it answers 503.
+    db_timeout: float = 5.0
+    # Tests turn this on: every response is checked against the OpenAPI document.
+    validate_responses: bool = False
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def async_database_url(self) -> str:
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'projectvoice.db'}"
+        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.async_database_url.startswith("sqlite")
+
+    def resolved_jwt_secret(self) -> str:
+        if self.jwt_secret:
+            return self.jwt_secret
+        if not self.is_sqlite:
+            raise RuntimeError(
+                "JWT_SECRET must be set when DATABASE_URL points at PostgreSQL "
+                "(several processes must share one secret)"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

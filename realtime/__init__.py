@@ -1,0 +1,1 @@
+"""Socket.IO: voice signalling and live message events."""

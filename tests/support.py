@@ -1,0 +1,195 @@
+"""Test support: a real server process, a fresh database per run, and an HTTP client."""
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("PV_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("PV_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def backend() -> str:
+    return os.environ.get("PV_TEST_DB", "sqlite")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_pg_database() -> tuple[str, str]:
+    """A fresh PostgreSQL database; returns (name, async url)."""
+    import psycopg
+
+    name = f"pv_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return name, f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception:
+        pass
+
+
+@dataclass
+class Database:
+    url: str
+    pg_name: str | None = None
+
+    @classmethod
+    def fresh(cls, tmp: Path) -> "Database":
+        if backend() == "postgres":
+            name, url = create_pg_database()
+            return cls(url=url, pg_name=name)
+        return cls(url=f"sqlite+aiosqlite:///{tmp / f'pv-{uuid.uuid4().hex[:8]}.db'}")
+
+    def drop(self) -> None:
+        if self.pg_name:
+            drop_pg_database(self.pg_name)
+
+
+@dataclass
+class ServerProcess:
+    """`python -m projectvoice run` on a free port."""
+
+    database: Database
+    data_dir: Path
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    port: int = field(default_factory=free_port)
+    extra_env: dict = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.update({
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "DATABASE_URL": self.database.url,
+            "DATA_DIR": str(self.data_dir),
+            "JWT_SECRET": self.jwt_secret,
+            "LOG_LEVEL": "warning",
+            "VALIDATE_RESPONSES": "1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop("REDIS_URL", None)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, wait: float = 60.0) -> "ServerProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "projectvoice", "run"], cwd=ROOT,
+                                     env=self.env(), stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base}/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+        return self.proc.returncode if self.proc else None
+
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{next(_names)}{secrets.token_hex(3)}"
+
+
+class Api:
+    """httpx against the server under /api, with the small helpers every test needs."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.client = httpx.Client(base_url=f"{base}/api", timeout=30)
+
+    def request(self, method: str, path: str, token: str | None = None, **kw) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        r = self.client.request(method, path, headers=headers, **kw)
+        assert r.status_code != 500, f"{method} {path} -> 500: {r.text}"
+        return r
+
+    def get(self, path, token=None, **kw):
+        return self.request("GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.request("POST", path, token, **kw)
+
+    def put(self, path, token=None, **kw):
+        return self.request("PUT", path, token, **kw)
+
+    def patch(self, path, token=None, **kw):
+        return self.request("PATCH", path, token, **kw)
+
+    def delete(self, path, token=None, **kw):
+        return self.request("DELETE", path, token, **kw)
+
+    def register(self, username: str | None = None, password: str = "password123") -> "Account":
+        username = username or unique("user")
+        email = f"{username.lower()}@example.com"
+        r = self.post("/auth/register", json={"username": username, "email": email, "password": password})
+        assert r.status_code == 201, r.text
+        data = r.json()
+        return Account(token=data["token"], user=data["user"], email=email, password=password)
+
+
+@dataclass
+class Account:
+    token: str
+    user: dict
+    email: str
+    password: str
+
+    @property
+    def id(self) -> int:
+        return self.user["id"]

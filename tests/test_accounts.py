@@ -1,0 +1,191 @@
+"""Accounts through the HTTP API: register, login, me, profiles, account edits, revocation."""
+from __future__ import annotations
+
+import bcrypt
+import pytest
+
+from tests.support import unique
+
+
+def test_seed_register_and_login_example(api):
+    """The seed's "Регистрация и вход" example, as written (with a fresh name)."""
+    name = unique("testuser")
+    r = api.post("/auth/register", json={"username": name, "email": f"{name}@example.com",
+                                         "password": "password123"})
+    assert r.status_code == 201
+    token = r.json()["token"]
+    assert isinstance(token, str) and token
+    r = api.post("/auth/login", json={"email": f"{name}@example.com", "password": "password123"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token"]
+    user = body["user"]
+    for key in ("id", "username", "email", "role", "isActive", "profilePicture", "status", "tag", "createdAt"):
+        assert key in user
+    assert user["username"] == name and user["role"] == "user" and user["isActive"] is True
+
+
+def test_register_rejects_duplicates_case_insensitively(api, alice):
+    r = api.post("/auth/register", json={"username": alice.user["username"].upper(),
+                                         "email": "other-" + alice.email, "password": "password123"})
+    assert r.status_code == 400 and r.json()["code"] == "user_exists"
+    r = api.post("/auth/register", json={"username": unique(), "email": alice.email.upper(),
+                                         "password": "password123"})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": "a@example.com", "password": "password123"}, "username"),
+    ({"username": "ab", "email": "a@example.com", "password": "password123"}, "username"),
+    ({"username": "x" * 33, "email": "a@example.com", "password": "password123"}, "username"),
+    ({"username": "validname", "email": "not-an-email", "password": "password123"}, "email"),
+    ({"username": "validname", "email": "a@example.com", "password": "short"}, "password"),
+    ({"username": "validname", "email": "a@example.com", "password": "p" * 129}, "password"),
+])
+def test_register_validation_names_the_field(api, body, field):
+    r = api.post("/auth/register", json=body)
+    assert r.status_code == 400
+    err = r.json()
+    assert set(err) >= {"error", "code"} and field in err["error"]
+
+
+def test_login_errors(api, alice):
+    r = api.post("/auth/login", json={"email": "nobody-" + alice.email, "password": "password123"})
+    assert r.status_code == 404
+    r = api.post("/auth/login", json={"email": alice.email, "password": "wrong-password"})
+    assert r.status_code == 400
+    assert "unauthorized" not in r.json()["error"].lower()
+
+
+def test_me_requires_a_valid_token(api, alice):
+    assert api.get("/auth/me").status_code == 401
+    assert api.get("/auth/me", token="garbage").status_code == 401
+    assert api.get("/auth/me", token=alice.token + "x").status_code == 401
+    r = api.get("/auth/me", token=alice.token)
+    assert r.status_code == 200 and r.json()["id"] == alice.id and r.json()["email"] == alice.email
+
+
+def test_profile_read_and_update(api, alice, bob):
+    r = api.get("/users/", token=alice.token)
+    assert r.status_code == 200 and r.json()["username"] == alice.user["username"]
+    new_name = unique("renamed")
+    r = api.put("/users/", token=alice.token, json={"name": new_name, "bio": "hello",
+                                                    "profilePicture": "https://example.com/a.png"})
+    assert r.status_code == 200
+    assert r.json()["username"] == new_name and r.json()["bio"] == "hello"
+    r = api.get(f"/users/{alice.id}", token=bob.token)
+    assert r.status_code == 200
+    assert r.json()["name"] == new_name == r.json()["username"]
+    assert "email" not in r.json()
+    assert api.get("/users/999999999", token=bob.token).status_code == 404
+    # Someone else's name is taken.
+    r = api.put("/users/", token=bob.token, json={"username": new_name})
+    assert r.status_code == 400
+
+
+def test_profile_picture_must_be_http(api, alice):
+    r = api.put("/users/", token=alice.token, json={"profilePicture": "javascript:alert(1)"})
+    assert r.status_code == 400
+
+
+def test_account_edit_is_self_only(api, alice, bob):
+    r = api.put(f"/auth/users/{bob.id}", token=alice.token, json={"username": unique()})
+    assert r.status_code == 403
+    assert "unauthorized" not in r.json()["error"].lower()
+    name = unique("acct")
+    r = api.put(f"/auth/users/{alice.id}", token=alice.token, json={"username": name})
+    assert r.status_code == 200 and r.json()["username"] == name
+
+
+def test_password_change_checks_old_and_revokes_other_tokens(api, alice):
+    r = api.put(f"/auth/users/{alice.id}/password", token=alice.token,
+                json={"oldPassword": "wrong-old-pw", "newPassword": "new-password-1"})
+    assert r.status_code == 400
+    r = api.put(f"/auth/users/{alice.id}/password", token=alice.token,
+                json={"oldPassword": alice.password, "newPassword": "new-password-1"})
+    assert r.status_code == 200
+    fresh = r.json()["token"]
+    assert api.get("/auth/me", token=alice.token).status_code == 401
+    assert api.get("/auth/me", token=fresh).status_code == 200
+    assert api.post("/auth/login", json={"email": alice.email, "password": "new-password-1"}).status_code == 200
+    assert api.post("/auth/login", json={"email": alice.email, "password": alice.password}).status_code == 400
+
+
+def test_delete_account_revokes_token(api):
+    acct = api.register()
+    r = api.delete("/users/", token=acct.token)
+    assert r.status_code == 200 and r.json() == {"message": "User deleted successfully"}
+    assert api.get("/auth/me", token=acct.token).status_code == 401
+    assert api.post("/auth/login", json={"email": acct.email, "password": acct.password}).status_code == 404
+
+
+def test_legacy_bcrypt_hash_verifies_and_is_rehashed(api, server):
+    """An account imported from the Node.js original keeps its bcrypt hash until its next login."""
+    acct = api.register()
+    legacy = bcrypt.hashpw(b"legacy-password", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2a$", 1)
+    _set_password_hash(server, acct.id, legacy)
+    r = api.post("/auth/login", json={"email": acct.email, "password": "legacy-password"})
+    assert r.status_code == 200
+    assert _get_password_hash(server, acct.id).startswith("$argon2id$")
+    assert api.post("/auth/login", json={"email": acct.email, "password": "legacy-password"}).status_code == 200
+
+
+def _sync_url(server) -> str:
+    return server.database.url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def _set_password_hash(server, user_id: int, value: str) -> None:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(_sync_url(server))
+    with eng.begin() as c:
+        c.execute(sa.text("UPDATE users SET password_hash = :h WHERE id = :i"), {"h": value, "i": user_id})
+    eng.dispose()
+
+
+def _get_password_hash(server, user_id: int) -> str:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(_sync_url(server))
+    with eng.begin() as c:
+        value = c.execute(sa.text("SELECT password_hash FROM users WHERE id = :i"), {"i": user_id}).scalar()
+    eng.dispose()
+    return value
+
+
+def test_info_test_health(api):
+    r = api.get("/info")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and set(body["styles"]) == {
+        "blurple", "green", "yellow", "fuchsia", "red", "white", "black", "grey", "darkGrey", "darkerGrey"}
+    assert api.get("/test").status_code == 200
+    r = api.get("/health")
+    assert r.status_code == 200 and r.json()["database"] == "ok"
+
+
+def test_errors_have_the_documented_shape(api):
+    r = api.get("/no/such/route")
+    assert r.status_code == 404 and set(r.json()) >= {"error", "code"}
+    r = api.post("/auth/login", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and set(r.json()) >= {"error", "code"}
+
+
+def test_cors_preflight(api):
+    r = api.client.options("/auth/login", headers={
+        "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Content-Type, Authorization"})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
+    r = api.client.options("/auth/login", headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert r.headers.get("access-control-allow-origin") != "http://evil.example"
+
+
+def test_swagger_ui_and_spec_are_served(server):
+    import httpx
+
+    r = httpx.get(f"{server.base}/api-docs", follow_redirects=True)
+    assert r.status_code == 200 and "swagger" in r.text.lower()
+    r = httpx.get(f"{server.base}/api/openapi.json")
+    assert r.status_code == 200 and r.json()["openapi"].startswith("3.1")
