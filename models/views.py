@@ -68,3 +68,70 @@ def user_public(u: User) -> dict[str, Any]:
         "tag": u.tag,
         "status": u.status,
     }
+
+
+# ---------------------------------------------------------------- communities
+
+def channel_view(c) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "type": c.type,
+        "serverId": c.server_id,
+        "description": c.description,
+        "position": c.position,
+        "createdAt": iso(c.created_at),
+        "updatedAt": iso(c.updated_at),
+    }
+
+
+def role_view(r) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "color": r.color,
+        "permissions": str(r.permissions),
+        "position": r.position,
+        "isHoisted": r.is_hoisted,
+        "isMentionable": r.is_mentionable,
+        "isEveryone": r.is_everyone,
+        "serverId": r.server_id,
+    }
+
+
+def member_view(m, user: User, role_ids: list[int]) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "userId": m.user_id,
+        "serverId": m.server_id,
+        "role": m.role,
+        "isMuted": m.is_muted,
+        "isDeafened": m.is_deafened,
+        "joinedAt": iso(m.joined_at),
+        "roleIds": sorted(role_ids),
+        "user": user_public(user),
+    }
+
+
+def server_view(sv) -> dict[str, Any]:
+    return {
+        "id": sv.id,
+        "name": sv.name,
+        "description": sv.description,
+        "icon": sv.icon,
+        "ownerId": sv.owner_id,
+        "isBlocked": sv.is_blocked,
+        "blockReason": sv.block_reason,
+        "createdAt": iso(sv.created_at),
+        "updatedAt": iso(sv.updated_at),
+    }
+
+
+def server_detail_view(sv, channels, members, roles) -> dict[str, Any]:
+    """`members` is a list of (member, user, role_ids)."""
+    return {
+        **server_view(sv),
+        "channels": [channel_view(c) for c in channels],
+        "members": [member_view(m, u, rids) for m, u, rids in members],
+        "roles": [role_view(r) for r in roles],
+    }

@@ -193,3 +193,25 @@ class Account:
     @property
     def id(self) -> int:
         return self.user["id"]
+
+
+def create_server(api: Api, owner: Account, name: str | None = None) -> dict:
+    r = api.post("/servers", owner.token, json={"name": name or unique("server"), "description": "d"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def create_channel(api: Api, owner: Account, server_id: int, type: str = "text", name: str | None = None) -> dict:
+    r = api.post(f"/servers/{server_id}/channels", owner.token, json={"name": name or unique("ch"), "type": type})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def join_server(api: Api, owner: Account, server_id: int, *members: Account) -> None:
+    """Owner invites, each account accepts (needs the invites area)."""
+    r = api.post(f"/invite/{server_id}/invite", owner.token, json={})
+    assert r.status_code == 201, r.text
+    token = r.json()["invite"]["token"]
+    for m in members:
+        r = api.post(f"/invite/invite/{token}/accept", m.token)
+        assert r.status_code == 200, r.text

@@ -1,0 +1,80 @@
+"""Servers (communities): create, list, read, update, delete."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models import audit, db, membership
+from models.permissions import Perm, default_roles, server_access
+from models.tables import Server, ServerMember, utcnow
+from projectvoice.errors import Forbidden
+from realtime import hooks
+
+
+def _clean(value):
+    """Optional text fields: empty strings are stored as null."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+async def create_server(user: int, body: dict):
+    async with db.session() as s:
+        server = Server(name=body["name"].strip() or body["name"], description=_clean(body.get("description")),
+                        icon=_clean(body.get("icon")), owner_id=user)
+        s.add(server)
+        await s.flush()
+        for role in default_roles(server.id):
+            s.add(role)
+        await s.flush()
+        await membership.join(s, server.id, user, role="owner")
+        (detail,) = await membership.server_details(s, [server])
+    return detail, 201
+
+
+async def list_servers(user: int):
+    """Servers the caller belongs to; blocked servers are hidden."""
+    async with db.session() as s:
+        mine = select(ServerMember.server_id).where(ServerMember.user_id == user)
+        res = await s.exec(select(Server).where(Server.id.in_(mine), sa.not_(Server.is_blocked))
+                           .order_by(Server.id))
+        details = await membership.server_details(s, list(res.all()))
+    return details, 200
+
+
+async def get_server(user: int, id: int):
+    async with db.session() as s:
+        access = await server_access(s, user, id)
+        (detail,) = await membership.server_details(s, [access.server])
+    return detail, 200
+
+
+async def update_server(user: int, id: int, body: dict | None = None):
+    body = body or {}
+    async with db.session() as s:
+        access = await server_access(s, user, id, Perm.MANAGE_GUILD)
+        server = access.server
+        if body.get("name") is not None:
+            server.name = body["name"].strip() or body["name"]
+        for field in ("description", "icon"):
+            if field in body:
+                setattr(server, field, _clean(body[field]))
+        server.updated_at = utcnow()
+        s.add(server)
+        await s.flush()
+        (detail,) = await membership.server_details(s, [server])
+    return detail, 200
+
+
+async def delete_server(user: int, id: int):
+    """Owner or ADMINISTRATOR; channels, messages, members, roles, invites and bans go with it
+    (foreign keys cascade inside this one transaction)."""
+    async with db.session() as s:
+        access = await server_access(s, user, id)
+        if not access.is_admin:
+            raise Forbidden("Only the owner or an administrator can delete the server", "missing_permission")
+        audit.record(s, user, "server.delete", "server", id, server_id=id, details={"name": access.server.name})
+        await s.exec(sa.delete(Server).where(Server.id == id))
+    await hooks.server_closed(id)
+    return None, 204

@@ -1,0 +1,113 @@
+"""Joining servers and the coarse member role (member/moderator/admin/owner).
+
+The seed's member `role` field mirrors the default Member/Moderator/Admin/Owner roles (their
+`preset`): setting one replaces the member's preset role, and replacing a member's roles
+recomputes the field from the highest preset role they hold. Loading server details costs a
+fixed number of queries whatever the number of members, channels or roles.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models import views
+from models.permissions import PRESET_RANK
+from models.tables import Ban, Channel, MemberRole, Role, Server, ServerMember, User
+from projectvoice.errors import Forbidden
+
+
+async def preset_roles(s, server_id: int) -> dict[str, Role]:
+    res = await s.exec(select(Role).where(Role.server_id == server_id, Role.preset.is_not(None)))
+    return {r.preset: r for r in res.all()}
+
+
+async def is_banned(s, server_id: int, user_id: int) -> bool:
+    res = await s.exec(select(Ban.id).where(Ban.server_id == server_id, Ban.user_id == user_id))
+    return res.first() is not None
+
+
+async def join(s, server_id: int, user_id: int, role: str = "member") -> ServerMember:
+    """Insert a membership with its preset role. A duplicate raises IntegrityError (the unique
+    (server_id, user_id) constraint), which the caller turns into its own answer."""
+    if await is_banned(s, server_id, user_id):
+        raise Forbidden("This user is banned from the server", "banned")
+    member = ServerMember(server_id=server_id, user_id=user_id, role=role)
+    s.add(member)
+    await s.flush()
+    presets = await preset_roles(s, server_id)
+    if role in presets:
+        s.add(MemberRole(member_id=member.id, role_id=presets[role].id))
+        await s.flush()
+    return member
+
+
+async def set_coarse_role(s, member: ServerMember, role: str) -> None:
+    """Make `role` the member's only preset role; other (custom) roles are kept."""
+    presets = await preset_roles(s, member.server_id)
+    preset_ids = [r.id for r in presets.values()]
+    if preset_ids:
+        await s.exec(sa.delete(MemberRole).where(MemberRole.member_id == member.id,
+                                                 MemberRole.role_id.in_(preset_ids)))
+    if role in presets:
+        s.add(MemberRole(member_id=member.id, role_id=presets[role].id))
+    member.role = role
+    s.add(member)
+    await s.flush()
+
+
+async def recompute_coarse_role(s, member: ServerMember, is_owner: bool) -> None:
+    """After roles were replaced: the field follows the highest preset role held."""
+    if is_owner:
+        member.role = "owner"
+    else:
+        res = await s.exec(select(Role.preset).join(MemberRole, MemberRole.role_id == Role.id)
+                           .where(MemberRole.member_id == member.id, Role.preset.is_not(None)))
+        held = [p for p in res.all() if p != "owner"]
+        member.role = max(held, key=lambda p: PRESET_RANK[p]) if held else "member"
+    s.add(member)
+    await s.flush()
+
+
+async def role_ids_by_member(s, member_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    if member_ids:
+        res = await s.exec(select(MemberRole).where(MemberRole.member_id.in_(member_ids)))
+        for mr in res.all():
+            out[mr.member_id].append(mr.role_id)
+    return out
+
+
+async def members_with_users(s, server_ids: list[int]) -> dict[int, list[tuple]]:
+    """server id -> [(member, user, role_ids)], in join order; two queries in all."""
+    out: dict[int, list[tuple]] = defaultdict(list)
+    if not server_ids:
+        return out
+    res = await s.exec(select(ServerMember, User).join(User, User.id == ServerMember.user_id)
+                       .where(ServerMember.server_id.in_(server_ids))
+                       .order_by(ServerMember.server_id, ServerMember.id))
+    rows = res.all()
+    rids = await role_ids_by_member(s, [m.id for m, _ in rows])
+    for m, u in rows:
+        out[m.server_id].append((m, u, rids.get(m.id, [])))
+    return out
+
+
+async def server_details(s, servers: list[Server]) -> list[dict]:
+    """Full server objects (channels, members, roles) in five queries, whatever their size."""
+    ids = [sv.id for sv in servers]
+    if not ids:
+        return []
+    channels: dict[int, list] = defaultdict(list)
+    res = await s.exec(select(Channel).where(Channel.server_id.in_(ids))
+                       .order_by(Channel.server_id, Channel.position, Channel.id))
+    for c in res.all():
+        channels[c.server_id].append(c)
+    roles: dict[int, list] = defaultdict(list)
+    res = await s.exec(select(Role).where(Role.server_id.in_(ids))
+                       .order_by(Role.server_id, Role.position.desc(), Role.id))
+    for r in res.all():
+        roles[r.server_id].append(r)
+    members = await members_with_users(s, ids)
+    return [views.server_detail_view(sv, channels[sv.id], members[sv.id], roles[sv.id]) for sv in servers]
