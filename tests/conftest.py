@@ -29,3 +29,10 @@ def alice(api):
 @pytest.fixture
 def bob(api):
     return api.register()
+
+
+@pytest.fixture(scope="session")
+def admin(api, server):
+    from tests.support import make_admin
+
+    return make_admin(api, server)

@@ -215,3 +215,15 @@ def join_server(api: Api, owner: Account, server_id: int, *members: Account) -> 
     for m in members:
         r = api.post(f"/invite/invite/{token}/accept", m.token)
         assert r.status_code == 200, r.text
+
+
+def make_admin(api: Api, server: ServerProcess) -> Account:
+    """A global admin, created the only way there is: the create-admin command."""
+    acct = api.register(unique("admin"))
+    r = subprocess.run([sys.executable, "-m", "projectvoice", "create-admin", "--username",
+                        acct.user["username"], "--email", acct.email, "--password", acct.password],
+                       cwd=ROOT, env=server.env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = api.post("/auth/login", json={"email": acct.email, "password": acct.password})
+    assert r.status_code == 200 and r.json()["user"]["role"] == "admin", r.text
+    return Account(token=r.json()["token"], user=r.json()["user"], email=acct.email, password=acct.password)

@@ -189,3 +189,8 @@ def test_swagger_ui_and_spec_are_served(server):
     assert r.status_code == 200 and "swagger" in r.text.lower()
     r = httpx.get(f"{server.base}/api/openapi.json")
     assert r.status_code == 200 and r.json()["openapi"].startswith("3.1")
+
+
+def test_create_admin_command(admin, api):
+    r = api.get("/auth/me", admin.token)
+    assert r.status_code == 200 and r.json()["role"] == "admin"
