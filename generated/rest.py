@@ -293,14 +293,14 @@ class ChannelCreate(BaseModel):
     name: str = Field(..., max_length=100, min_length=1)
     type: ChannelType | None = 'text'
     description: str | None = Field(None, max_length=1000)
-    position: int | None = Field(None, ge=0)
+    position: int | None = Field(None, ge=0, le=1000)
 
 
 class ChannelUpdate(BaseModel):
     name: str | None = Field(None, max_length=100, min_length=1)
     type: ChannelType | None = None
     description: str | None = Field(None, max_length=1000)
-    position: int | None = Field(None, ge=0)
+    position: int | None = Field(None, ge=0, le=1000)
 
 
 class MessageAuthor(BaseModel):
@@ -349,7 +349,7 @@ class MessageCreate(BaseModel):
         max_length=2000,
         min_length=1,
     )
-    channelId: int = Field(..., ge=1)
+    channelId: int = Field(..., ge=1, le=2147483647)
 
 
 class MessageUpdate(BaseModel):
@@ -382,7 +382,7 @@ class Member(BaseModel):
 
 
 class MemberAdd(BaseModel):
-    userId: int = Field(..., ge=1)
+    userId: int = Field(..., ge=1, le=2147483647)
     role: AssignableMemberRole | None = 'member'
 
 
@@ -391,7 +391,7 @@ class MemberRoleUpdate(BaseModel):
 
 
 class RoleId(RootModel[int]):
-    root: int = Field(..., ge=1)
+    root: int = Field(..., ge=1, le=2147483647)
 
 
 class MemberRolesReplace(BaseModel):
@@ -480,7 +480,7 @@ class RoleCreate(BaseModel):
     name: str = Field(..., max_length=100, min_length=1)
     color: str | None = Field(None, pattern='^#[0-9A-Fa-f]{6}$')
     permissions: PermissionsInput | None = None
-    position: int | None = Field(None, ge=1)
+    position: int | None = Field(None, ge=1, le=1000)
     isHoisted: bool | None = None
     isMentionable: bool | None = None
 
@@ -489,7 +489,7 @@ class RoleUpdate(BaseModel):
     name: str | None = Field(None, max_length=100, min_length=1)
     color: str | None = Field(None, pattern='^#[0-9A-Fa-f]{6}$')
     permissions: PermissionsInput | None = None
-    position: int | None = Field(None, ge=1)
+    position: int | None = Field(None, ge=1, le=1000)
     isHoisted: bool | None = None
     isMentionable: bool | None = None
 

@@ -110,8 +110,16 @@ async def handle_http_exception(_request: ConnexionRequest, exc: HTTPException) 
 
 
 async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    from sqlalchemy.exc import DataError
+
     from models.db import is_database_unavailable
 
+    # Input the validators let through but nothing can use: bytes that are not UTF-8 JSON,
+    # numbers beyond what the database stores.
+    if isinstance(exc, UnicodeDecodeError):
+        return error_response(400, "Request body is not valid UTF-8 JSON", "invalid_body")
+    if isinstance(exc, (OverflowError, DataError)):
+        return error_response(400, "A value is out of range", "out_of_range")
     if is_database_unavailable(exc):
         log.warning("database unavailable: %r", exc)
         return error_response(503, "Database unavailable, try again shortly", "database_unavailable",
