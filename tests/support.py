@@ -157,7 +157,20 @@ class Api:
             headers["Authorization"] = f"Bearer {token}"
         r = self.client.request(method, path, headers=headers, **kw)
         assert r.status_code != 500, f"{method} {path} -> 500: {r.text}"
+        self.check_contract(r)
         return r
+
+    @staticmethod
+    def check_contract(r: httpx.Response) -> None:
+        """Every response must be one the OpenAPI document promises (tests/contract.py)."""
+        from tests.contract import contract
+
+        try:
+            body = r.json() if r.content else None
+        except ValueError:
+            body = r.content
+        contract().check(r.request.method, r.request.url.path, r.status_code,
+                         r.headers.get("content-type", ""), body)
 
     def get(self, path, token=None, **kw):
         return self.request("GET", path, token, **kw)
