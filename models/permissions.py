@@ -150,7 +150,7 @@ class Access:
             raise Forbidden(f"You cannot grant permissions you do not have: {bit_names(missing)}",
                             "permission_escalation")
 
-    def require_outranks(self, target: "Access") -> None:
+    def require_outranks(self, target: Access) -> None:
         if target.is_owner or (not self.is_owner and target.top_position >= self.top_position):
             raise Forbidden("You cannot act on a member whose highest role is at or above yours",
                             "member_hierarchy")

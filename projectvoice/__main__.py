@@ -31,7 +31,6 @@ def _run(_args) -> None:
 
 
 async def _create_admin(username: str, email: str, password: str) -> str:
-    import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError
 
     from handlers.auth import _new_tag, find_by_email

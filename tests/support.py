@@ -57,7 +57,7 @@ class Database:
     pg_name: str | None = None
 
     @classmethod
-    def fresh(cls, tmp: Path) -> "Database":
+    def fresh(cls, tmp: Path) -> Database:
         if backend() == "postgres":
             name, url = create_pg_database()
             return cls(url=url, pg_name=name)
@@ -99,7 +99,7 @@ class ServerProcess:
         env.update(self.extra_env)
         return env
 
-    def start(self, wait: float = 60.0) -> "ServerProcess":
+    def start(self, wait: float = 60.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}.log"
         self._log = open(self.log_path, "wb")
@@ -187,7 +187,7 @@ class Api:
     def delete(self, path, token=None, **kw):
         return self.request("DELETE", path, token, **kw)
 
-    def register(self, username: str | None = None, password: str = "password123") -> "Account":
+    def register(self, username: str | None = None, password: str = "password123") -> Account:
         username = username or unique("user")
         email = f"{username.lower()}@example.com"
         r = self.post("/auth/register", json={"username": username, "email": email, "password": password})

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from tests.support import ROOT
 from tests.test_specs import PENDING_AREAS
