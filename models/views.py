@@ -135,3 +135,63 @@ def server_detail_view(sv, channels, members, roles) -> dict[str, Any]:
         "members": [member_view(m, u, rids) for m, u, rids in members],
         "roles": [role_view(r) for r in roles],
     }
+
+
+# ---------------------------------------------------------------- friends and admin (issue 5)
+
+def friend_request_view(f, other: User) -> dict[str, Any]:
+    """A pending request as listed by GET /friends/requests; `user` is the other party."""
+    return {"id": f.id, "user": user_public(other), "createdAt": iso(f.created_at)}
+
+
+def friendship_record(f) -> dict[str, Any]:
+    return {"id": f.id, "userId": f.user_id, "friendId": f.friend_id, "status": f.status}
+
+
+def page_view(key: str, items: list, total: int, page: int, limit: int) -> dict[str, Any]:
+    return {key: items, "total": total, "page": page, "limit": limit,
+            "totalPages": (total + limit - 1) // limit}
+
+
+def admin_user_view(u: User) -> dict[str, Any]:
+    """The admin panel's user: the account fields with email (never the password hash)."""
+    return user_private(u)
+
+
+def admin_server_view(sv, member_count: int) -> dict[str, Any]:
+    return {**server_view(sv), "memberCount": member_count}
+
+
+def admin_server_detail_view(detail: dict[str, Any]) -> dict[str, Any]:
+    """A server_detail_view dict plus its member count."""
+    return {**detail, "memberCount": len(detail["members"])}
+
+
+def admin_stats_view(users: dict, servers: dict, channels: dict, messages: dict) -> dict[str, Any]:
+    return {
+        "users": {"total": users["total"], "active": users["active"], "blocked": users["blocked"],
+                  "byRole": {r: users["byRole"].get(r, 0) for r in ("admin", "moderator", "user")}},
+        "servers": {k: servers[k] for k in ("total", "active", "blocked", "withChannels")},
+        "channels": {k: channels[k] for k in ("total", "text", "voice")},
+        "messages": {k: messages[k] for k in ("total", "today")},
+    }
+
+
+def audit_entry_view(e, actor: User | None) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "actorId": e.actor_id,
+        "actor": {"id": actor.id, "username": actor.username} if actor is not None else None,
+        "action": e.action,
+        "targetType": e.target_type,
+        "targetId": e.target_id,
+        "serverId": e.server_id,
+        "details": e.details,
+        "createdAt": iso(e.created_at),
+    }
+
+
+def admin_logs_view(system: str, errors: str, access: str, entries: list, total: int, page: int,
+                    limit: int) -> dict[str, Any]:
+    return {"system": system, "errors": errors, "access": access,
+            **page_view("entries", entries, total, page, limit)}
