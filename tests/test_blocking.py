@@ -1,0 +1,168 @@
+"""Account and server blocking hold everywhere, and unblocking restores them (through HTTP)."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.support import create_channel, create_server, join_server
+
+
+def _has(area: str) -> bool:
+    return importlib.util.find_spec(f"handlers.{area}") is not None
+
+
+def _login(api, acct):
+    return api.post("/auth/login", json={"email": acct.email, "password": acct.password})
+
+
+def _no_logout_words(r):
+    text = r.json()["error"].lower()
+    for word in ("unauthorized", "invalid token", "token expired"):
+        assert word not in text
+
+
+def test_blocked_account_token_fails_next_request_and_login_is_403(api, admin, alice, bob):
+    second = _login(api, alice).json()["token"]  # another session of the same account
+    assert api.get("/auth/me", alice.token).status_code == 200
+    r = api.put(f"/admin/users/{alice.id}", admin.token, json={"isActive": False})
+    assert r.status_code == 200 and r.json()["isActive"] is False
+    # Every token of the account stops working on the very next request.
+    for token in (alice.token, second):
+        assert api.get("/auth/me", token).status_code == 401
+        assert api.get("/servers", token).status_code == 401
+        assert api.get("/friends", token).status_code == 401
+    # Login: a 403 with a clear message (not a "log me out" 401).
+    r = _login(api, alice)
+    assert r.status_code == 403
+    assert r.json() == {"error": "This account is blocked", "code": "account_blocked"}
+    # Other accounts are unaffected.
+    assert api.get("/auth/me", bob.token).status_code == 200
+
+    # Unblocking restores the account: login works and the new token is accepted.
+    r = api.put(f"/admin/users/{alice.id}", admin.token, json={"isActive": True})
+    assert r.status_code == 200 and r.json()["isActive"] is True
+    r = _login(api, alice)
+    assert r.status_code == 200
+    fresh = r.json()["token"]
+    assert api.get("/auth/me", fresh).json()["id"] == alice.id
+    # Tokens from before the block stay revoked.
+    assert api.get("/auth/me", alice.token).status_code == 401
+
+    entries = api.get("/admin/logs", admin.token, params={"action": "user.update"}).json()["entries"]
+    mine = [e for e in entries if e["targetId"] == alice.id]
+    assert [e["details"]["isActive"] for e in mine[:2]] == [[False, True], [True, False]]
+
+
+def test_blocked_moderator_loses_admin_access(api, admin):
+    mod = api.register()
+    assert api.put(f"/admin/users/{mod.id}", admin.token, json={"role": "moderator"}).status_code == 200
+    assert api.get("/admin/users", mod.token).status_code == 200
+    assert api.put(f"/admin/users/{mod.id}", admin.token, json={"isActive": False}).status_code == 200
+    assert api.get("/admin/users", mod.token).status_code == 401
+
+
+def _assert_refused(r):
+    assert r.status_code == 403, r.text
+    assert r.json()["code"] == "server_blocked"
+    _no_logout_words(r)
+
+
+def test_blocked_server_refuses_its_members_and_unblock_restores(api, admin, alice):
+    server = create_server(api, alice)
+    sid = server["id"]
+    text = create_channel(api, alice, sid, "text")
+    voice = create_channel(api, alice, sid, "voice")
+    r = api.post(f"/admin/servers/{sid}/block", admin.token, json={"reason": "Spam server"})
+    assert r.status_code == 200 and r.json()["isBlocked"] is True
+
+    assert sid not in [s["id"] for s in api.get("/servers", alice.token).json()]
+    r = api.get(f"/servers/{sid}", alice.token)
+    _assert_refused(r)
+    assert "Spam server" in r.json()["error"]
+    _assert_refused(api.get(f"/servers/{sid}/channels", alice.token))
+    _assert_refused(api.get(f"/servers/{sid}/channels/{text['id']}", alice.token))
+    _assert_refused(api.get(f"/servers/{sid}/channels/{voice['id']}", alice.token))
+    _assert_refused(api.put(f"/servers/{sid}", alice.token, json={"name": "renamed"}))
+    _assert_refused(api.post(f"/servers/{sid}/channels", alice.token, json={"name": "more", "type": "text"}))
+    _assert_refused(api.put(f"/servers/{sid}/channels/{text['id']}", alice.token, json={"name": "x"}))
+    _assert_refused(api.delete(f"/servers/{sid}/channels/{text['id']}", alice.token))
+    _assert_refused(api.delete(f"/servers/{sid}", alice.token))
+    if _has("messages"):
+        _assert_refused(api.get("/messages", alice.token, params={"channelId": text["id"]}))
+        _assert_refused(api.post("/messages", alice.token, json={"channelId": text["id"], "content": "hi"}))
+    if _has("members"):
+        _assert_refused(api.get(f"/serverMembers/{sid}/members", alice.token))
+    if _has("roles"):
+        _assert_refused(api.get(f"/servers/{sid}/roles", alice.token))
+    if _has("invites"):
+        _assert_refused(api.post(f"/invite/{sid}/invite", alice.token, json={}))
+    # Admin routes still see it.
+    detail = api.get(f"/admin/servers/{sid}", admin.token).json()
+    assert detail["isBlocked"] is True and detail["blockReason"] == "Spam server"
+    assert [c["id"] for c in detail["channels"]] == [text["id"], voice["id"]]
+
+    r = api.post(f"/admin/servers/{sid}/unblock", admin.token)
+    assert r.status_code == 200 and r.json()["isBlocked"] is False and r.json()["blockReason"] is None
+    assert sid in [s["id"] for s in api.get("/servers", alice.token).json()]
+    r = api.get(f"/servers/{sid}", alice.token)
+    assert r.status_code == 200 and r.json()["isBlocked"] is False
+    assert [c["id"] for c in api.get(f"/servers/{sid}/channels", alice.token).json()] == [text["id"], voice["id"]]
+    assert api.get(f"/servers/{sid}/channels/{text['id']}", alice.token).status_code == 200
+    if _has("messages"):
+        assert api.get("/messages", alice.token, params={"channelId": text["id"]}).status_code == 200
+
+    entries = api.get("/admin/logs", admin.token, params={"actorId": admin.id}).json()["entries"]
+    mine = [(e["action"], e["details"]) for e in entries if e["targetType"] == "server" and e["targetId"] == sid]
+    assert mine[:2] == [("server.unblock", {"previousReason": "Spam server"}),
+                        ("server.block", {"reason": "Spam server"})]
+
+
+def test_blocked_server_non_member_still_403_and_unknown_404(api, admin, alice, bob):
+    server = create_server(api, alice)
+    assert api.post(f"/admin/servers/{server['id']}/block", admin.token, json={"reason": "nope"}).status_code == 200
+    r = api.get(f"/servers/{server['id']}", bob.token)
+    assert r.status_code == 403 and r.json()["code"] == "not_a_member"
+    assert api.get("/servers/2147483647", bob.token).status_code == 404
+
+
+@pytest.mark.skipif(not (_has("invites") and _has("members")), reason="needs the invites and members areas")
+def test_blocked_server_member_can_leave(api, admin, alice, bob):
+    server = create_server(api, alice)
+    sid = server["id"]
+    join_server(api, alice, sid, bob)
+    me = api.get(f"/serverMembers/{sid}/members/me", bob.token)
+    assert me.status_code == 200
+    member_id = me.json()["id"]
+    assert api.post(f"/admin/servers/{sid}/block", admin.token, json={"reason": "blocked"}).status_code == 200
+    _assert_refused(api.get(f"/servers/{sid}", bob.token))
+    _assert_refused(api.get(f"/servers/{sid}/channels", bob.token))
+    r = api.delete(f"/serverMembers/{sid}/members/{member_id}", bob.token)
+    assert r.status_code in (200, 204), r.text
+    r = api.get(f"/servers/{sid}", bob.token)
+    assert r.status_code == 403 and r.json()["code"] == "not_a_member"
+    assert api.post(f"/admin/servers/{sid}/unblock", admin.token).status_code == 200
+    assert api.get(f"/admin/servers/{sid}", admin.token).json()["memberCount"] == 1
+
+
+@pytest.mark.skipif(not _has("invites"), reason="needs the invites area")
+def test_invites_to_blocked_server_fail(api, admin, alice, bob):
+    server = create_server(api, alice)
+    sid = server["id"]
+    r = api.post(f"/invite/{sid}/invite", alice.token, json={})
+    assert r.status_code == 201
+    token = r.json()["invite"]["token"]
+    assert api.post(f"/admin/servers/{sid}/block", admin.token, json={"reason": "blocked"}).status_code == 200
+    r = api.post(f"/invite/invite/{token}/accept", bob.token)
+    assert r.status_code == 403, r.text
+    _no_logout_words(r)
+    assert api.post(f"/admin/servers/{sid}/unblock", admin.token).status_code == 200
+    assert api.post(f"/invite/invite/{token}/accept", bob.token).status_code == 200
+
+
+def test_deleted_account_token_fails(api, admin):
+    victim = api.register()
+    assert api.get("/auth/me", victim.token).status_code == 200
+    assert api.delete(f"/admin/users/{victim.id}", admin.token).status_code == 204
+    assert api.get("/auth/me", victim.token).status_code == 401
+    assert api.get("/friends", victim.token).status_code == 401
