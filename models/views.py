@@ -195,3 +195,33 @@ def admin_logs_view(system: str, errors: str, access: str, entries: list, total:
                     limit: int) -> dict[str, Any]:
     return {"system": system, "errors": errors, "access": access,
             **page_view("entries", entries, total, page, limit)}
+
+
+# ---------------------------------------------------------------- invites
+
+def invite_preview_view(i) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "token": i.token,
+        "serverId": i.server_id,
+        "maxUses": i.max_uses,
+        "uses": i.uses,
+        "expiresAt": iso(i.expires_at),
+        "createdAt": iso(i.created_at),
+    }
+
+
+def invite_view(i) -> dict[str, Any]:
+    return {**invite_preview_view(i), "createdBy": i.created_by}
+
+
+def invite_info_view(i, server) -> dict[str, Any]:
+    """`{invite, server}` as the seed shows, plus the flat fields the desktop client reads."""
+    return {
+        "invite": invite_preview_view(i),
+        "server": {"id": server.id, "name": server.name, "description": server.description, "icon": server.icon},
+        "serverId": i.server_id,
+        "uses": i.uses,
+        "maxUses": i.max_uses,
+        "expiresAt": iso(i.expires_at),
+    }

@@ -1,0 +1,139 @@
+"""Invites: create, preview (public), accept (atomic), list, delete."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models import db, membership, views
+from models.permissions import Perm, server_access
+from models.tables import Invite, Server, ServerMember, utcnow
+from projectvoice.errors import BadRequest, Forbidden, NotFound
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise BadRequest(f"{field} must be an ISO 8601 date-time", "validation_error")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _unusable_reason(invite: Invite) -> str | None:
+    expires = _aware(invite.expires_at)
+    if expires is not None and expires <= utcnow():
+        return "This invite has expired"
+    if invite.max_uses is not None and invite.uses >= invite.max_uses:
+        return "This invite has reached its maximum number of uses"
+    return None
+
+
+async def _invite_by_token(s, token: str) -> Invite:
+    res = await s.exec(select(Invite).where(Invite.token == token))
+    invite = res.first()
+    if invite is None:
+        raise NotFound("Invite not found", "invite_not_found")
+    return invite
+
+
+async def create_invite(user: int, serverId: int, body: dict | None = None):
+    body = body or {}
+    expires_at = None
+    if body.get("expiresAt"):
+        expires_at = parse_instant(body["expiresAt"], "expiresAt")
+        if expires_at <= utcnow():
+            raise BadRequest("expiresAt must be in the future", "validation_error")
+    max_uses = body.get("maxUses") or None  # 0 or null: unlimited
+    async with db.session() as s:
+        await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
+        invite = Invite(token=str(uuid.uuid4()), server_id=serverId, created_by=user,
+                        max_uses=max_uses, expires_at=expires_at)
+        s.add(invite)
+        await s.flush()
+        return {"invite": views.invite_view(invite)}, 201
+
+
+async def list_invites(user: int, serverId: int):
+    async with db.session() as s:
+        await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
+        res = await s.exec(select(Invite).where(Invite.server_id == serverId).order_by(Invite.id))
+        return [views.invite_view(i) for i in res.all()], 200
+
+
+async def get_invite(token: str):
+    """Public preview. Unknown token 404; expired or used up 400; blocked server 403."""
+    async with db.session() as s:
+        invite = await _invite_by_token(s, token)
+        server = await s.get(Server, invite.server_id)
+    if server.is_blocked:
+        raise Forbidden("The server of this invite is blocked", "server_blocked")
+    reason = _unusable_reason(invite)
+    if reason:
+        raise BadRequest(reason, "invite_unusable")
+    return views.invite_info_view(invite, server), 200
+
+
+class _AlreadyMember(Exception):
+    pass
+
+
+async def accept_invite(user: int, token: str, body: dict | None = None):
+    """Exactly `maxUses` accepts succeed however many arrive at once: the use is taken by one
+    conditional UPDATE, and the membership insert in the same transaction is guarded by the
+    unique (server, user) constraint; a failed insert rolls the use back."""
+    server_id = None
+    try:
+        async with db.session() as s:
+            invite = await _invite_by_token(s, token)
+            server_id = invite.server_id
+            server = await s.get(Server, server_id)
+            if server.is_blocked:
+                raise Forbidden("The server of this invite is blocked", "server_blocked")
+            res = await s.exec(select(ServerMember.id).where(ServerMember.server_id == server.id,
+                                                             ServerMember.user_id == user))
+            if res.first() is not None:
+                raise _AlreadyMember()
+            if await membership.is_banned(s, server.id, user):
+                raise Forbidden("You are banned from this server", "banned")
+            now = utcnow()
+            taken = await s.exec(
+                sa.update(Invite)
+                .where(Invite.id == invite.id,
+                       sa.or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
+                       sa.or_(Invite.expires_at.is_(None), Invite.expires_at > now))
+                .values(uses=Invite.uses + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:
+                raise BadRequest(_unusable_reason(invite) or "This invite can no longer be used",
+                                 "invite_unusable")
+            try:
+                await membership.join(s, server.id, user)
+            except IntegrityError:
+                raise _AlreadyMember()
+    except _AlreadyMember:
+        return {"message": "Already a member of this server", "serverId": server_id}, 200
+    return {"message": "User added to server", "serverId": server_id}, 200
+
+
+async def delete_invite(user: int, inviteId: int):
+    async with db.session() as s:
+        invite = await s.get(Invite, inviteId)
+        if invite is None:
+            raise NotFound("Invite not found", "invite_not_found")
+        await server_access(s, user, invite.server_id, Perm.MANAGE_GUILD)
+        await s.delete(invite)
+    return None, 204
+
+
