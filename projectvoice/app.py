@@ -13,7 +13,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
 from models import db
-from projectvoice import errors, openapi31
+from projectvoice import errors, observability, openapi31
+from projectvoice.middleware import LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
 
@@ -26,8 +27,11 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     async def lifespan(_app):
         settings.resolved_jwt_secret()
         db.init(settings)
+        observability.instrument_engine(db.engine())
         await db.migrate()
+        await realtime_server.startup()
         yield
+        await realtime_server.shutdown()
         await db.dispose()
 
     openapi31.install()
@@ -47,6 +51,8 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         allow_headers=["Content-Type", "Authorization", "X-Requested-With", "Accept"],
         allow_credentials=True,
     )
+    # Body size and rate limits, inside CORS and the error handlers (413/429 keep CORS headers).
+    app.add_middleware(LimitsMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings)
     app.add_error_handler(errors.ApiError, errors.handle_api_error)
     app.add_error_handler(ProblemException, errors.handle_problem)
     app.add_error_handler(HTTPException, errors.handle_http_exception)
@@ -63,6 +69,9 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
 
 def create_app(settings: Settings | None = None):
     settings = settings or get_settings()
+    observability.setup_logging(settings)
     http_app = create_connexion_app(settings)
+    # Request ids, access log and metrics around everything HTTP (GET /metrics served here).
+    http_app = observability.ObservabilityMiddleware(http_app, settings, observability.route_templates(SPEC))
     sio = realtime_server.build(settings)
     return realtime_server.wrap(sio, http_app)

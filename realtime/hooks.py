@@ -1,30 +1,54 @@
 """What the REST side tells the realtime side after a database commit.
 
 Handlers call these after their transaction has committed; each one is safe to call when no
-Socket.IO server is running (tests of the REST side alone, command-line tools).
+Socket.IO server is running (tests of the REST side alone, command-line tools), and none of them
+raises: a realtime failure is logged and never turns a committed REST call into an error.
 """
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger("projectvoice.realtime")
+
+
+async def _call(name: str, *args) -> None:
+    from realtime import server
+
+    rt = server.current()
+    if rt is None:
+        return
+    try:
+        await getattr(rt, name)(*args)
+    except Exception:
+        log.exception("realtime hook %s%r failed", name, args)
+
 
 async def user_gone(user_id: int) -> None:
-    """An account was deleted or blocked: drop its sockets from voice rooms."""
+    """An account was deleted or blocked: drop its sockets from voice rooms and disconnect them."""
+    await _call("user_gone", user_id)
 
 
 async def member_removed(server_id: int, user_id: int) -> None:
-    """A member was kicked, banned or left: drop their sockets from the server's voice rooms."""
+    """A member was kicked, banned or left: drop their sockets from the server's voice rooms
+    and from its channels' live message events."""
+    await _call("member_removed", server_id, user_id)
 
 
 async def server_closed(server_id: int) -> None:
     """A server was blocked or deleted: empty its voice rooms."""
+    await _call("server_closed", server_id)
 
 
 async def channel_deleted(channel_id: int) -> None:
     """A channel was deleted: empty its voice room."""
+    await _call("channel_deleted", channel_id)
 
 
 async def message_event(event: str, channel_id: int, payload: dict) -> None:
     """message-created / message-updated / message-deleted for a text channel's subscribers."""
+    await _call("message_event", event, channel_id, payload)
 
 
 async def voice_state_changed(server_id: int, user_id: int, is_muted: bool, is_deafened: bool) -> None:
     """A server mute/deafen: force the member's mic state in their voice room."""
+    await _call("voice_state_changed", server_id, user_id, is_muted, is_deafened)

@@ -1,25 +1,61 @@
 """The Socket.IO server, served at engine.io path /socket (namespace /) and at the default path
-/socket.io (namespace /socket), with identical handlers."""
+/socket.io (namespace /socket), with identical handlers (realtime/voice.py).
+
+Without REDIS_URL one process keeps voice rooms in memory; with it, python-socketio's Redis
+manager carries emits between processes and participants live in Redis (realtime/store.py).
+"""
 from __future__ import annotations
+
+import logging
+import os
 
 import socketio
 
 from projectvoice.settings import Settings
+from realtime.store import MemoryStore, RedisStore
+from realtime.voice import NAMESPACES, Realtime
 
-NAMESPACES = ("/", "/socket")
+__all__ = ["NAMESPACES", "build", "wrap", "current", "startup", "shutdown"]
+
+log = logging.getLogger("projectvoice.realtime")
+_current: Realtime | None = None
+
+
+def current() -> Realtime | None:
+    return _current
 
 
 def build(settings: Settings) -> socketio.AsyncServer:
+    global _current
+    # Seconds between participant heartbeats in Redis; participants of a process that stops
+    # renewing vanish after three missed beats.
+    heartbeat = float(os.environ.get("VOICE_HEARTBEAT_SECONDS", "5"))
     manager = None
     if settings.redis_url:
         manager = socketio.AsyncRedisManager(settings.redis_url)
+        store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
+    else:
+        store = MemoryStore()
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins=settings.cors_origin_list,
         max_http_buffer_size=1_000_000,
+        # One client's events run one after the other: a sender's signals keep their order.
+        async_handlers=False,
     )
+    _current = Realtime(sio, store, heartbeat=heartbeat)
     return sio
+
+
+async def startup() -> None:
+    if _current is not None:
+        await _current.start()
+
+
+async def shutdown() -> None:
+    if _current is not None:
+        await _current.stop()
 
 
 def wrap(sio: socketio.AsyncServer, http_app) -> socketio.ASGIApp:

@@ -1,0 +1,431 @@
+"""Socket.IO event handlers: voice rooms, WebRTC signalling, mic state, live message events.
+
+The contract is asyncapi/projectvoice.yaml. Every handler is registered on both namespaces
+("/" under engine.io path /socket, "/socket" under /socket.io) and behaves identically.
+
+Events of one client are handled one after the other (async_handlers=False in server.py), so a
+sender's signals are relayed in the order they were sent. Room membership is decided by the
+participant store (memory or Redis), never by what a client claims.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+import socketio
+from sqlmodel import select
+
+from models import db
+from models.permissions import Perm, channel_access
+from models.tables import Channel, ServerMember, User
+from projectvoice import auth
+from projectvoice.errors import ApiError
+
+log = logging.getLogger("projectvoice.realtime")
+
+NAMESPACES = ("/", "/socket")
+MAX_SIGNAL_BYTES = 64 * 1024
+MAX_ID = 2**31 - 1
+SIGNAL_TYPES = ("offer", "answer", "candidate")
+_ROOM_RE = re.compile(r"^(?:channel-)?([0-9]{1,10})$")
+
+
+class EventError(Exception):
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class Sock:
+    ns: str
+    handshake_token: str | None
+    user_id: int | None = None
+    texts: set[int] = field(default_factory=set)
+
+
+def voice_room(cid: int) -> str:
+    return f"voice:{cid}"
+
+
+def text_room(cid: int) -> str:
+    return f"text:{cid}"
+
+
+def parse_channel_id(value, what: str = "roomId") -> int:
+    """A channel id from a number, a numeric string or "channel-<id>"."""
+    if isinstance(value, bool):
+        raise EventError(f"{what} must be a channel id", "invalid_room_id")
+    if isinstance(value, int):
+        cid = value
+    elif isinstance(value, float) and value.is_integer():
+        cid = int(value)
+    elif isinstance(value, str) and (m := _ROOM_RE.match(value.strip())):
+        cid = int(m.group(1))
+    else:
+        raise EventError(f"{what} must be a channel id (a number, a numeric string or \"channel-<id>\")",
+                         "invalid_room_id")
+    if cid < 1 or cid > MAX_ID:
+        raise EventError("Voice channel not found", "channel_not_found")
+    return cid
+
+
+def _handler(fn):
+    """Run an event handler; EventError and permission failures become an `error` event."""
+
+    async def wrapper(self, sid, *args):
+        sock = self.socks.get(sid)
+        if sock is None:
+            return None
+        try:
+            return await fn(self, sid, sock, *args)
+        except EventError as e:
+            await self._error(sid, sock.ns, e.message, e.code)
+        except ApiError as e:
+            await self._error(sid, sock.ns, e.message, e.code)
+        except Exception:
+            log.exception("socket event failed")
+            await self._error(sid, sock.ns, "The server could not handle this event", "internal_error")
+        return None
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+class Realtime:
+    def __init__(self, sio: socketio.AsyncServer, store, heartbeat: float = 5.0):
+        self.sio = sio
+        self.store = store
+        self.heartbeat = heartbeat
+        self.socks: dict[str, Sock] = {}
+        self._task: asyncio.Task | None = None
+        for ns in NAMESPACES:
+            sio.on("connect", self._connect_handler(ns), namespace=ns)
+            sio.on("disconnect", self.on_disconnect, namespace=ns)
+            sio.on("join-room", self.on_join_room, namespace=ns)
+            sio.on("leave-room", self.on_leave_room, namespace=ns)
+            sio.on("signal", self.on_signal, namespace=ns)
+            sio.on("toggle-mic", self.on_toggle_mic, namespace=ns)
+            sio.on("subscribe-channel", self.on_subscribe, namespace=ns)
+            sio.on("unsubscribe-channel", self.on_unsubscribe, namespace=ns)
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.start()
+        if self._task is None and hasattr(self.store, "r"):
+            self._task = asyncio.create_task(self._renew_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        await self.store.stop()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            try:
+                await self.store.renew(list(self.socks))
+                for e in await self.store.sweep():
+                    log.info("voice: dropped %s of a stopped process from room %s", e["sid"], e["cid"])
+                    await self._broadcast(e["cid"], "user-disconnected", e["sid"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("voice: participant renewal failed")
+            await asyncio.sleep(self.heartbeat)
+
+    # helpers -----------------------------------------------------------------------------
+    async def _error(self, sid: str, ns: str, message: str, code: str) -> None:
+        await self.sio.emit("error", {"message": message, "code": code}, to=sid, namespace=ns)
+
+    async def _broadcast(self, cid: int, event: str, data, skip_sid: str | None = None) -> None:
+        for ns in NAMESPACES:
+            await self.sio.emit(event, data, room=voice_room(cid), namespace=ns, skip_sid=skip_sid)
+
+    async def _identify(self, sid: str, ns: str, token) -> User:
+        """The caller's user id: the event's token argument, else the handshake token."""
+        sock = self.socks.get(sid)
+        if token is not None and not isinstance(token, str):
+            raise EventError("token must be a string", "invalid_argument")
+        user = None
+        for candidate in (token, sock.handshake_token if sock else None):
+            if candidate:
+                user = await auth.user_for_token(candidate)
+                if user is not None:
+                    break
+        if user is None:
+            raise EventError("Sign in to join voice rooms and channels: no valid session token was given",
+                             "authentication_required")
+        if sock is not None and sock.user_id != user.id:
+            if sock.user_id is not None:
+                await self.store.remove_user_sock(sock.user_id, ns, sid)
+            sock.user_id = user.id
+            await self.store.add_user_sock(user.id, ns, sid)
+        return user
+
+    def _connected(self, sid: str, ns: str) -> bool:
+        return sid in self.socks and self.sio.manager.is_connected(sid, ns)
+
+    async def _leave(self, sid: str, ns: str, cid: int | None = None) -> dict | None:
+        entry = await self.store.leave(sid, cid)
+        if entry is None:
+            return None
+        await self.sio.leave_room(sid, voice_room(entry["cid"]), namespace=entry["ns"])
+        await self._broadcast(entry["cid"], "user-disconnected", sid)
+        return entry
+
+    async def evict(self, entry: dict, message: str, code: str) -> None:
+        """Remove a participant the server no longer allows in its room (any process)."""
+        removed = await self.store.leave(entry["sid"], entry["cid"])
+        if removed is None:
+            return
+        await self.sio.leave_room(entry["sid"], voice_room(entry["cid"]), namespace=entry["ns"])
+        await self._broadcast(entry["cid"], "user-disconnected", entry["sid"])
+        await self._error(entry["sid"], entry["ns"], message, code)
+
+    # connection --------------------------------------------------------------------------
+    def _connect_handler(self, ns: str):
+        async def connect(sid, environ, auth_data=None):
+            return await self.on_connect(ns, sid, environ, auth_data)
+        return connect
+
+    async def on_connect(self, ns, sid, environ, auth_data=None):
+        token = None
+        if isinstance(auth_data, dict) and isinstance(auth_data.get("token"), str):
+            token = auth_data["token"]
+        if not token:
+            q = parse_qs(environ.get("QUERY_STRING", ""))
+            token = (q.get("token") or [None])[0]
+        self.socks[sid] = Sock(ns=ns, handshake_token=token or None)
+        return True
+
+    async def on_disconnect(self, sid, reason=None):
+        sock = self.socks.pop(sid, None)
+        ns = sock.ns if sock else "/"
+        try:
+            await self._leave(sid, ns)
+        finally:
+            if sock and sock.user_id is not None:
+                await self.store.remove_user_sock(sock.user_id, ns, sid)
+
+    # voice rooms -------------------------------------------------------------------------
+    @_handler
+    async def on_join_room(self, sid, sock: Sock, room_id=None, token=None, *_rest):
+        if room_id is None:
+            raise EventError("join-room needs a roomId", "invalid_room_id")
+        cid = parse_channel_id(room_id)
+        user = await self._identify(sid, sock.ns, token)
+        uid = user.id
+        async with db.session() as s:
+            try:
+                access, channel = await channel_access(s, uid, cid, Perm.CONNECT)
+            except ApiError as e:
+                if e.code == "channel_not_found":
+                    raise EventError("Voice channel not found", "channel_not_found") from None
+                raise
+            if channel.type != "voice":
+                raise EventError("This channel is not a voice channel", "not_a_voice_channel")
+            member: ServerMember = access.member
+        current = await self.store.entry(sid)
+        if current is not None and current["cid"] != cid:
+            await self._leave(sid, sock.ns)
+        mic = bool(current["micToggle"]) if current and current["cid"] == cid else True
+        entry = {
+            "sid": sid, "ns": sock.ns, "cid": cid, "serverId": channel.server_id, "userId": uid,
+            "joinedAt": time.time(), "micToggle": mic and not member.is_muted, "serverMuted": bool(member.is_muted),
+            "userData": {"id": user.id, "username": user.username,
+                         "profilePicture": user.profile_picture, "role": user.role},
+        }
+        rejoin = current is not None and current["cid"] == cid
+        await self.sio.enter_room(sid, voice_room(cid), namespace=sock.ns)
+        everyone = await self.store.join(entry)
+        if not self._connected(sid, sock.ns):
+            # Disconnected while we were checking: leave no ghost behind.
+            await self.store.leave(sid, cid)
+            return None
+        everyone.sort(key=lambda e: (e.get("joinedAt", 0), e["sid"]))
+        await self.sio.emit("created", {
+            "roomId": room_id,
+            "participants": [{"socketId": e["sid"], "micToggle": e["micToggle"], "userData": e["userData"]}
+                             for e in everyone],
+        }, to=sid, namespace=sock.ns)
+        if not rejoin:
+            # Only those already present when we joined: a later joiner learns of us from `created`.
+            by_ns: dict[str, list[str]] = {}
+            for e in everyone:
+                if e["sid"] != sid:
+                    by_ns.setdefault(e["ns"], []).append(e["sid"])
+            for ns, sids in by_ns.items():
+                await self.sio.emit("user-connected", {"socketId": sid, "userData": entry["userData"]},
+                                    to=sids, namespace=ns)
+        return None
+
+    @_handler
+    async def on_leave_room(self, sid, sock: Sock, room_id=None, *_rest):
+        cid = None if room_id is None else parse_channel_id(room_id)
+        current = await self.store.entry(sid)
+        if current is None:
+            return None
+        if cid is not None and current["cid"] != cid:
+            raise EventError("You are not in that voice room", "not_in_room")
+        await self._leave(sid, sock.ns, current["cid"])
+        return None
+
+    @_handler
+    async def on_signal(self, sid, sock: Sock, payload=None, *_rest):
+        if not isinstance(payload, dict):
+            raise EventError("signal needs an object {to, type, sdp | candidate}", "invalid_signal")
+        to, kind = payload.get("to"), payload.get("type")
+        if not isinstance(to, str) or not to or len(to) > 64:
+            raise EventError("signal.to must be the socket id of a participant", "invalid_signal")
+        if kind not in SIGNAL_TYPES:
+            raise EventError("signal.type must be offer, answer or candidate", "invalid_signal")
+        out = {"from": sid, "to": sid, "type": kind}
+        if kind in ("offer", "answer"):
+            sdp = payload.get("sdp")
+            if not (isinstance(sdp, str) and sdp) and not (isinstance(sdp, dict) and isinstance(sdp.get("sdp"), str)):
+                raise EventError(f"signal.sdp is required for {kind}: a string or {{type, sdp}}", "invalid_signal")
+            out["sdp"] = sdp
+        else:
+            cand = payload.get("candidate")
+            if not isinstance(cand, dict):
+                raise EventError("signal.candidate is required for candidate: an object", "invalid_signal")
+            out["candidate"] = cand
+        size = len(json.dumps(out, separators=(",", ":")).encode())
+        if size > MAX_SIGNAL_BYTES:
+            raise EventError(f"signal payload is too large ({size} bytes, at most {MAX_SIGNAL_BYTES})",
+                             "signal_too_large")
+        if to == sid:
+            raise EventError("signal.to must be another participant", "invalid_signal")
+        mine, theirs = await self.store.locate(sid, to)
+        if mine is None:
+            raise EventError("Join a voice room before signalling", "not_in_room")
+        if theirs is None or theirs[0] != mine[0]:
+            raise EventError("signal.to is not in your voice room", "peer_not_in_room")
+        await self.sio.emit("signal", out, to=to, namespace=theirs[1])
+        return None
+
+    @_handler
+    async def on_toggle_mic(self, sid, sock: Sock, value=None, *_rest):
+        if not isinstance(value, bool):
+            raise EventError("toggle-mic needs a boolean", "invalid_argument")
+        current = await self.store.entry(sid)
+        if current is None:
+            raise EventError("Join a voice room first", "not_in_room")
+        if value and current.get("serverMuted"):
+            raise EventError("You are muted in this server by a moderator", "server_muted")
+        entry = await self.store.update(sid, micToggle=value)
+        if entry is None:
+            raise EventError("Join a voice room first", "not_in_room")
+        await self._broadcast(entry["cid"], "mic-toggled", {"socketId": sid, "micToggle": value})
+        return None
+
+    # live messages -----------------------------------------------------------------------
+    @_handler
+    async def on_subscribe(self, sid, sock: Sock, channel_id=None, token=None, *_rest):
+        if channel_id is None:
+            raise EventError("subscribe-channel needs a channelId", "invalid_channel_id")
+        cid = parse_channel_id(channel_id, "channelId")
+        uid = (await self._identify(sid, sock.ns, token)).id
+        async with db.session() as s:
+            _access, channel = await channel_access(s, uid, cid, Perm.READ_MESSAGE_HISTORY)
+            if channel.type != "text":
+                raise EventError("This channel is not a text channel", "not_a_text_channel")
+        await self.sio.enter_room(sid, text_room(cid), namespace=sock.ns)
+        if not self._connected(sid, sock.ns):
+            return None
+        sock.texts.add(cid)
+        await self.sio.emit("subscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
+        return None
+
+    @_handler
+    async def on_unsubscribe(self, sid, sock: Sock, channel_id=None, *_rest):
+        if channel_id is None:
+            raise EventError("unsubscribe-channel needs a channelId", "invalid_channel_id")
+        cid = parse_channel_id(channel_id, "channelId")
+        await self.sio.leave_room(sid, text_room(cid), namespace=sock.ns)
+        sock.texts.discard(cid)
+        await self.sio.emit("unsubscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
+        return None
+
+    # what the REST side tells us (realtime/hooks.py) -------------------------------------
+    async def _drop_text(self, uid: int, channel_ids: list[int] | None) -> None:
+        for ns, sid in await self.store.user_socks(uid):
+            sock = self.socks.get(sid)
+            if channel_ids is None:
+                targets = list(sock.texts) if sock else []
+            else:
+                targets = channel_ids
+            for cid in targets:
+                await self.sio.leave_room(sid, text_room(cid), namespace=ns)
+                if sock:
+                    sock.texts.discard(cid)
+
+    async def user_gone(self, user_id: int) -> None:
+        socks = await self.store.user_socks(user_id)
+        for e in await self._entries_of(socks):
+            await self.evict(e, "Your account can no longer use voice rooms", "account_unavailable")
+        for ns, sid in socks:
+            await self.sio.disconnect(sid, namespace=ns)
+
+    async def _entries_of(self, socks: list[tuple[str, str]]) -> list[dict]:
+        out = []
+        for _ns, sid in socks:
+            e = await self.store.entry(sid)
+            if e is not None:
+                out.append(e)
+        return out
+
+    async def member_removed(self, server_id: int, user_id: int) -> None:
+        socks = await self.store.user_socks(user_id)
+        for e in await self._entries_of(socks):
+            if e["serverId"] == server_id:
+                await self.evict(e, "You were removed from this server", "removed_from_server")
+        async with db.session() as s:
+            res = await s.exec(select(Channel.id).where(Channel.server_id == server_id))
+            cids = list(res.all())
+        await self._drop_text(user_id, cids)
+
+    async def server_closed(self, server_id: int) -> None:
+        for e in await self.store.all_entries():
+            if e["serverId"] == server_id:
+                await self.evict(e, "This server is no longer available", "server_unavailable")
+        async with db.session() as s:
+            res = await s.exec(select(Channel.id).where(Channel.server_id == server_id))
+            cids = list(res.all())
+        for cid in cids:
+            for ns in NAMESPACES:
+                await self.sio.close_room(text_room(cid), namespace=ns)
+
+    async def channel_deleted(self, channel_id: int) -> None:
+        for e in await self.store.participants(channel_id):
+            await self.evict(e, "This voice channel was deleted", "channel_deleted")
+        for ns in NAMESPACES:
+            await self.sio.close_room(text_room(channel_id), namespace=ns)
+
+    async def message_event(self, event: str, channel_id: int, payload: dict) -> None:
+        if event == "message-deleted":
+            payload = {"id": payload.get("id"), "channelId": channel_id}
+        for ns in NAMESPACES:
+            await self.sio.emit(event, payload, room=text_room(channel_id), namespace=ns)
+
+    async def voice_state_changed(self, server_id: int, user_id: int, is_muted: bool, is_deafened: bool) -> None:
+        for e in await self._entries_of(await self.store.user_socks(user_id)):
+            if e["serverId"] != server_id:
+                continue
+            fields = {"serverMuted": bool(is_muted)}
+            if is_muted:
+                fields["micToggle"] = False
+            updated = await self.store.update(e["sid"], **fields)
+            if updated is not None and is_muted:
+                await self._broadcast(e["cid"], "mic-toggled", {"socketId": e["sid"], "micToggle": False})
