@@ -1,0 +1,152 @@
+"""The seed document's JavaScript client, run verbatim by Node.js socket.io-client 4 against our
+server (tests/js/seed_client.mjs), and the desktop client's connection form
+(tests/js/desktop_client.mjs). Every event the Node clients receive is validated against the
+AsyncAPI document."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import create_channel, create_server
+from tests.test_voice import Client, _remember_db, add_members, validate_event  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+JS = ROOT / "tests" / "js"
+SEED = Path("/work/shared/seed/projectvoice-api.md")
+if not SEED.exists():
+    SEED = ROOT / "docs" / "seed" / "projectvoice-api.md"
+pytestmark = [pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def node():
+    exe = shutil.which("node")
+    if exe is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not installed")
+    if not (JS / "node_modules" / "socket.io-client").exists():
+        subprocess.run(["npm", "ci", "--prefix", str(JS), "--no-audit", "--no-fund"], check=True, timeout=300)
+    if not SEED.exists():
+        pytest.skip("seed document not found")
+    return exe
+
+
+class NodeProc:
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+        self.lines: list[dict] = []
+
+    @classmethod
+    async def start(cls, node: str, script: str, *args) -> NodeProc:
+        proc = await asyncio.create_subprocess_exec(node, str(JS / script), *map(str, args), cwd=str(JS),
+                                                    stdin=asyncio.subprocess.PIPE,
+                                                    stdout=asyncio.subprocess.PIPE)
+        return cls(proc)
+
+    async def until(self, pred, timeout: float = 15.0) -> dict:
+        """Read lines until one matches; every received event is validated on the way."""
+        for line in self.lines:
+            if pred(line):
+                return line
+
+        async def read():
+            while True:
+                raw = await self.proc.stdout.readline()
+                if not raw:
+                    raise AssertionError(f"node exited; saw {self.lines}")
+                line = json.loads(raw)
+                if "recv" in line:
+                    validate_event(line["recv"], tuple(line["args"]))
+                self.lines.append(line)
+                if pred(line):
+                    return line
+
+        return await asyncio.wait_for(read(), timeout)
+
+    def received(self, event: str) -> list:
+        return [line["args"][0] for line in self.lines if line.get("recv") == event]
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def _recv(event, where=lambda a: True):
+    return lambda line: line.get("recv") == event and where(line["args"][0])
+
+
+@pytest.mark.asyncio
+async def test_seed_full_client_example_between_two_node_processes(api, server, node):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    add_members(api, alice, sv["id"], bob)
+    voice = create_channel(api, alice, sv["id"], type="voice")
+    a = await NodeProc.start(node, "seed_client.mjs", SEED, server.base, alice.token, f"channel-{voice['id']}")
+    b = None
+    try:
+        a_sid = (await a.until(lambda x: "connected" in x))["connected"]
+        created = (await a.until(_recv("created")))["args"][0]
+        assert created["roomId"] == f"channel-{voice['id']}"
+        assert [p["socketId"] for p in created["participants"]] == [a_sid]
+        b = await NodeProc.start(node, "seed_client.mjs", SEED, server.base, bob.token, voice["id"])
+        b_sid = (await b.until(lambda x: "connected" in x))["connected"]
+        created = (await b.until(_recv("created")))["args"][0]
+        assert created["roomId"] == str(voice["id"])
+        assert [p["socketId"] for p in created["participants"]] == [a_sid, b_sid]
+        assert (await a.until(_recv("user-connected")))["args"][0]["socketId"] == b_sid
+        # each side's seed code offers, the other answers, candidates flow both ways
+        for me, peer in ((a, b_sid), (b, a_sid)):
+            await me.until(lambda x, p=peer: x.get("remote") == "offer" and f"offer-from-{p}" in x["sdp"])
+            await me.until(lambda x, p=peer: x.get("remote") == "answer" and f"answer-from-{p}" in x["sdp"])
+            await me.until(lambda x, p=peer: x.get("candidate", "").endswith(p))
+        for me, peer in ((a, b_sid), (b, a_sid)):
+            signals = me.received("signal")
+            assert signals and all(s["from"] == peer and s["to"] == peer for s in signals)
+            assert not me.received("error")
+        # leaving: the seed's user-disconnected handler closes the peer connection
+        await b.stop()
+        gone = await a.until(lambda x: "gone" in x)
+        assert gone["gone"] == b_sid and gone["peers"] == []  # the seed handler closed and removed it
+        await a.until(lambda x: x.get("closed") is True)
+    finally:
+        await a.stop()
+        if b is not None:
+            await b.stop()
+
+
+@pytest.mark.asyncio
+async def test_desktop_form_connects_before_login_then_joins(api, server, node):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    add_members(api, alice, sv["id"], bob)
+    voice = create_channel(api, alice, sv["id"], type="voice")
+    a = Client(server.base, "seed", alice.token)
+    await a.connect()
+    await a.join(voice["id"])
+    d = await NodeProc.start(node, "desktop_client.mjs", server.base, bob.email, bob.password, voice["id"])
+    try:
+        d_sid = (await d.until(lambda x: "connected" in x))["connected"]
+        assert (await d.until(lambda x: "loggedIn" in x))["loggedIn"] == 200
+        created = (await d.until(_recv("created")))["args"][0]
+        assert created["roomId"] == voice["id"]
+        assert [p["socketId"] for p in created["participants"]] == [a.sid, d_sid]
+        assert (await a.wait("user-connected"))["socketId"] == d_sid
+        await a.emit("signal", {"to": d_sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0 a"}})
+        got = (await d.until(_recv("signal")))["args"][0]
+        assert got == {"from": a.sid, "to": a.sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0 a"}}
+        answer = await a.wait("signal")   # the desktop answered to the id it read from `to`
+        assert answer == {"from": d_sid, "to": d_sid, "type": "answer", "sdp": {"type": "answer", "sdp": "v=0 desktop"}}
+        await d.stop()
+        assert await a.wait("user-disconnected") == d_sid
+    finally:
+        await d.stop()
+        await a.close()
