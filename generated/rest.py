@@ -405,7 +405,10 @@ class VoiceStateUpdate(BaseModel):
 
 class OwnershipTransfer(BaseModel):
     userId: int = Field(
-        ..., description='User id of the new owner; must be a member.', ge=1
+        ...,
+        description='User id of the new owner; must be a member.',
+        ge=1,
+        le=2147483647,
     )
 
 
@@ -425,6 +428,9 @@ class Ban(BaseModel):
     userId: int
     serverId: int
     reason: str | None
+    bannedBy: int | None = Field(
+        ..., description='User id of who banned (null once that account is gone).'
+    )
     user: PublicUser
     bannedAt: AwareDatetime
 

@@ -225,3 +225,51 @@ def invite_info_view(i, server) -> dict[str, Any]:
         "maxUses": i.max_uses,
         "expiresAt": iso(i.expires_at),
     }
+
+
+# ---------------------------------------------------------------- members and bans
+
+def my_membership_view(m, user: User, role_ids: list[int], roles, total: int) -> dict[str, Any]:
+    return {
+        **member_view(m, user, role_ids),
+        "roles": [role_view(r) for r in sorted(roles, key=lambda r: (-r.position, r.id))],
+        "totalPermissions": str(total),
+    }
+
+
+def ban_view(b, user: User) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "userId": b.user_id,
+        "serverId": b.server_id,
+        "reason": b.reason,
+        "bannedBy": b.banned_by,
+        "user": user_public(user),
+        "bannedAt": iso(b.banned_at),
+    }
+
+
+# ---------------------------------------------------------------- messages (issue 4)
+
+def message_author_view(u: User) -> dict[str, Any]:
+    """A message's author: `avatar` as the seed shows, `profilePicture` as the notes add."""
+    return {"id": u.id, "username": u.username, "avatar": u.profile_picture,
+            "profilePicture": u.profile_picture}
+
+
+def message_view(m, author: User) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "content": m.content,
+        "userId": m.user_id,
+        "channelId": m.channel_id,
+        "createdAt": iso(m.created_at),
+        "updatedAt": iso(m.updated_at),
+        "isEdited": bool(m.is_edited),
+        "user": message_author_view(author),
+    }
+
+
+def message_page_view(rows: list, total: int, page: int, limit: int) -> dict[str, Any]:
+    """`rows` are (Message, User) pairs, already in the page's order."""
+    return page_view("messages", [message_view(m, u) for m, u in rows], total, page, limit)

@@ -1,0 +1,209 @@
+"""Server members: list, me, add, re-role, replace roles, kick/leave, ban, voice state, owner
+transfer, bans list and unban. Every rule is asked of models.permissions."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models import audit, db, membership, views
+from models.permissions import Perm, access_for_member, member_in_server, server_access
+from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
+from projectvoice.errors import BadRequest, Forbidden, NotFound
+from realtime import hooks
+
+
+async def _member_out(s, member: ServerMember) -> dict:
+    user = await s.get(User, member.user_id)
+    rids = await membership.role_ids_by_member(s, [member.id])
+    return views.member_view(member, user, rids.get(member.id, []))
+
+
+async def list_members(user: int, serverId: int):
+    async with db.session() as s:
+        await server_access(s, user, serverId)
+        rows = (await membership.members_with_users(s, [serverId]))[serverId]
+        return [views.member_view(m, u, rids) for m, u, rids in rows], 200
+
+
+async def get_my_membership(user: int, serverId: int):
+    async with db.session() as s:
+        access = await server_access(s, user, serverId)
+        u = await s.get(User, user)
+        own = [r.id for r in access.roles if not r.is_everyone]
+        return views.my_membership_view(access.member, u, own, access.roles, access.total), 200
+
+
+async def add_member(user: int, serverId: int, body: dict):
+    role = body.get("role") or "member"
+    try:
+        async with db.session() as s:
+            access = await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
+            if role != "member":
+                access.require(Perm.MANAGE_ROLES)
+                access.require_manage_role((await membership.preset_roles(s, serverId))[role])
+            if await s.get(User, body["userId"]) is None:
+                raise NotFound("User not found", "user_not_found")
+            member = await membership.join(s, serverId, body["userId"], role=role)
+            out = await _member_out(s, member)
+    except IntegrityError:
+        raise BadRequest("User is already a member of this server", "already_member")
+    return out, 201
+
+
+async def _target(s, access, serverId: int, memberId: int):
+    member = await member_in_server(s, serverId, memberId)
+    return member, await access_for_member(s, access.server, member)
+
+
+async def update_member_role(user: int, serverId: int, memberId: int, body: dict):
+    async with db.session() as s:
+        access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
+        member, target = await _target(s, access, serverId, memberId)
+        access.require_outranks(target)
+        presets = await membership.preset_roles(s, serverId)
+        access.require_manage_role(presets[body["role"]])
+        before = member.role
+        await membership.set_coarse_role(s, member, body["role"])
+        audit.record(s, user, "member.role", "member", member.id, server_id=serverId,
+                     details={"userId": member.user_id, "from": before, "to": body["role"]})
+        return await _member_out(s, member), 200
+
+
+async def replace_member_roles(user: int, serverId: int, memberId: int, body: dict):
+    wanted = set(body["roleIds"])
+    async with db.session() as s:
+        access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
+        member, target = await _target(s, access, serverId, memberId)
+        if member.user_id != user:
+            access.require_outranks(target)
+        res = await s.exec(select(Role).where(Role.server_id == serverId))
+        roles = {r.id: r for r in res.all()}
+        unknown = [rid for rid in wanted if rid not in roles]
+        if unknown:
+            raise BadRequest(f"Unknown role ids in this server: {sorted(unknown)}", "unknown_role")
+        if any(roles[rid].is_everyone for rid in wanted):
+            raise BadRequest("@everyone is implicit and cannot be assigned", "everyone_role")
+        current = {r.id for r in target.roles if not r.is_everyone}
+        for rid in wanted ^ current:
+            access.require_manage_role(roles[rid])
+        await s.exec(sa.delete(MemberRole).where(MemberRole.member_id == member.id))
+        for rid in sorted(wanted):
+            s.add(MemberRole(member_id=member.id, role_id=rid))
+        await s.flush()
+        await membership.recompute_coarse_role(s, member, target.is_owner)
+        audit.record(s, user, "member.roles", "member", member.id, server_id=serverId,
+                     details={"userId": member.user_id, "roleIds": sorted(wanted)})
+        return await _member_out(s, member), 200
+
+
+async def remove_member(user: int, serverId: int, memberId: int):
+    """Kick (KICK_MEMBERS, hierarchy) or, on one's own membership, leave (even a blocked server)."""
+    async with db.session() as s:
+        access = await server_access(s, user, serverId, allow_blocked=True)
+        member = await member_in_server(s, serverId, memberId)
+        if member.user_id == user:
+            if access.is_owner:
+                raise BadRequest("The owner cannot leave the server; transfer ownership first",
+                                 "owner_cannot_leave")
+        else:
+            if access.server.is_blocked:
+                raise Forbidden("This server is blocked", "server_blocked")
+            access.require(Perm.KICK_MEMBERS)
+            access.require_outranks(await access_for_member(s, access.server, member))
+            audit.record(s, user, "member.kick", "member", member.id, server_id=serverId,
+                         details={"userId": member.user_id})
+        target_user = member.user_id
+        await s.delete(member)
+    await hooks.member_removed(serverId, target_user)
+    return None, 204
+
+
+async def ban_member(user: int, serverId: int, memberId: int, body: dict | None = None):
+    reason = ((body or {}).get("reason") or "").strip() or None
+    try:
+        async with db.session() as s:
+            access = await server_access(s, user, serverId, Perm.BAN_MEMBERS)
+            member, target = await _target(s, access, serverId, memberId)
+            if member.user_id == user:
+                raise BadRequest("You cannot ban yourself", "cannot_ban_self")
+            access.require_outranks(target)
+            target_user = member.user_id
+            await s.delete(member)
+            ban = Ban(server_id=serverId, user_id=target_user, reason=reason, banned_by=user)
+            s.add(ban)
+            await s.flush()
+            audit.record(s, user, "member.ban", "user", target_user, server_id=serverId,
+                         details={"reason": reason})
+            out = views.ban_view(ban, await s.get(User, target_user))
+    except IntegrityError:
+        raise BadRequest("This user is already banned", "already_banned")
+    await hooks.member_removed(serverId, target_user)
+    return out, 200
+
+
+async def update_voice_state(user: int, serverId: int, memberId: int, body: dict):
+    async with db.session() as s:
+        access = await server_access(s, user, serverId)
+        if "isMuted" in body:
+            access.require(Perm.MUTE_MEMBERS)
+        if "isDeafened" in body:
+            access.require(Perm.DEAFEN_MEMBERS)
+        member, target = await _target(s, access, serverId, memberId)
+        access.require_outranks(target)
+        if "isMuted" in body:
+            member.is_muted = body["isMuted"]
+        if "isDeafened" in body:
+            member.is_deafened = body["isDeafened"]
+        s.add(member)
+        audit.record(s, user, "member.voice", "member", member.id, server_id=serverId,
+                     details={k: body[k] for k in ("isMuted", "isDeafened") if k in body})
+        out = await _member_out(s, member)
+    await hooks.voice_state_changed(serverId, member.user_id, member.is_muted, member.is_deafened)
+    return out, 200
+
+
+async def transfer_ownership(user: int, serverId: int, body: dict):
+    new_owner = body["userId"]
+    async with db.session() as s:
+        access = await server_access(s, user, serverId)
+        if not access.is_owner:
+            raise Forbidden("Only the owner can transfer ownership", "not_owner")
+        if new_owner == user:
+            raise BadRequest("You already own this server", "already_owner")
+        res = await s.exec(select(ServerMember).where(ServerMember.server_id == serverId,
+                                                      ServerMember.user_id == new_owner))
+        successor = res.first()
+        if successor is None:
+            raise BadRequest("The new owner must be a member of the server", "not_a_member")
+        # A conditional update: two transfers at once cannot both win.
+        moved = await s.exec(sa.update(Server).where(Server.id == serverId, Server.owner_id == user)
+                             .values(owner_id=new_owner).execution_options(synchronize_session=False))
+        if moved.rowcount != 1:
+            raise Forbidden("Only the owner can transfer ownership", "not_owner")
+        await membership.set_coarse_role(s, successor, "owner")
+        await membership.set_coarse_role(s, access.member, "admin")
+        audit.record(s, user, "server.owner_transfer", "server", serverId, server_id=serverId,
+                     details={"from": user, "to": new_owner})
+        server = await s.get(Server, serverId)
+        await s.refresh(server)
+        (detail,) = await membership.server_details(s, [server])
+    return detail, 200
+
+
+async def list_bans(user: int, serverId: int):
+    async with db.session() as s:
+        await server_access(s, user, serverId, Perm.BAN_MEMBERS)
+        res = await s.exec(select(Ban, User).join(User, User.id == Ban.user_id)
+                           .where(Ban.server_id == serverId).order_by(Ban.id))
+        return [views.ban_view(b, u) for b, u in res.all()], 200
+
+
+async def unban(user: int, serverId: int, userId: int):
+    async with db.session() as s:
+        await server_access(s, user, serverId, Perm.BAN_MEMBERS)
+        gone = await s.exec(sa.delete(Ban).where(Ban.server_id == serverId, Ban.user_id == userId))
+        if gone.rowcount == 0:
+            raise NotFound("This user is not banned from the server", "not_banned")
+        audit.record(s, user, "member.unban", "user", userId, server_id=serverId)
+    return {"message": "User unbanned"}, 200

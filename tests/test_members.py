@@ -1,0 +1,197 @@
+"""Members, bans, voice state and owner transfer through the HTTP API."""
+from __future__ import annotations
+
+from tests.support import create_server, join_server
+
+
+def _setup(api, owner, *others):
+    server = create_server(api, owner)
+    join_server(api, owner, server["id"], *others)
+    return server["id"]
+
+
+def _member(api, token, sid, user_id):
+    for m in api.get(f"/serverMembers/{sid}/members", token).json():
+        if m["userId"] == user_id:
+            return m
+    return None
+
+
+def _set_role(api, owner, sid, acct, role):
+    mid = _member(api, owner.token, sid, acct.id)["id"]
+    r = api.put(f"/serverMembers/{sid}/members/{mid}", owner.token, json={"role": role})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_list_and_me(api, alice, bob):
+    sid = _setup(api, alice, bob)
+    members = api.get(f"/serverMembers/{sid}/members", bob.token).json()
+    assert {m["userId"] for m in members} == {alice.id, bob.id}
+    me = api.get(f"/serverMembers/{sid}/members/me", bob.token).json()
+    assert me["userId"] == bob.id and me["role"] == "member"
+    assert me["totalPermissions"] == str(3214400 | (1 << 26))
+    assert any(r["isEveryone"] for r in me["roles"])
+    owner_me = api.get(f"/serverMembers/{sid}/members/me", alice.token).json()
+    assert owner_me["totalPermissions"] == str(sum(1 << b for b in range(31)) | (1 << 40))  # every bit
+    outsider = api.register()
+    assert api.get(f"/serverMembers/{sid}/members", outsider.token).status_code == 403
+    assert api.get(f"/serverMembers/{sid}/members/me", outsider.token).status_code == 403
+
+
+def test_coarse_roles_follow_preset_roles(api, alice, bob):
+    sid = _setup(api, alice, bob)
+    m = _set_role(api, alice, sid, bob, "moderator")
+    roles = {r["id"]: r["name"] for r in api.get(f"/servers/{sid}", alice.token).json()["roles"]}
+    assert m["role"] == "moderator" and [roles[i] for i in m["roleIds"]] == ["Moderator"]
+    me = api.get(f"/serverMembers/{sid}/members/me", bob.token).json()
+    assert int(me["totalPermissions"]) & (1 << 1)  # KICK_MEMBERS
+    # Replacing roles recomputes the coarse role from the highest preset role held.
+    by_name = {v: k for k, v in roles.items()}
+    r = api.put(f"/serverMembers/{sid}/members/{m['id']}/roles", alice.token,
+                json={"roleIds": [by_name["Member"], by_name["Admin"]]})
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+    r = api.put(f"/serverMembers/{sid}/members/{m['id']}/roles", alice.token, json={"roleIds": []})
+    assert r.status_code == 200 and r.json()["role"] == "member" and r.json()["roleIds"] == []
+    r = api.put(f"/serverMembers/{sid}/members/{m['id']}/roles", alice.token,
+                json={"roleIds": [by_name["@everyone"]]})
+    assert r.status_code == 400
+
+
+def test_hierarchy_on_members(api, alice, bob):
+    carol, dave = api.register(), api.register()
+    sid = _setup(api, alice, bob, carol, dave)
+    _set_role(api, alice, sid, bob, "moderator")
+    _set_role(api, alice, sid, carol, "admin")
+    bob_m, carol_m, dave_m = (_member(api, alice.token, sid, a.id) for a in (bob, carol, dave))
+    alice_m = _member(api, alice.token, sid, alice.id)
+    # A moderator cannot kick or ban an admin, nor re-role anyone (no MANAGE_ROLES).
+    assert api.delete(f"/serverMembers/{sid}/members/{carol_m['id']}", bob.token).status_code == 403
+    assert api.post(f"/serverMembers/{sid}/members/{carol_m['id']}/ban", bob.token, json={}).status_code == 403
+    assert api.put(f"/serverMembers/{sid}/members/{dave_m['id']}", bob.token, json={"role": "admin"}).status_code == 403
+    # Nobody promotes themselves.
+    assert api.put(f"/serverMembers/{sid}/members/{bob_m['id']}", bob.token, json={"role": "admin"}).status_code == 403
+    assert api.put(f"/serverMembers/{sid}/members/{carol_m['id']}", carol.token, json={"role": "admin"}).status_code == 403
+    # An admin cannot make someone admin (the Admin role is not below their own) or touch the owner.
+    assert api.put(f"/serverMembers/{sid}/members/{dave_m['id']}", carol.token, json={"role": "admin"}).status_code == 403
+    r = api.put(f"/serverMembers/{sid}/members/{dave_m['id']}", carol.token, json={"role": "moderator"})
+    assert r.status_code == 200
+    assert api.post(f"/serverMembers/{sid}/members/{alice_m['id']}/ban", carol.token, json={}).status_code == 403
+    assert api.delete(f"/serverMembers/{sid}/members/{alice_m['id']}", carol.token).status_code == 403
+    # Equal rank: a moderator cannot kick another moderator.
+    assert api.delete(f"/serverMembers/{sid}/members/{dave_m['id']}", bob.token).status_code == 403
+    # A plain member cannot kick anyone.
+    eve = api.register()
+    join_server(api, alice, sid, eve)
+    assert api.delete(f"/serverMembers/{sid}/members/{bob_m['id']}", eve.token).status_code == 403
+    # A moderator kicks a member.
+    eve_m = _member(api, alice.token, sid, eve.id)
+    assert api.delete(f"/serverMembers/{sid}/members/{eve_m['id']}", bob.token).status_code == 204
+    assert api.get(f"/servers/{sid}", eve.token).status_code == 403
+
+
+def test_leave_and_owner_cannot_leave(api, alice, bob):
+    sid = _setup(api, alice, bob)
+    alice_m = _member(api, alice.token, sid, alice.id)
+    bob_m = _member(api, alice.token, sid, bob.id)
+    assert api.delete(f"/serverMembers/{sid}/members/{alice_m['id']}", alice.token).status_code == 400
+    assert api.delete(f"/serverMembers/{sid}/members/{bob_m['id']}", bob.token).status_code == 204
+    assert api.get(f"/servers/{sid}", bob.token).status_code == 403
+
+
+def test_ban_list_unban(api, alice, bob):
+    sid = _setup(api, alice, bob)
+    bob_m = _member(api, alice.token, sid, bob.id)
+    r = api.post(f"/serverMembers/{sid}/members/{bob_m['id']}/ban", alice.token, json={"reason": "spam"})
+    assert r.status_code == 200
+    ban = r.json()
+    assert ban["userId"] == bob.id and ban["reason"] == "spam" and ban["bannedBy"] == alice.id
+    assert api.get(f"/servers/{sid}", bob.token).status_code == 403
+    bans = api.get(f"/servers/{sid}/bans", alice.token).json()
+    assert [b["userId"] for b in bans] == [bob.id]
+    assert api.get(f"/servers/{sid}/bans", bob.token).status_code == 403
+    # A banned user cannot rejoin by invite or be added directly.
+    inv = api.post(f"/invite/{sid}/invite", alice.token, json={}).json()["invite"]["token"]
+    r = api.post(f"/invite/invite/{inv}/accept", bob.token)
+    assert r.status_code == 403 and r.json()["code"] == "banned"
+    assert api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id}).status_code == 403
+    assert api.delete(f"/servers/{sid}/bans/{bob.id}", alice.token).status_code == 200
+    assert api.delete(f"/servers/{sid}/bans/{bob.id}", alice.token).status_code == 404
+    assert api.post(f"/invite/invite/{inv}/accept", bob.token).status_code == 200
+
+
+def test_ban_with_empty_or_null_reason(api, alice, bob):
+    carol = api.register()
+    sid = _setup(api, alice, bob, carol)
+    bob_m = _member(api, alice.token, sid, bob.id)
+    carol_m = _member(api, alice.token, sid, carol.id)
+    r = api.post(f"/serverMembers/{sid}/members/{bob_m['id']}/ban", alice.token, json={"reason": ""})
+    assert r.status_code == 200 and r.json()["reason"] is None
+    r = api.post(f"/serverMembers/{sid}/members/{carol_m['id']}/ban", alice.token, content=b"",
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+
+
+def test_add_member_directly(api, alice, bob):
+    sid = create_server(api, alice)["id"]
+    r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id, "role": "moderator"})
+    assert r.status_code == 201 and r.json()["role"] == "moderator"
+    assert api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id}).status_code == 400
+    assert api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": 999999999}).status_code == 404
+    carol, dave = api.register(), api.register()
+    # The moderator may add (CREATE_INSTANT_INVITE) but not grant a role (no MANAGE_ROLES).
+    assert api.post(f"/serverMembers/{sid}/members", bob.token, json={"userId": carol.id, "role": "admin"}).status_code == 403
+    assert api.post(f"/serverMembers/{sid}/members", bob.token, json={"userId": carol.id}).status_code == 201
+    # A plain member may not add anyone.
+    assert api.post(f"/serverMembers/{sid}/members", carol.token, json={"userId": dave.id}).status_code == 403
+
+
+def test_voice_state(api, alice, bob):
+    carol = api.register()
+    sid = _setup(api, alice, bob, carol)
+    _set_role(api, alice, sid, bob, "moderator")
+    carol_m = _member(api, alice.token, sid, carol.id)
+    r = api.patch(f"/serverMembers/{sid}/members/{carol_m['id']}/voice", bob.token, json={"isMuted": True})
+    assert r.status_code == 200 and r.json()["isMuted"] is True and r.json()["isDeafened"] is False
+    bob_m = _member(api, alice.token, sid, bob.id)
+    assert api.patch(f"/serverMembers/{sid}/members/{bob_m['id']}/voice", carol.token,
+                     json={"isMuted": True}).status_code == 403
+
+
+def test_owner_transfer(api, alice, bob):
+    carol = api.register()
+    sid = _setup(api, alice, bob)
+    assert api.post(f"/serverMembers/{sid}/owner", bob.token, json={"userId": bob.id}).status_code == 403
+    assert api.post(f"/serverMembers/{sid}/owner", alice.token, json={"userId": carol.id}).status_code == 400
+    assert api.post(f"/serverMembers/{sid}/owner", alice.token, json={"userId": alice.id}).status_code == 400
+    r = api.post(f"/serverMembers/{sid}/owner", alice.token, json={"userId": bob.id})
+    assert r.status_code == 200 and r.json()["ownerId"] == bob.id
+    roles = {m["userId"]: m["role"] for m in r.json()["members"]}
+    assert roles == {alice.id: "admin", bob.id: "owner"}
+    # The old owner is now an ordinary admin: cannot transfer again, cannot kick the new owner.
+    assert api.post(f"/serverMembers/{sid}/owner", alice.token, json={"userId": alice.id}).status_code == 403
+    bob_m = _member(api, alice.token, sid, bob.id)
+    assert api.delete(f"/serverMembers/{sid}/members/{bob_m['id']}", alice.token).status_code == 403
+
+
+def test_member_of_another_server_is_404(api, alice, bob):
+    sid_a = _setup(api, alice, bob)
+    sid_b = create_server(api, alice)["id"]
+    bob_m = _member(api, alice.token, sid_a, bob.id)
+    paths = [("put", f"/serverMembers/{sid_b}/members/{bob_m['id']}", {"role": "moderator"}),
+             ("delete", f"/serverMembers/{sid_b}/members/{bob_m['id']}", None),
+             ("put", f"/serverMembers/{sid_b}/members/{bob_m['id']}/roles", {"roleIds": []}),
+             ("post", f"/serverMembers/{sid_b}/members/{bob_m['id']}/ban", {}),
+             ("patch", f"/serverMembers/{sid_b}/members/{bob_m['id']}/voice", {"isMuted": True})]
+    for method, path, body in paths:
+        kw = {"json": body} if body is not None else {}
+        assert getattr(api, method)(path, alice.token, **kw).status_code == 404, path
+    assert _member(api, alice.token, sid_a, bob.id) is not None
+    # A role of another server cannot be given through this one.
+    foreign_role = api.get(f"/servers/{sid_b}", alice.token).json()["roles"][0]["id"]
+    r = api.put(f"/serverMembers/{sid_a}/members/{bob_m['id']}/roles", alice.token, json={"roleIds": [foreign_role]})
+    assert r.status_code == 400
+    # Unbanning in another server does not touch this server's bans.
+    api.post(f"/serverMembers/{sid_a}/members/{bob_m['id']}/ban", alice.token, json={})
+    assert api.delete(f"/servers/{sid_b}/bans/{bob.id}", alice.token).status_code == 404
+    assert [b["userId"] for b in api.get(f"/servers/{sid_a}/bans", alice.token).json()] == [bob.id]
