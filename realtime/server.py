@@ -32,14 +32,18 @@ def build(settings: Settings) -> socketio.AsyncServer:
     heartbeat = float(os.environ.get("VOICE_HEARTBEAT_SECONDS", "5"))
     manager = None
     if settings.redis_url:
-        manager = socketio.AsyncRedisManager(settings.redis_url)
+        # Processes of one deployment share a pub/sub channel (pub/sub ignores the Redis db number).
+        channel = os.environ.get("VOICE_REDIS_CHANNEL", "projectvoice")
+        manager = socketio.AsyncRedisManager(settings.redis_url, channel=channel)
         store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
     else:
         store = MemoryStore()
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
-        cors_allowed_origins=settings.cors_origin_list,
+        # The configured origins, and the server's own (the web client at / connects from it).
+        cors_allowed_origins=lambda origin, environ: bool(origin) and (
+            origin in settings.cors_origin_list or origin.partition("://")[2] == environ.get("HTTP_HOST")),
         max_http_buffer_size=1_000_000,
         # One client's events run one after the other: a sender's signals keep their order.
         async_handlers=False,
@@ -60,4 +64,12 @@ async def shutdown() -> None:
 
 def wrap(sio: socketio.AsyncServer, http_app) -> socketio.ASGIApp:
     inner = socketio.ASGIApp(sio, other_asgi_app=http_app, socketio_path="socket.io")
-    return socketio.ASGIApp(sio, other_asgi_app=inner, socketio_path="socket")
+    # The reference web client: web/index.html at /, and each file under web/ at its own path
+    # (exact files only; every other path goes on to the API).
+    web = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+    files = {"/": os.path.join(web, "index.html")}
+    for folder, _dirs, names in os.walk(web):
+        for name in names:
+            path = os.path.join(folder, name)
+            files["/" + os.path.relpath(path, web).replace(os.sep, "/")] = path
+    return socketio.ASGIApp(sio, other_asgi_app=inner, socketio_path="socket", static_files=files)

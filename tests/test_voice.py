@@ -121,7 +121,10 @@ class Client:
 
     async def close(self) -> None:
         if self.sio.connected:
-            await self.sio.disconnect()
+            try:
+                await asyncio.wait_for(self.sio.disconnect(), 5)
+            except Exception:
+                pass
 
 
 # scenario helpers -----------------------------------------------------------------------------

@@ -1,0 +1,134 @@
+"""Two server processes sharing PostgreSQL and Redis: one client on each, a whole
+join/offer/answer/candidate/leave exchange between them, removals across processes, and a
+crashed process's participants vanishing. PostgreSQL runs only (PV_TEST_DB=postgres)."""
+from __future__ import annotations
+
+import secrets
+import signal
+
+import pytest
+
+from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, make_admin
+from tests.test_voice import Client, add_members
+
+pytestmark = [pytest.mark.timeout(180)]
+REDIS_DB = 13
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if backend() != "postgres":
+        pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
+    redis = pytest.importorskip("redis")
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    try:
+        r = redis.Redis.from_url(url)
+        r.flushdb()
+    except Exception as e:  # pragma: no cover
+        pytest.skip(f"Redis not reachable: {e}")
+    tmp = tmp_path_factory.mktemp("cluster")
+    database = Database.fresh(tmp)
+    secret = secrets.token_urlsafe(32)
+    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1",
+           "VOICE_REDIS_CHANNEL": f"pv-test-{secrets.token_hex(4)}"}
+    procs = []
+    try:
+        for i in range(2):  # one after the other: the first runs the migrations
+            procs.append(ServerProcess(database=database, data_dir=tmp / f"data{i}", jwt_secret=secret,
+                                       extra_env=dict(env)).start())
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+        database.drop()
+        r.flushdb()
+
+
+@pytest.fixture
+async def pair(cluster):
+    p1, p2 = cluster
+    api = Api(p1.base)
+    from tests import test_voice
+    test_voice.DB_URLS[p1.base] = p1.database.url
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    add_members(api, alice, sv["id"], bob)
+    voice = create_channel(api, alice, sv["id"], type="voice")
+    a = await Client(p1.base, "seed", alice.token).connect()
+    b = await Client(p2.base, "desktop", bob.token).connect()
+    yield api, alice, bob, sv, voice, a, b
+    await a.close()
+    await b.close()
+
+
+@pytest.mark.asyncio
+async def test_exchange_across_two_processes(pair, cluster):
+    api, alice, bob, sv, voice, a, b = pair
+    created = await a.join(voice["id"])
+    assert [p["socketId"] for p in created["participants"]] == [a.sid]
+    created = await b.join(f"channel-{voice['id']}")
+    assert [p["socketId"] for p in created["participants"]] == [a.sid, b.sid]
+    assert created["participants"][0]["userData"]["id"] == alice.id
+    assert (await a.wait("user-connected"))["socketId"] == b.sid
+    await a.emit("signal", {"to": b.sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0 a"}, "from": "x"})
+    assert await b.wait("signal") == {"from": a.sid, "to": a.sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0 a"}}
+    await b.emit("signal", {"to": a.sid, "type": "answer", "sdp": {"type": "answer", "sdp": "v=0 b"}})
+    assert (await a.wait("signal"))["from"] == b.sid
+    for i in range(30):
+        await a.emit("signal", {"to": b.sid, "type": "candidate", "candidate": {"candidate": f"c{i}"}})
+    assert [(await b.wait("signal"))["candidate"]["candidate"] for _ in range(30)] == [f"c{i}" for i in range(30)]
+    await b.emit("toggle-mic", False)
+    assert await a.wait("mic-toggled") == {"socketId": b.sid, "micToggle": False}
+    # a third socket in another room on the second process cannot be signalled from the first
+    other = create_channel(api, alice, sv["id"], type="voice")
+    c = await Client(cluster[1].base, "seed", alice.token).connect()
+    try:
+        await c.join(other["id"])
+        await a.emit("signal", {"to": c.sid, "type": "offer", "sdp": "x"})
+        assert (await a.wait("error"))["code"] == "peer_not_in_room"
+        await c.quiet("signal", 0.3)
+    finally:
+        await c.close()
+    b_sid = b.sid
+    await b.emit("leave-room")
+    assert await a.wait("user-disconnected") == b_sid
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    await b.close()
+    assert await a.wait("user-disconnected") == b_sid
+
+
+@pytest.mark.asyncio
+async def test_block_on_one_process_removes_socket_on_the_other(pair, cluster):
+    api, alice, bob, sv, voice, a, b = pair
+    admin = make_admin(api, cluster[0])
+    await a.join(voice["id"])
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    b_sid = b.sid
+    r = api.put(f"/admin/users/{bob.id}", admin.token, json={"isActive": False})
+    assert r.status_code == 200, r.text
+    assert await a.wait("user-disconnected") == b_sid
+    await a.emit("signal", {"to": b_sid, "type": "offer", "sdp": "x"})
+    assert (await a.wait("error"))["code"] == "peer_not_in_room"
+
+
+@pytest.mark.asyncio
+async def test_crashed_process_participants_vanish(pair, cluster):
+    api, alice, bob, sv, voice, a, b = pair
+    await a.join(voice["id"])
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    b_sid = b.sid
+    cluster[1].proc.send_signal(signal.SIGKILL)
+    cluster[1].proc.wait()
+    # heartbeat 1 s: three missed beats, then the sweeper of the live process announces it
+    assert await a.wait("user-disconnected", timeout=15) == b_sid
+    carol = api.register()
+    add_members(api, alice, sv["id"], carol)
+    c = await Client(cluster[0].base, "seed", carol.token).connect()
+    try:
+        created = await c.join(voice["id"])
+        assert [p["socketId"] for p in created["participants"]] == [a.sid, c.sid]
+    finally:
+        await c.close()
