@@ -50,9 +50,18 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_timeout,
+        # Outages: a dead pooled connection is found by the pre-ping and replaced, a connection
+        # attempt gives up after DB_TIMEOUT (libpq counts whole seconds, at least 2), a silent
+        # peer is found by TCP keepalives; each surfaces as a 503 (is_database_unavailable).
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": max(1, int(settings.db_timeout))},
+        connect_args={
+            "connect_timeout": max(2, round(settings.db_timeout)),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 3,
+            "keepalives_count": 3,
+        },
     )
 
 

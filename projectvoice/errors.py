@@ -121,6 +121,9 @@ async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> Conne
     if isinstance(exc, (OverflowError, DataError)):
         return error_response(400, "A value is out of range", "out_of_range")
     if is_database_unavailable(exc):
+        from projectvoice.observability import DB_UNAVAILABLE
+
+        DB_UNAVAILABLE.inc()
         log.warning("database unavailable: %r", exc)
         return error_response(503, "Database unavailable, try again shortly", "database_unavailable",
                               {"Retry-After": "2"})

@@ -27,9 +27,30 @@ class Settings(BaseSettings):
     log_level: str = "info"
     db_pool_size: int = 10
     # Seconds a request waits for a database connection before it answers 503.
-    db_timeout: float = 5.0
+    db_timeout: float = 2.0
     # Tests turn this on: every response is checked against the OpenAPI document.
     validate_responses: bool = False
+
+    # Limits (projectvoice/ratelimit.py, projectvoice/middleware.py). Rate limits use the `limits`
+    # notation ("10/minute;100/hour"); counters live in Redis when REDIS_URL is set, so they hold
+    # across processes, else in process memory. An empty string turns a limit off.
+    rate_limits_enabled: bool = True
+    rate_limit_strategy: str = "moving-window"  # or fixed-window, sliding-window-counter
+    rate_limit_login_ip: str = "300/minute"
+    rate_limit_login_account: str = "10/minute;100/hour"
+    rate_limit_register_ip: str = "300/minute;3000/hour"
+    rate_limit_message: str = "600/minute"  # per user and channel
+    rate_limit_invite_accept: str = "30/minute"  # per user
+    rate_limit_socket_join: str = "30/10second"  # per socket
+    rate_limit_socket_signal: str = "600/10second"  # per socket
+    max_body_bytes: int = 1024 * 1024
+
+    # Operations (projectvoice/observability.py): one JSON line per request on the
+    # "projectvoice.access" logger (at INFO), Prometheus text at /metrics.
+    access_log: bool = True
+    metrics_enabled: bool = True
+    # When set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: str | None = None
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,0 +1,117 @@
+"""Rate limits on top of the `limits` library, shared by REST (projectvoice/middleware.py) and
+the Socket.IO side.
+
+    from projectvoice.ratelimit import limiter
+    retry_after = await limiter.hit("signal", sid)      # None: allowed; else seconds to wait
+
+Names and their settings: "login_ip", "login_account", "register_ip", "message" (key: user id
+and channel id), "invite_accept" (user id), "join_room" and "signal" (socket id). Counters live
+in Redis when REDIS_URL is set, so limits hold across processes; otherwise in process memory.
+If the storage fails (Redis down), requests are let through: an outage of the limiter's storage
+must not become an outage of the service.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse_many
+from limits.aio import strategies
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+
+from projectvoice.settings import Settings, get_settings
+
+log = logging.getLogger("projectvoice.ratelimit")
+
+# limit name -> Settings attribute holding its "N/period;..." string
+LIMIT_SETTINGS = {
+    "login_ip": "rate_limit_login_ip",
+    "login_account": "rate_limit_login_account",
+    "register_ip": "rate_limit_register_ip",
+    "message": "rate_limit_message",
+    "invite_accept": "rate_limit_invite_accept",
+    "join_room": "rate_limit_socket_join",
+    "signal": "rate_limit_socket_signal",
+}
+_STRATEGIES = {
+    "moving-window": strategies.MovingWindowRateLimiter,
+    "fixed-window": strategies.FixedWindowRateLimiter,
+    "sliding-window-counter": strategies.SlidingWindowCounterRateLimiter,
+}
+# After a storage failure, skip the storage for this long instead of waiting on it per request.
+_STORAGE_BACKOFF = 5.0
+
+
+class Limiter:
+    def __init__(self, settings: Settings | None = None):
+        self._settings = settings
+        self._configured = False
+        self._limits: dict[str, list[RateLimitItem]] = {}
+        self._strategy: strategies.RateLimiter | None = None
+        self._storage: Storage | None = None
+        self._down_until = 0.0
+
+    def configure(self, settings: Settings | None = None) -> Limiter:
+        settings = settings or self._settings or get_settings()
+        self._settings = settings
+        self._limits = {}
+        if settings.rate_limits_enabled:
+            for name, attr in LIMIT_SETTINGS.items():
+                value = (getattr(settings, attr) or "").strip()
+                if value:
+                    self._limits[name] = parse_many(value)
+        if settings.redis_url:
+            url = settings.redis_url
+            if not url.startswith("async+"):
+                url = "async+" + url
+            self._storage = RedisStorage(url, implementation="redispy", key_prefix="pv-limits",
+                                         socket_timeout=0.5, socket_connect_timeout=0.5)
+        else:
+            self._storage = MemoryStorage()
+        strategy = _STRATEGIES.get(settings.rate_limit_strategy)
+        if strategy is None:
+            raise ValueError(f"RATE_LIMIT_STRATEGY must be one of {', '.join(_STRATEGIES)}")
+        self._strategy = strategy(self._storage)
+        self._down_until = 0.0
+        self._configured = True
+        return self
+
+    def enabled(self, name: str) -> bool:
+        if not self._configured:
+            self.configure()
+        return name in self._limits
+
+    async def hit(self, name: str, *key: object) -> int | None:
+        """Count one event for `name` and `key`. None when allowed, else seconds until allowed
+        again (at least 1). Unknown or disabled names are never limited."""
+        if not self._configured:
+            self.configure()
+        items = self._limits.get(name)
+        if not items:
+            return None
+        now = time.monotonic()
+        if now < self._down_until:
+            return None
+        ident = [name, *(str(k) for k in key)]
+        assert self._strategy is not None
+        try:
+            for item in items:
+                if not await self._strategy.hit(item, *ident):
+                    stats = await self._strategy.get_window_stats(item, *ident)
+                    return max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception as exc:  # storage unreachable: fail open, retry the storage later
+            self._down_until = now + _STORAGE_BACKOFF
+            log.warning("rate-limit storage unavailable, limits not enforced for %ss: %r",
+                        _STORAGE_BACKOFF, exc)
+        return None
+
+    async def reset(self) -> None:
+        if self._storage is not None:
+            try:
+                await self._storage.reset()
+            except Exception:
+                pass
+
+
+limiter = Limiter()

@@ -1,0 +1,194 @@
+"""Database outage: PostgreSQL stops under a running server and comes back.
+
+The test runs its own PostgreSQL cluster (initdb into a temporary directory, another port) so the
+machine's PostgreSQL and the other tests are not disturbed. While it is down, every request must
+answer 503 in the error shape within a couple of seconds (no hang, no 500, the process alive);
+once it is back the server must recover by itself, and every write it acknowledged must be there.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import Api, Database, ServerProcess, backend, free_port, unique
+
+pytestmark = pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL pass only (PV_TEST_DB=postgres)")
+
+# How long a request may take while the database is down (DB_TIMEOUT is 2 s).
+OUTAGE_ANSWER_WITHIN = 3.5
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster driven with initdb/pg_ctl (as the postgres user when root)."""
+
+    def __init__(self):
+        initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not initdbs:
+            pytest.skip("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb, pg_ctl) are not installed")
+        self.bindir = Path(initdbs[-1]).parent
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pv-pg-"))
+        self.data = self.dir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+
+    def run(self, tool: str, *args: str, timeout: float = 60) -> None:
+        cmd = [str(self.bindir / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"{tool} failed: {r.stdout}\n{r.stderr}"
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        self.run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "-t", "30", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` is a crash: no shutdown checkpoint, recovery from the WAL on the next start."""
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        except Exception:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    c.start()
+    yield c
+    c.destroy()
+
+
+@pytest.fixture(scope="module")
+def outage_server(cluster, tmp_path_factory):
+    import psycopg
+
+    with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "pv_outage"')
+    db = Database(url=f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/pv_outage")
+    proc = ServerProcess(database=db, data_dir=tmp_path_factory.mktemp("outage"),
+                         extra_env={"DB_TIMEOUT": "2", "DB_POOL_SIZE": "5"}).start()
+    yield proc
+    proc.stop()
+
+
+def test_database_outage_answers_503_and_recovers(cluster, outage_server):
+    api = Api(outage_server.base)
+    owner = api.register()
+    r = api.post("/servers", owner.token, json={"name": unique("srv"), "description": "d"})
+    assert r.status_code == 201, r.text
+    server_id = r.json()["id"]
+    headers = {"Authorization": f"Bearer {owner.token}"}
+
+    acknowledged: list[str] = []
+    results: list[tuple[float, int, float, dict | None]] = []  # (started, status, seconds, body)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def writer():
+        with httpx.Client(base_url=f"{outage_server.base}/api", timeout=30, headers=headers) as c:
+            while not stop.is_set():
+                name = unique("ch")
+                t0 = time.monotonic()
+                try:
+                    resp = c.post(f"/servers/{server_id}/channels", json={"name": name, "type": "text"})
+                except httpx.HTTPError as exc:  # the server must always answer
+                    with lock:
+                        results.append((t0, -1, time.monotonic() - t0, {"exception": repr(exc)}))
+                    continue
+                elapsed = time.monotonic() - t0
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = None
+                with lock:
+                    results.append((t0, resp.status_code, elapsed, body))
+                    if resp.status_code == 201:
+                        acknowledged.append(name)
+                if resp.status_code != 201:
+                    time.sleep(0.05)
+
+    threads = [threading.Thread(target=writer, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        assert acknowledged, f"no write succeeded before the outage: {results[-3:]}"
+
+        down_at = time.monotonic()
+        cluster.stop("immediate")
+        # While it is down: reads, writes, the bearer check and health all answer 503, quickly.
+        time.sleep(1.0)
+        for path, method in (("/auth/me", "GET"), (f"/servers/{server_id}", "GET"), ("/servers", "GET"),
+                             ("/health", "GET")):
+            t0 = time.monotonic()
+            resp = httpx.request(method, f"{outage_server.base}/api{path}", headers=headers, timeout=30)
+            took = time.monotonic() - t0
+            assert resp.status_code == 503, (path, resp.status_code, resp.text)
+            assert took < OUTAGE_ANSWER_WITHIN, (path, took)
+            if path != "/health":
+                assert resp.json() == {"error": "Database unavailable, try again shortly",
+                                       "code": "database_unavailable"}
+                assert resp.headers["retry-after"].isdigit()
+        r = httpx.post(f"{outage_server.base}/api/auth/login", json={"email": owner.email, "password": owner.password},
+                       timeout=30)
+        assert r.status_code == 503, r.text
+        time.sleep(3.0)
+        assert outage_server.proc.poll() is None, "the server process died during the outage"
+
+        starting_at = time.monotonic()
+        cluster.start()
+        up_at = time.monotonic()
+        recovered = None
+        while time.monotonic() - up_at < 20:
+            with lock:
+                recovered = next((t0 for t0, status, _, _ in results if t0 > up_at and status == 201), None)
+            if recovered:
+                break
+            time.sleep(0.2)
+        assert recovered is not None, f"no write succeeded within 20 s of the database coming back: {results[-3:]}"
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+
+    during = [(status, took, body) for t0, status, took, body in results if down_at + 0.5 < t0 < starting_at - 1.0]
+    assert during, "no request was made during the outage"
+    bad = [(s, b) for _, s, _, b in results if s not in (201, 503)]
+    assert not bad, f"answers other than 201/503: {bad[:5]}"
+    assert all(s == 503 for s, _, _ in during), [s for s, _, _ in during]
+    slow = [took for _, took, _ in during if took >= OUTAGE_ANSWER_WITHIN]
+    assert not slow, f"{len(slow)} requests took >= {OUTAGE_ANSWER_WITHIN}s during the outage: {max(slow):.1f}s"
+    assert all(b == {"error": "Database unavailable, try again shortly", "code": "database_unavailable"}
+               for s, _, b in during)
+    assert all(s == 201 for t0, s, _, _ in results if t0 > recovered)
+
+    # Every acknowledged write survived the crash.
+    r = api.get(f"/servers/{server_id}/channels", owner.token)
+    assert r.status_code == 200, r.text
+    names = {c["name"] for c in r.json()}
+    missing = [n for n in acknowledged if n not in names]
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged writes are missing"
+    assert outage_server.proc.poll() is None
+    print(f"outage: {len(during)} requests answered 503, slowest {max(t for _, t, _ in during):.2f}s; "
+          f"recovered {recovered - up_at:.2f}s after the database came back; "
+          f"{len(acknowledged)} acknowledged writes all present")
