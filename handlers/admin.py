@@ -33,6 +33,9 @@ class _ErrorCounter(logging.Handler):
         self.last: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "_pv_error_counted", False):
+            return  # seen by both handlers when "projectvoice" propagates to the root
+        record._pv_error_counted = True
         self.total += 1
         self.recent.append(record.created)
         self.last = f"{record.name}: {record.getMessage()[:120]}"
@@ -43,7 +46,29 @@ class _ErrorCounter(logging.Handler):
 
 
 _errors = _ErrorCounter()
+# The root for third-party loggers; "projectvoice" too, because its JSON logging setup stops
+# propagation there.
 logging.getLogger().addHandler(_errors)
+logging.getLogger("projectvoice").addHandler(_errors)
+
+
+def _request_counts() -> tuple[int, dict[str, int]] | None:
+    """(requests, {status class: count}) handled by this process, from the HTTP metrics."""
+    try:
+        from projectvoice.observability import REQUESTS
+    except ImportError:
+        return None
+    total, by_class = 0, {}
+    for metric in REQUESTS.collect():
+        for sample in metric.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            n = int(sample.value)
+            total += n
+            status = sample.labels.get("status", "")
+            key = status if status in ("401", "403") else f"{status[:1]}xx"
+            by_class[key] = by_class.get(key, 0) + n
+    return total, by_class
 _STARTED = time.time()
 
 
@@ -343,6 +368,11 @@ async def logs(user: int, action: str | None = None, actorId: int | None = None,
         recent = ", ".join(f"{a} {n}" for a, n in res.all()) or "none"
         access = (f"{blocked_users} blocked accounts, {blocked_servers} blocked servers, {bans} server bans; "
                   f"access changes in the last 24 h: {recent}")
+        counts = _request_counts()
+        if counts is not None:
+            n, by_class = counts
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(by_class.items()))
+            access += f"; {n} requests handled by this process since start ({detail or 'none'})"
         q = select(AuditLog)
         if action:
             q = q.where(AuditLog.action == action)

@@ -351,6 +351,7 @@ def test_logs_summaries_entries_and_filters(api, admin, server):
     assert api.post(f"/admin/servers/{s1['id']}/unblock", other.token).status_code == 200
     assert api.put(f"/admin/users/{target.id}", other.token, json={"role": "moderator"}).status_code == 200
 
+    assert api.get("/admin/logs", owner.token).status_code == 403
     r = api.get("/admin/logs", admin.token)
     assert r.status_code == 200
     body = r.json()
@@ -359,6 +360,11 @@ def test_logs_summaries_entries_and_filters(api, admin, server):
     assert "audit records" in body["system"] and "last: user.update by " + other.user["username"] in body["system"]
     assert "blocked accounts" in body["access"] and "server.block" in body["access"]
     assert "errors logged" in body["errors"]
+    if importlib.util.find_spec("projectvoice.observability") is not None:
+        import re
+
+        n = int(re.search(r"(\d+) requests handled", body["access"]).group(1))
+        assert n > 0 and "2xx" in body["access"] and "403" in body["access"]
     assert body["page"] == 1 and body["limit"] == 50 and body["total"] >= 3
     newest = body["entries"][:3]
     assert [e["action"] for e in newest] == ["user.update", "server.unblock", "server.block"]
