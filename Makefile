@@ -23,14 +23,19 @@ test: install services
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: install
+test-sqlite: install tests/js/node_modules
 	PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-postgres: install services
+test-postgres: install services tests/js/node_modules
 	PV_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 services:
 	@scripts/ensure-services.sh
+
+# Node.js socket.io-client 4 for the voice tests (tests/test_voice_node.py skips without node).
+tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/js --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the Node.js voice tests will be skipped"; fi
 
 generate: install
 	$(BIN)/python scripts/generate_models.py
