@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-sqlite test-postgres services generate check-generated lint migration create-admin clean
+.PHONY: install run test test-sqlite test-postgres services generate check-generated lint migration create-admin clean browser-deps test-browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ services:
 tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/js --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the Node.js voice tests will be skipped"; fi
+
+# Debian's Chromium and Playwright for the browser tests (tests/test_browser.py; they also do this themselves).
+browser-deps: install
+	$(BIN)/python tests/browser_setup.py
+
+test-browser: browser-deps
+	PV_TEST_DB=sqlite $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 generate: install
 	$(BIN)/python scripts/generate_models.py

@@ -1,0 +1,208 @@
+"""End to end through the reference web client (web/) in two headless Chromium browsers.
+
+Two users of one server log in through the page, join the same voice channel and exchange real
+WebRTC audio (Chromium's fake microphone) through our Socket.IO signalling: each side's
+`inbound-rtp` statistics must show audio packets arriving, and growing. Without a working
+`signal` relay no packet ever arrives and the test fails. Text messages must appear live in the
+other browser. Screenshots go to test-artifacts/.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import browser_setup
+from tests.support import ROOT, create_channel, create_server, join_server
+
+pytestmark = pytest.mark.timeout(120)
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+# Audio packets received from every peer connection of the page, by peer socket id.
+INBOUND_AUDIO = """async () => {
+  const out = {};
+  for (const [id, peer] of window.pv.peers) {
+    const stats = await peer.pc.getStats();
+    let n = 0;
+    stats.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'audio') n += r.packetsReceived || 0; });
+    out[id] = n;
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = browser_setup.ensure()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import Error, sync_playwright
+
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=browser_setup.CHROMIUM, args=browser_setup.ARGS, headless=True)
+        except Error as e:
+            pytest.skip(f"Chromium cannot start on this machine: {str(e)[:500]}")
+        yield b
+        b.close()
+
+
+class Client:
+    """One browser context logged in through the page's own login form."""
+
+    def __init__(self, browser, base: str, account, name: str):
+        self.name = name
+        self.account = account
+        self.log: list[str] = []
+        self.ctx = browser.new_context()
+        self.ctx.grant_permissions(["microphone"], origin=base)
+        self.page = self.ctx.new_page()
+        self.page.set_default_timeout(10_000)
+        self.page.on("console", lambda m: self.log.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.log.append(f"pageerror: {e}"))
+        self.page.goto(f"{base}/")
+        self.page.fill("#login-form input[name=email]", account.email)
+        self.page.fill("#login-form input[name=password]", account.password)
+        self.page.click("#login-form button[type=submit]")
+        self.wait("() => !document.querySelector('#app').hidden", what="logged in")
+        self.wait("() => window.pv.socket && window.pv.socket.connected", what="socket connected")
+
+    def open_channel(self, server_id: int, channel_id: int) -> None:
+        self.page.click(f"#server-list li[data-id='{server_id}']")
+        self.page.click(f"#channel-list li[data-id='{channel_id}']")
+
+    def js(self, expr: str, arg=None):
+        return self.page.evaluate(expr, arg)
+
+    def wait(self, expr: str, arg=None, timeout: float = 10_000, what: str = "") -> None:
+        try:
+            self.page.wait_for_function(expr, arg=arg, timeout=timeout)
+        except Exception as e:
+            raise AssertionError(f"{self.name}: {what or expr} did not happen: {e}\n{self.console()}") from None
+
+    def console(self) -> str:
+        return f"--- {self.name} console:\n" + "\n".join(self.log[-40:])
+
+    def screenshot(self, label: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"browser-{label}-{self.name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.ctx.close()
+
+
+@pytest.fixture
+def clients(browser, api, server):
+    made: list[Client] = []
+
+    def make(account, name):
+        c = Client(browser, server.base, account, name)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def community(api):
+    alice, bob = api.register(), api.register()
+    srv = create_server(api, alice)
+    text = create_channel(api, alice, srv["id"], "text", "general")
+    voice = create_channel(api, alice, srv["id"], "voice", "lounge")
+    join_server(api, alice, srv["id"], bob)
+    return alice, bob, srv, text, voice
+
+
+def inbound(client: Client) -> dict[str, int]:
+    return client.js(INBOUND_AUDIO)
+
+
+def wait_for_audio(a: Client, b: Client, timeout: float = 20.0) -> tuple[dict, dict]:
+    """Both sides receive audio packets from the other; returns the last counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ra, rb = inbound(a), inbound(b)
+        if sum(ra.values()) > 0 and sum(rb.values()) > 0:
+            return ra, rb
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no audio within {timeout}s: {a.name} {ra}, {b.name} {rb}\n"
+                                 f"{a.console()}\n{b.console()}")
+        time.sleep(0.25)
+
+
+def test_two_browsers_exchange_audio_then_one_leaves(clients, community):
+    alice_acct, bob_acct, srv, _text, voice = community
+    alice, bob = clients(alice_acct, "alice"), clients(bob_acct, "bob")
+    for c in (alice, bob):
+        c.open_channel(srv["id"], voice["id"])
+        c.page.wait_for_selector("#voice-join:not([hidden])")
+
+    alice.page.click("#voice-join")
+    alice.wait("() => document.querySelectorAll('#participants li').length === 1", what="alice alone in the room")
+    bob.page.click("#voice-join")
+    for c in (alice, bob):
+        c.wait("() => document.querySelectorAll('#participants li').length === 2", what="two participants")
+
+    alice_sid, bob_sid = alice.js("window.pv.socket.id"), bob.js("window.pv.socket.id")
+    # Each side has exactly one peer connection, keyed by the other's socket id (the relayed `from`).
+    assert list(inbound(alice)) == [bob_sid]
+    assert list(inbound(bob)) == [alice_sid]
+
+    before_a, before_b = wait_for_audio(alice, bob)
+    time.sleep(1.5)
+    after_a, after_b = inbound(alice), inbound(bob)
+    assert after_a[bob_sid] > before_a[bob_sid], (before_a, after_a)
+    assert after_b[alice_sid] > before_b[alice_sid], (before_b, after_b)
+    for c in (alice, bob):
+        assert c.js("[...window.pv.peers.values()].every((p) => p.pc.connectionState === 'connected')"), c.console()
+    alice.screenshot("voice")
+    bob.screenshot("voice")
+
+    # Bob mutes himself: his own track stops, Alice sees his mic off.
+    bob.page.click("#voice-mute")
+    assert bob.js("window.pv.state.micOn") is False
+    alice.wait("(sid) => document.querySelector(`#participants li[data-socket-id='${sid}']`)"
+               ".classList.contains('muted-mic')", bob_sid, what="bob shown muted")
+
+    # Bob leaves: Alice sees him go and closes her connection to him.
+    bob.page.click("#voice-leave")
+    alice.wait("() => document.querySelectorAll('#participants li').length === 1 && window.pv.peers.size === 0",
+               what="bob gone from alice's room")
+    assert alice.js("document.querySelector('#participants li').dataset.socketId") == alice_sid
+    assert bob.js("window.pv.peers.size") == 0
+    bob.page.wait_for_selector("#voice-join:not([hidden])")
+    alice.screenshot("voice-after-leave")
+
+
+def test_message_appears_live_in_the_other_browser(clients, community):
+    alice_acct, bob_acct, srv, text, _voice = community
+    alice, bob = clients(alice_acct, "alice"), clients(bob_acct, "bob")
+    for c in (alice, bob):
+        c.open_channel(srv["id"], text["id"])
+        c.wait("(cid) => window.pv.state.subscribed === cid", text["id"], what="subscribed to the text channel")
+    bob.js("window.__noReload = true")
+
+    content = f"hello from alice {time.time_ns()}"
+    alice.page.fill("#message-form input[name=content]", content)
+    alice.page.press("#message-form input[name=content]", "Enter")
+    for c in (bob, alice):
+        c.wait("(t) => [...document.querySelectorAll('#messages .content')].some((e) => e.textContent === t)",
+               content, timeout=5_000, what="the message shown")
+    assert bob.js("window.__noReload") is True  # arrived live, no reload
+    assert bob.js("document.querySelector('#messages li:last-child .author').textContent") == \
+        alice_acct.user["username"]
+
+    reply = f"hi alice {time.time_ns()}"
+    bob.page.fill("#message-form input[name=content]", reply)
+    bob.page.click("#message-form button[type=submit]")
+    alice.wait("(t) => [...document.querySelectorAll('#messages .content')].some((e) => e.textContent === t)",
+               reply, timeout=5_000, what="bob's reply shown")
+    assert alice.js("document.querySelectorAll('#messages li').length") == 2
+    alice.screenshot("text")
+    bob.screenshot("text")

@@ -1,0 +1,398 @@
+// ProjectVoice reference web client: plain JavaScript, the REST API under /api and the
+// Socket.IO events of asyncapi/projectvoice.yaml. No build step, nothing fetched from elsewhere.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+};
+
+const state = {
+  token: localStorage.getItem('pv.token'),
+  user: null,
+  servers: [],
+  server: null,          // the selected server (detail)
+  channel: null,         // the selected channel
+  textChannel: null,     // the text channel we are subscribed to
+  subscribed: null,      // its id once the server confirmed (`subscribed`)
+  messages: new Map(),   // id -> message of textChannel
+  voice: null,           // {channelId, participants: Map socketId -> {userData, micToggle}}
+  micOn: true,
+};
+const peers = new Map();  // socketId -> {pc, polite, makingOffer, ignoreOffer, queue, audio}
+let socket = null;
+let localStream = null;
+
+// Debug handle for tests and the console.
+window.pv = { state, peers, get socket() { return socket; } };
+
+// ---------------------------------------------------------------- REST
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const res = await fetch(`/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.status === 401 && state.token) logout();
+  if (!res.ok) throw new Error((data && data.error) || `${method} ${path}: HTTP ${res.status}`);
+  return data;
+}
+
+function status(text, isError = false) {
+  const s = $('#status');
+  s.textContent = text;
+  s.className = isError ? 'error' : 'muted';
+}
+
+// ---------------------------------------------------------------- accounts
+
+async function onAuth(form, path) {
+  const f = new FormData(form);
+  try {
+    const { token, user } = await api('POST', path, Object.fromEntries(f));
+    state.token = token;
+    localStorage.setItem('pv.token', token);
+    await start(user);
+  } catch (e) {
+    $('#auth-error').textContent = e.message;
+  }
+}
+
+async function start(user) {
+  state.user = user || await api('GET', '/auth/me');
+  $('#auth').hidden = true;
+  $('#app').hidden = false;
+  $('#me').textContent = `${state.user.username}#${state.user.tag}`;
+  connectSocket();
+  await loadServers();
+}
+
+function logout() {
+  leaveVoice();
+  if (socket) socket.disconnect();
+  socket = null;
+  state.token = null;
+  localStorage.removeItem('pv.token');
+  location.reload();
+}
+
+// ---------------------------------------------------------------- servers and channels
+
+async function loadServers(selectId) {
+  state.servers = await api('GET', '/servers');
+  const list = $('#server-list');
+  list.replaceChildren(...state.servers.map((s) => {
+    const li = el('li', { textContent: s.name });
+    li.dataset.id = s.id;
+    li.onclick = () => selectServer(s.id);
+    return li;
+  }));
+  const id = selectId || (state.server && state.server.id) || (state.servers[0] && state.servers[0].id);
+  if (id) await selectServer(id);
+}
+
+async function selectServer(id) {
+  state.server = await api('GET', `/servers/${id}`);
+  for (const li of $('#server-list').children) li.classList.toggle('selected', li.dataset.id === String(id));
+  $('#server-name').textContent = state.server.name;
+  $('#invite-button').hidden = false;
+  $('#invite-token').textContent = '';
+  $('#channel-form').hidden = false;
+  renderChannels();
+}
+
+function renderChannels() {
+  const channels = [...state.server.channels].sort((a, b) => a.position - b.position || a.id - b.id);
+  $('#channel-list').replaceChildren(...channels.map((c) => {
+    const li = el('li', { textContent: c.name });
+    li.dataset.id = c.id;
+    li.dataset.type = c.type;
+    li.classList.toggle('selected', state.channel && state.channel.id === c.id);
+    li.onclick = () => selectChannel(c);
+    return li;
+  }));
+}
+
+async function selectChannel(channel) {
+  state.channel = channel;
+  renderChannels();
+  status('');
+  $('#text-view').hidden = channel.type !== 'text';
+  $('#voice-view').hidden = channel.type !== 'voice';
+  if (channel.type === 'text') await openText(channel);
+  else renderVoice();
+}
+
+// ---------------------------------------------------------------- text channels
+
+async function openText(channel) {
+  if (state.textChannel && state.textChannel !== channel.id) socket.emit('unsubscribe-channel', state.textChannel);
+  state.textChannel = channel.id;
+  state.subscribed = null;
+  state.messages = new Map();
+  $('#text-title').textContent = `# ${channel.name}`;
+  renderMessages();
+  // Subscribe first, then read the newest page: nothing posted in between is missed.
+  socket.emit('subscribe-channel', channel.id, state.token);
+  try {
+    const page = await api('GET', `/messages?channelId=${channel.id}&page=1&limit=50`);
+    if (state.textChannel !== channel.id) return;
+    for (const m of page.messages) state.messages.set(m.id, m);
+    renderMessages();
+  } catch (e) {
+    status(e.message, true);
+  }
+}
+
+function renderMessages() {
+  const list = $('#messages');
+  const sorted = [...state.messages.values()].sort((a, b) => a.id - b.id);
+  list.replaceChildren(...sorted.map((m) => {
+    const when = new Date(m.createdAt);
+    const li = el('li', {},
+      el('time', { dateTime: m.createdAt, textContent: when.toLocaleTimeString() }),
+      el('span', { className: 'author', textContent: m.user ? m.user.username : `#${m.userId}` }),
+      el('span', { className: 'content', textContent: m.content + (m.isEdited ? ' (edited)' : '') }));
+    li.dataset.id = m.id;
+    return li;
+  }));
+  list.scrollTop = list.scrollHeight;
+}
+
+function onMessageEvent(m) {
+  if (m.channelId !== state.textChannel) return;
+  state.messages.set(m.id, m);
+  renderMessages();
+}
+
+// ---------------------------------------------------------------- socket
+
+function connectSocket() {
+  // The seed document's form: namespace /socket on the default path /socket.io.
+  socket = io('/socket', { auth: { token: state.token } });
+  socket.on('connect', () => {
+    // A new connection has a new socket id and no rooms: subscribe again.
+    if (state.textChannel) socket.emit('subscribe-channel', state.textChannel, state.token);
+  });
+  socket.on('disconnect', () => { closeAllPeers(); state.voice = null; renderVoice(); });
+  socket.on('error', (err) => status(`Server: ${err && err.message}`, true));
+  socket.on('subscribed', ({ channelId }) => { if (channelId === state.textChannel) state.subscribed = channelId; });
+  socket.on('message-created', onMessageEvent);
+  socket.on('message-updated', onMessageEvent);
+  socket.on('message-deleted', ({ id, channelId }) => {
+    if (channelId === state.textChannel && state.messages.delete(id)) renderMessages();
+  });
+  socket.on('created', onCreated);
+  socket.on('user-connected', ({ socketId, userData }) => {
+    if (!state.voice) return;
+    state.voice.participants.set(socketId, { userData, micToggle: true });
+    createPeer(socketId);
+    renderVoice();
+  });
+  socket.on('user-disconnected', (socketId) => {
+    closePeer(socketId);
+    if (state.voice && state.voice.participants.delete(socketId)) renderVoice();
+  });
+  socket.on('mic-toggled', ({ socketId, micToggle }) => {
+    if (!state.voice) return;
+    const p = state.voice.participants.get(socketId);
+    if (p) p.micToggle = micToggle;
+    if (socketId === socket.id && !micToggle) setLocalMic(false);  // muted by a moderator
+    renderVoice();
+  });
+  socket.on('signal', onSignal);
+}
+
+// ---------------------------------------------------------------- voice
+
+async function joinVoice(channel) {
+  try {
+    if (!localStream) localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+  } catch (e) {
+    status(`Microphone unavailable: ${e.message}`, true);
+    return;
+  }
+  if (state.voice) leaveVoice();
+  state.voice = { channelId: channel.id, participants: new Map() };
+  setLocalMic(true);
+  socket.emit('join-room', channel.id, state.token);
+}
+
+function onCreated({ roomId, participants }) {
+  if (!state.voice || Number(String(roomId).replace('channel-', '')) !== state.voice.channelId) return;
+  for (const p of participants) {
+    state.voice.participants.set(p.socketId, { userData: p.userData, micToggle: p.micToggle });
+    if (p.socketId === socket.id) setLocalMic(p.micToggle);
+    else createPeer(p.socketId);
+  }
+  renderVoice();
+}
+
+function leaveVoice() {
+  if (!state.voice) return;
+  if (socket) socket.emit('leave-room', state.voice.channelId);
+  closeAllPeers();
+  state.voice = null;
+  if (localStream) localStream.getTracks().forEach((t) => t.stop());
+  localStream = null;
+  renderVoice();
+}
+
+function setLocalMic(on) {
+  state.micOn = on;
+  if (localStream) localStream.getAudioTracks().forEach((t) => { t.enabled = on; });
+}
+
+function toggleMic() {
+  setLocalMic(!state.micOn);
+  socket.emit('toggle-mic', state.micOn);
+}
+
+// One RTCPeerConnection per peer, "perfect negotiation": both sides may offer (each adds its
+// track, so each fires negotiationneeded); on a collision the polite side (the smaller socket id)
+// rolls back and answers, the impolite side ignores the other's offer.
+function createPeer(socketId) {
+  if (peers.has(socketId)) return peers.get(socketId);
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const peer = { pc, polite: socket.id < socketId, makingOffer: false, ignoreOffer: false,
+                 queue: Promise.resolve(), audio: new Audio() };
+  peer.audio.autoplay = true;
+  peers.set(socketId, peer);
+  if (localStream) localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
+  pc.onicecandidate = ({ candidate }) => {
+    if (candidate) socket.emit('signal', { to: socketId, type: 'candidate', candidate: candidate.toJSON() });
+  };
+  pc.ontrack = ({ track, streams }) => {
+    peer.audio.srcObject = streams[0] || new MediaStream([track]);
+    peer.audio.play().catch(() => {});
+  };
+  pc.onnegotiationneeded = async () => {
+    try {
+      peer.makingOffer = true;
+      await pc.setLocalDescription();
+      socket.emit('signal', { to: socketId, type: 'offer', sdp: pc.localDescription });
+    } catch (e) {
+      console.error('offer failed', e);
+    } finally {
+      peer.makingOffer = false;
+    }
+  };
+  return peer;
+}
+
+function onSignal({ from, type, sdp, candidate }) {
+  if (!state.voice) return;
+  const peer = peers.get(from) || createPeer(from);
+  // Handle one peer's signals strictly in order.
+  peer.queue = peer.queue.then(() => handleSignal(peer, from, type, sdp, candidate)).catch((e) => console.error('signal', e));
+}
+
+async function handleSignal(peer, from, type, sdp, candidate) {
+  const pc = peer.pc;
+  if (pc.signalingState === 'closed') return;
+  if (type === 'offer' || type === 'answer') {
+    const desc = typeof sdp === 'string' ? { type, sdp } : sdp;
+    const collision = desc.type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
+    peer.ignoreOffer = !peer.polite && collision;
+    if (peer.ignoreOffer) return;
+    await pc.setRemoteDescription(desc);  // rolls back our own offer on a collision (polite side)
+    if (desc.type === 'offer') {
+      await pc.setLocalDescription();
+      socket.emit('signal', { to: from, type: 'answer', sdp: pc.localDescription });
+    }
+  } else if (type === 'candidate') {
+    try {
+      await pc.addIceCandidate(candidate);
+    } catch (e) {
+      if (!peer.ignoreOffer) throw e;
+    }
+  }
+}
+
+function closePeer(socketId) {
+  const peer = peers.get(socketId);
+  if (!peer) return;
+  peer.pc.close();
+  peer.audio.srcObject = null;
+  peers.delete(socketId);
+}
+
+function closeAllPeers() {
+  for (const id of [...peers.keys()]) closePeer(id);
+}
+
+function renderVoice() {
+  const ch = state.channel;
+  if (!ch || ch.type !== 'voice') return;
+  const here = state.voice && state.voice.channelId === ch.id;
+  $('#voice-title').textContent = `♪ ${ch.name}`;
+  $('#voice-join').hidden = here;
+  $('#voice-leave').hidden = !here;
+  $('#voice-mute').hidden = !here;
+  $('#voice-mute').textContent = state.micOn ? 'Mute' : 'Unmute';
+  const list = here ? [...state.voice.participants.entries()] : [];
+  $('#participants').replaceChildren(...list.map(([sid, p]) => {
+    const me = socket && sid === socket.id;
+    const li = el('li', { textContent: `${p.userData.username}${me ? ' (you)' : ''}${p.micToggle ? '' : ' — muted'}` });
+    li.dataset.socketId = sid;
+    li.dataset.userId = p.userData.id;
+    li.classList.toggle('muted-mic', !p.micToggle);
+    return li;
+  }));
+}
+
+// ---------------------------------------------------------------- wiring
+
+function form(sel, handler) {
+  $(sel).addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await handler(ev.target);
+    } catch (e) {
+      status(e.message, true);
+    }
+  });
+}
+
+form('#login-form', (f) => onAuth(f, '/auth/login'));
+form('#register-form', (f) => onAuth(f, '/auth/register'));
+form('#server-form', async (f) => {
+  const s = await api('POST', '/servers', { name: f.name.value });
+  f.reset();
+  await loadServers(s.id);
+});
+form('#join-form', async (f) => {
+  const { serverId } = await api('POST', `/invite/invite/${encodeURIComponent(f.token.value.trim())}/accept`, {});
+  f.reset();
+  await loadServers(serverId);
+});
+form('#channel-form', async (f) => {
+  const c = await api('POST', `/servers/${state.server.id}/channels`, { name: f.name.value, type: f.type.value });
+  f.reset();
+  await selectServer(state.server.id);
+  await selectChannel(c);
+});
+form('#message-form', async (f) => {
+  const m = await api('POST', '/messages', { content: f.content.value, channelId: state.textChannel });
+  f.reset();
+  onMessageEvent(m);
+});
+$('#invite-button').onclick = async () => {
+  try {
+    const { invite } = await api('POST', `/invite/${state.server.id}/invite`, {});
+    $('#invite-token').textContent = `Invite token: ${invite.token}`;
+  } catch (e) {
+    status(e.message, true);
+  }
+};
+$('#logout').onclick = logout;
+$('#voice-join').onclick = () => joinVoice(state.channel);
+$('#voice-leave').onclick = leaveVoice;
+$('#voice-mute').onclick = () => { toggleMic(); renderVoice(); };
+
+if (state.token) {
+  start().catch(() => { state.token = null; localStorage.removeItem('pv.token'); });
+}
