@@ -79,14 +79,26 @@ class Channel(SQLModel, table=True):
     type: str = Field(max_length=8)  # text | voice
     description: Optional[str] = Field(default=None, max_length=1000)
     position: int = Field(default=0)
+    # Messages in the channel, kept by database triggers on `messages` (migration 0002) in the
+    # same transaction as every insert and delete, cascades included: `total` of a message page
+    # never needs a COUNT over the channel.
+    message_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
 
 class Message(SQLModel, table=True):
+    """A channel message.
+
+    Migration 0002 adds, outside these models: triggers keeping `channels.message_count`, and
+    the search index (SQLite: the FTS5 external-content table `messages_fts` with its triggers;
+    PostgreSQL: the GIN index `ix_messages_search` on (channel_id, to_tsvector('simple', content))).
+    A migration that rebuilds this table (SQLite batch mode) must recreate those triggers.
+    """
+
     __tablename__ = "messages"
     __table_args__ = (
-        # Page 1, the `before` cursor and the count all walk this index.
+        # Page 1, the `before` cursor and offset pages all walk this index.
         sa.Index("ix_messages_channel_id_id", "channel_id", "id"),
     )
 

@@ -11,12 +11,26 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
+# Database objects a migration creates by hand, outside the models (0002: message search).
+UNMODELLED_TABLES = ("messages_fts",)  # and its FTS5 shadow tables messages_fts_*
+UNMODELLED_INDEXES = ("ix_messages_search",)
+
+
+def _include_name(name, type_, parent_names) -> bool:
+    if type_ == "table":
+        return not any(name == t or name.startswith(t + "_") for t in UNMODELLED_TABLES)
+    if type_ == "index":
+        return name not in UNMODELLED_INDEXES
+    return True
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
