@@ -89,7 +89,9 @@ def parse_bits(value) -> int:
     if isinstance(value, bool):
         raise BadRequest("permissions must be a non-negative integer or decimal string", "invalid_permissions")
     if isinstance(value, str):
-        if not value.isdigit() or len(value) > 20:
+        # str.isdigit() also accepts non-ASCII digits ("²", "１"), which int() then rejects
+        # or reads: only ASCII 0-9 are a decimal string here.
+        if not (value.isascii() and value.isdigit()) or len(value) > 20:
             raise BadRequest("permissions must be a decimal string of digits", "invalid_permissions")
         value = int(value)
     if not isinstance(value, int) or value < 0 or value > MAX_BITS:
