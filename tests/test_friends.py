@@ -170,7 +170,7 @@ def test_concurrent_mutual_requests_end_consistent(api):
         results = {}
         barrier = threading.Barrier(2)
 
-        def send(me, other):
+        def send(me, other, barrier=barrier, results=results):
             with httpx.Client(base_url=api.base + "/api", timeout=30) as c:
                 barrier.wait()
                 results[me.id] = c.post("/friends/request", json={"friendId": other.id},
