@@ -7,6 +7,7 @@ once it is back the server must recover by itself, and every write it acknowledg
 """
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import shutil
@@ -192,3 +193,130 @@ def test_database_outage_answers_503_and_recovers(cluster, outage_server):
     print(f"outage: {len(during)} requests answered 503, slowest {max(t for _, t, _ in during):.2f}s; "
           f"recovered {recovered - up_at:.2f}s after the database came back; "
           f"{len(acknowledged)} acknowledged writes all present")
+
+
+# ---------------------------------------------------------------------------------- Redis
+
+
+class RedisServer:
+    """A private redis-server on a free port (no persistence: a restart loses every key)."""
+
+    def __init__(self, workdir: Path):
+        if not shutil.which("redis-server"):
+            pytest.skip("redis-server is not installed")
+        self.port = free_port()
+        self.dir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port, socket_connect_timeout=0.5).ping():
+                    return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def redis_pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("redis-outage")
+    rs = RedisServer(tmp)
+    rs.start()
+    database = Database.fresh(tmp)
+    env = {"REDIS_URL": rs.url, "VOICE_HEARTBEAT_SECONDS": "1"}
+    procs: list[ServerProcess] = []
+    try:
+        for i in range(2):
+            procs.append(ServerProcess(database=database, data_dir=tmp / f"d{i}",
+                                       jwt_secret=procs[0].jwt_secret if procs else "s" * 40,
+                                       extra_env=env).start())
+        yield rs, procs
+    finally:
+        for p in procs:
+            p.stop()
+        rs.stop()
+        database.drop()
+
+
+async def _voice_exchange(p1: ServerProcess, p2: ServerProcess, alice, bob, voice_id: int, timeout: float = 4):
+    """Alice on process 1 and Bob on process 2 meet in a voice room and pass one signal."""
+    from tests.test_voice import Client
+
+    a = await Client(p1.base, "seed", alice.token).connect()
+    b = await Client(p2.base, "desktop", bob.token).connect()
+    try:
+        await a.emit("join-room", voice_id)
+        await a.wait("created", timeout)
+        await b.emit("join-room", voice_id)
+        created = await b.wait("created", timeout)
+        assert a.sid in [p["socketId"] for p in created["participants"]]
+        assert (await a.wait("user-connected", timeout))["socketId"] == b.sid
+        await a.emit("signal", {"to": b.sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0"}})
+        assert (await b.wait("signal", timeout))["from"] == a.sid
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.asyncio
+async def test_redis_outage_keeps_rest_serving_and_voice_comes_back(redis_pair):
+    from tests.support import create_channel, create_server
+    from tests.test_voice import add_members
+
+    rs, (p1, p2) = redis_pair
+    api1, api2 = Api(p1.base), Api(p2.base)
+    alice, bob = api1.register(), api2.register()
+    sv = create_server(api1, alice)
+    add_members(api1, alice, sv["id"], bob)
+    voice = create_channel(api1, alice, sv["id"], type="voice")
+    text = create_channel(api1, alice, sv["id"], type="text")
+    await _voice_exchange(p1, p2, alice, bob, voice["id"])
+
+    rs.stop()
+    # REST keeps working on both processes, promptly: accounts, rate-limited routes (the limiter
+    # fails open), message posting (whose live event cannot be published), reads.
+    for api, who in ((api1, alice), (api2, bob)):
+        for _ in range(3):
+            t0 = time.monotonic()
+            acct = api.register()
+            r = api.post("/auth/login", json={"email": acct.email, "password": acct.password})
+            assert r.status_code == 200, r.text
+            r = api.post("/messages", who.token, json={"content": "during the Redis outage", "channelId": text["id"]})
+            assert r.status_code == 201, r.text
+            assert api.get("/servers", who.token).status_code == 200
+            assert api.get("/health").status_code == 200
+            assert time.monotonic() - t0 < 5, "REST slowed down by the Redis outage"
+    assert p1.proc.poll() is None and p2.proc.poll() is None
+
+    rs.start()
+    deadline = time.monotonic() + 40
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            await _voice_exchange(p1, p2, alice, bob, voice["id"])
+            break
+        except (AssertionError, Exception) as exc:  # not yet reconnected
+            last = exc
+            await asyncio.sleep(1)
+    else:
+        raise AssertionError(f"voice did not work again within 40 s of Redis coming back: {last!r}")
+    r = api1.get(f"/messages?channelId={text['id']}", alice.token)
+    assert r.status_code == 200
+    assert len([m for m in r.json()["messages"] if m["content"] == "during the Redis outage"]) == 6
