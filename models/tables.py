@@ -36,6 +36,7 @@ class User(SQLModel, table=True):
     __table_args__ = (
         sa.Index("uq_users_username_lower", sa.func.lower(sa.text("username")), unique=True),
         sa.Index("uq_users_email_lower", sa.func.lower(sa.text("email")), unique=True),
+        {"sqlite_autoincrement": True},
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -56,6 +57,7 @@ class User(SQLModel, table=True):
 
 class Server(SQLModel, table=True):
     __tablename__ = "servers"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
@@ -72,6 +74,7 @@ class Server(SQLModel, table=True):
 
 class Channel(SQLModel, table=True):
     __tablename__ = "channels"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Optional[int] = Field(default=None, primary_key=True)
     server_id: int = _fk("servers.id")
@@ -100,6 +103,7 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         # Page 1, the `before` cursor and offset pages all walk this index.
         sa.Index("ix_messages_channel_id_id", "channel_id", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -113,7 +117,7 @@ class Message(SQLModel, table=True):
 
 class ServerMember(SQLModel, table=True):
     __tablename__ = "server_members"
-    __table_args__ = (sa.UniqueConstraint("server_id", "user_id", name="uq_member_server_user"),)
+    __table_args__ = (sa.UniqueConstraint("server_id", "user_id", name="uq_member_server_user"), {"sqlite_autoincrement": True})
 
     id: Optional[int] = Field(default=None, primary_key=True)
     server_id: int = _fk("servers.id", index=False)
@@ -127,6 +131,7 @@ class ServerMember(SQLModel, table=True):
 
 class Role(SQLModel, table=True):
     __tablename__ = "roles"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Optional[int] = Field(default=None, primary_key=True)
     server_id: int = _fk("servers.id")
@@ -155,7 +160,7 @@ class MemberRole(SQLModel, table=True):
 
 class Ban(SQLModel, table=True):
     __tablename__ = "bans"
-    __table_args__ = (sa.UniqueConstraint("server_id", "user_id", name="uq_ban_server_user"),)
+    __table_args__ = (sa.UniqueConstraint("server_id", "user_id", name="uq_ban_server_user"), {"sqlite_autoincrement": True})
 
     id: Optional[int] = Field(default=None, primary_key=True)
     server_id: int = _fk("servers.id", index=False)
@@ -167,6 +172,7 @@ class Ban(SQLModel, table=True):
 
 class Invite(SQLModel, table=True):
     __tablename__ = "invites"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Optional[int] = Field(default=None, primary_key=True)
     token: str = Field(max_length=64, unique=True)
@@ -185,6 +191,7 @@ class Friendship(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("pair_low", "pair_high", name="uq_friendship_pair"),
         sa.CheckConstraint("pair_low < pair_high", name="ck_friendship_pair_order"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -200,7 +207,7 @@ class Friendship(SQLModel, table=True):
 
 class UserBlock(SQLModel, table=True):
     __tablename__ = "user_blocks"
-    __table_args__ = (sa.UniqueConstraint("blocker_id", "blocked_id", name="uq_block_pair"),)
+    __table_args__ = (sa.UniqueConstraint("blocker_id", "blocked_id", name="uq_block_pair"), {"sqlite_autoincrement": True})
 
     id: Optional[int] = Field(default=None, primary_key=True)
     blocker_id: int = _fk("users.id", index=False)
@@ -212,6 +219,7 @@ class AuditLog(SQLModel, table=True):
     """Administrative and moderation actions, written in the same transaction as the action."""
 
     __tablename__ = "audit_log"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Optional[int] = Field(default=None, primary_key=True)
     actor_id: Optional[int] = _fk("users.id", ondelete="SET NULL", nullable=True)

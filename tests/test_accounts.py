@@ -194,3 +194,13 @@ def test_swagger_ui_and_spec_are_served(server):
 def test_create_admin_command(admin, api):
     r = api.get("/auth/me", admin.token)
     assert r.status_code == 200 and r.json()["role"] == "admin"
+
+
+def test_ids_are_never_reused_so_old_tokens_never_match_new_accounts(api):
+    """SQLite would hand a deleted newest row's id to the next row without AUTOINCREMENT; a
+    deleted account's token must not start working for whoever comes next."""
+    gone = api.register()
+    assert api.delete("/users/", token=gone.token).status_code == 200
+    newcomer = api.register()
+    assert newcomer.id != gone.id
+    assert api.get("/auth/me", token=gone.token).status_code == 401

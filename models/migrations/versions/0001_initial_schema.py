@@ -30,7 +30,8 @@ def upgrade() -> None:
     sa.Column('token_version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_is_active'), ['is_active'], unique=False)
@@ -50,7 +51,8 @@ def upgrade() -> None:
     sa.Column('details', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_log_action'), ['action'], unique=False)
@@ -71,7 +73,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['friend_id'], ['users.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('pair_low', 'pair_high', name='uq_friendship_pair')
+    sa.UniqueConstraint('pair_low', 'pair_high', name='uq_friendship_pair'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('friendships', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_friendships_friend_id'), ['friend_id'], unique=False)
@@ -89,7 +92,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('servers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_servers_is_blocked'), ['is_blocked'], unique=False)
@@ -103,7 +107,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['blocked_id'], ['users.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['blocker_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('blocker_id', 'blocked_id', name='uq_block_pair')
+    sa.UniqueConstraint('blocker_id', 'blocked_id', name='uq_block_pair'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('user_blocks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_blocks_blocked_id'), ['blocked_id'], unique=False)
@@ -119,7 +124,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['server_id'], ['servers.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('server_id', 'user_id', name='uq_ban_server_user')
+    sa.UniqueConstraint('server_id', 'user_id', name='uq_ban_server_user'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('bans', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_bans_user_id'), ['user_id'], unique=False)
@@ -134,7 +140,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['server_id'], ['servers.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('channels', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_channels_server_id'), ['server_id'], unique=False)
@@ -151,7 +158,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['server_id'], ['servers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('token')
+    sa.UniqueConstraint('token'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('invites', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invites_server_id'), ['server_id'], unique=False)
@@ -169,7 +177,8 @@ def upgrade() -> None:
     sa.Column('preset', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['server_id'], ['servers.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('roles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_roles_server_id'), ['server_id'], unique=False)
@@ -185,7 +194,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['server_id'], ['servers.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('server_id', 'user_id', name='uq_member_server_user')
+    sa.UniqueConstraint('server_id', 'user_id', name='uq_member_server_user'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('server_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_server_members_user_id'), ['user_id'], unique=False)
@@ -210,7 +220,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_channel_id_id', ['channel_id', 'id'], unique=False)
