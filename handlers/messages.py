@@ -68,19 +68,26 @@ async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 5
         return views.message_page_view(rows, max(channel.message_count, 0), page, limit), 200
 
 
-def _match(words: list[str]):
-    """A condition on Message: every word appears (case-insensitive, whole words, literal)."""
+def _hits(channel_id: int, words: list[str]):
+    """The ids of the channel's messages containing every word (case-insensitive, whole words,
+    literal), as a CTE read once for both the page and the number of matches."""
     if db.is_postgres():
         simple = sa.literal_column("'simple'")
         query = reduce(lambda a, b: a.op("&&")(b),
                        [sa.func.phraseto_tsquery(simple, w) for w in words])
-        return sa.func.to_tsvector(simple, Message.content).op("@@")(query)
+        match = sa.func.to_tsvector(simple, Message.content).op("@@")(query)
+        # MATERIALIZED: without it the planner, seeing ORDER BY id LIMIT n, walks the channel
+        # newest-first testing every message; the GIN index on (channel_id, tsvector) finds
+        # the matches directly, whatever the channel's size.
+        return (select(Message.id).where(Message.channel_id == channel_id, match)
+                .cte("hits").prefix_with("MATERIALIZED"))
     # FTS5: each word as a string ("..." with inner quotes doubled) is a phrase of its tokens;
-    # phrases side by side are ANDed; a word with no token in it adds no condition.
+    # phrases side by side are ANDed; a word with no token in it adds no condition. CROSS JOIN
+    # makes SQLite start from the full-text matches, not from the channel's messages.
     fts = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-    hits = sa.text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :fts") \
-        .bindparams(fts=fts).columns(sa.column("rowid", sa.Integer))
-    return Message.id.in_(hits)
+    return (sa.text("SELECT m.id AS id FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid "
+                    "WHERE messages_fts MATCH :fts AND m.channel_id = :cid")
+            .bindparams(fts=fts, cid=channel_id).columns(sa.column("id", sa.Integer)).cte("hits"))
 
 
 async def search_messages(user: int, query: str, channelId: int, page: int = 1, limit: int = 50):
@@ -89,12 +96,11 @@ async def search_messages(user: int, query: str, channelId: int, page: int = 1, 
         await channel_access(s, user, channelId, Perm.READ_MESSAGE_HISTORY)
         if not words:
             return views.message_page_view([], 0, page, limit), 200
-        match = _match(words)
+        hits = _hits(channelId, words)
         # Newest matches first; the page's ids and the number of matches in one pass.
         found = (await s.exec(
-            select(Message.id, sa.func.count().over().label("total"))
-            .where(Message.channel_id == channelId, match)
-            .order_by(Message.id.desc()).offset((page - 1) * limit).limit(limit)
+            select(hits.c.id, sa.func.count().over().label("total"))
+            .order_by(hits.c.id.desc()).offset((page - 1) * limit).limit(limit)
         )).all()
         if found:
             total = found[0][1]
@@ -103,9 +109,7 @@ async def search_messages(user: int, query: str, channelId: int, page: int = 1, 
                                       .order_by(Message.id))).all())
         else:
             rows = []
-            total = 0 if page == 1 else (await s.exec(
-                select(sa.func.count()).select_from(Message)
-                .where(Message.channel_id == channelId, match))).one()
+            total = 0 if page == 1 else (await s.exec(select(sa.func.count()).select_from(hits))).one()
         return views.message_page_view(rows, total, page, limit), 200
 
 
