@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from models import audit, db, membership, views
-from models.permissions import Perm, access_for_member, member_in_server, server_access
+from models.permissions import Perm, access_for_member, server_access
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
@@ -52,7 +52,12 @@ async def add_member(user: int, serverId: int, body: dict):
 
 
 async def _target(s, access, serverId: int, memberId: int):
-    member = await member_in_server(s, serverId, memberId)
+    """The member acted on, row-locked until commit (membership.lock_member), and its access
+    computed after the lock against the server row as it is now: an owner transfer that
+    committed while we waited is seen, so the new owner is never kicked, banned or re-roled and
+    never leaves."""
+    member = await membership.lock_member(s, serverId, memberId)
+    await s.refresh(access.server)
     return member, await access_for_member(s, access.server, member)
 
 
@@ -101,16 +106,16 @@ async def remove_member(user: int, serverId: int, memberId: int):
     """Kick (KICK_MEMBERS, hierarchy) or, on one's own membership, leave (even a blocked server)."""
     async with db.session() as s:
         access = await server_access(s, user, serverId, allow_blocked=True)
-        member = await member_in_server(s, serverId, memberId)
+        member, target = await _target(s, access, serverId, memberId)
         if member.user_id == user:
-            if access.is_owner:
+            if target.is_owner:
                 raise BadRequest("The owner cannot leave the server; transfer ownership first",
                                  "owner_cannot_leave")
         else:
             if access.server.is_blocked:
                 raise Forbidden("This server is blocked", "server_blocked")
             access.require(Perm.KICK_MEMBERS)
-            access.require_outranks(await access_for_member(s, access.server, member))
+            access.require_outranks(target)
             audit.record(s, user, "member.kick", "member", member.id, server_id=serverId,
                          details={"userId": member.user_id})
         target_user = member.user_id
@@ -145,6 +150,8 @@ async def ban_member(user: int, serverId: int, memberId: int, body: dict | None 
 async def update_voice_state(user: int, serverId: int, memberId: int, body: dict):
     async with db.session() as s:
         access = await server_access(s, user, serverId)
+        if "isMuted" not in body and "isDeafened" not in body:
+            raise BadRequest("Give isMuted, isDeafened or both", "validation_error")
         if "isMuted" in body:
             access.require(Perm.MUTE_MEMBERS)
         if "isDeafened" in body:
@@ -171,9 +178,9 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
             raise Forbidden("Only the owner can transfer ownership", "not_owner")
         if new_owner == user:
             raise BadRequest("You already own this server", "already_owner")
-        res = await s.exec(select(ServerMember).where(ServerMember.server_id == serverId,
-                                                      ServerMember.user_id == new_owner))
-        successor = res.first()
+        # Locked: a leave or kick of the successor either ends first (then this is a 400) or
+        # waits and then finds them owner.
+        successor = await membership.lock_membership_of(s, serverId, new_owner)
         if successor is None:
             raise BadRequest("The new owner must be a member of the server", "not_a_member")
         # A conditional update: two transfers at once cannot both win.

@@ -15,7 +15,7 @@ from sqlmodel import select
 from models import views
 from models.permissions import PRESET_RANK
 from models.tables import Ban, Channel, MemberRole, Role, Server, ServerMember, User
-from projectvoice.errors import Forbidden
+from projectvoice.errors import Forbidden, NotFound
 
 
 async def preset_roles(s, server_id: int) -> dict[str, Role]:
@@ -26,6 +26,29 @@ async def preset_roles(s, server_id: int) -> dict[str, Role]:
 async def is_banned(s, server_id: int, user_id: int) -> bool:
     res = await s.exec(select(Ban.id).where(Ban.server_id == server_id, Ban.user_id == user_id))
     return res.first() is not None
+
+
+async def _lock_one(s, *where) -> ServerMember | None:
+    res = await s.exec(select(ServerMember).where(*where).with_for_update()
+                       .execution_options(populate_existing=True))
+    return res.first()
+
+
+async def lock_member(s, server_id: int, member_id: int) -> ServerMember:
+    """A member row by id, scoped to the server in the path (else 404, like
+    permissions.member_in_server), locked until the transaction ends (SELECT ... FOR UPDATE on
+    PostgreSQL; SQLite runs one writer at a time anyway). Concurrent kicks, bans, role and voice
+    changes and owner transfers on one member queue up, and those after a removal answer 404
+    instead of writing to a row that is gone. The row is re-read even when the session holds it."""
+    member = await _lock_one(s, ServerMember.id == member_id, ServerMember.server_id == server_id)
+    if member is None:
+        raise NotFound("Member not found", "member_not_found")
+    return member
+
+
+async def lock_membership_of(s, server_id: int, user_id: int) -> ServerMember | None:
+    """The user's membership of the server, locked as lock_member does; None if not a member."""
+    return await _lock_one(s, ServerMember.server_id == server_id, ServerMember.user_id == user_id)
 
 
 async def join(s, server_id: int, user_id: int, role: str = "member") -> ServerMember:

@@ -1,7 +1,11 @@
 """Members, bans, voice state and owner transfer through the HTTP API."""
 from __future__ import annotations
 
-from tests.support import create_server, join_server
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.support import Api, create_server, join_server
+
+MUTE_MEMBERS = 1 << 22
 
 
 def _setup(api, owner, *others):
@@ -195,3 +199,107 @@ def test_member_of_another_server_is_404(api, alice, bob):
     api.post(f"/serverMembers/{sid_a}/members/{bob_m['id']}/ban", alice.token, json={})
     assert api.delete(f"/servers/{sid_b}/bans/{bob.id}", alice.token).status_code == 404
     assert [b["userId"] for b in api.get(f"/servers/{sid_a}/bans", alice.token).json()] == [bob.id]
+
+
+def test_nobody_bans_themselves(api, alice, bob):
+    sid = _setup(api, alice, bob)
+    _set_role(api, alice, sid, bob, "moderator")
+    for acct in (alice, bob):
+        m = _member(api, alice.token, sid, acct.id)
+        r = api.post(f"/serverMembers/{sid}/members/{m['id']}/ban", acct.token, json={})
+        assert r.status_code == 400 and r.json()["code"] == "cannot_ban_self"
+    assert api.get(f"/servers/{sid}/bans", alice.token).json() == []
+
+
+def test_voice_needs_the_matching_bit(api, alice, bob):
+    carol = api.register()
+    sid = _setup(api, alice, bob, carol)
+    r = api.post(f"/servers/{sid}/roles", alice.token,
+                 json={"name": "Muter", "permissions": str(MUTE_MEMBERS), "position": 2})
+    assert r.status_code == 201, r.text
+    bob_m, carol_m = (_member(api, alice.token, sid, a.id) for a in (bob, carol))
+    member_role = _member(api, alice.token, sid, bob.id)["roleIds"]
+    r = api.put(f"/serverMembers/{sid}/members/{bob_m['id']}/roles", alice.token,
+                json={"roleIds": member_role + [r.json()["id"]]})
+    assert r.status_code == 200, r.text
+    path = f"/serverMembers/{sid}/members/{carol_m['id']}/voice"
+    r = api.patch(path, bob.token, json={"isDeafened": True})
+    assert r.status_code == 403 and r.json()["code"] == "missing_permission"
+    assert api.patch(path, bob.token, json={"isMuted": True, "isDeafened": True}).status_code == 403
+    r = api.patch(path, bob.token, json={"isMuted": True})
+    assert r.status_code == 200 and (r.json()["isMuted"], r.json()["isDeafened"]) == (True, False)
+    # A body that changes nothing is refused, not recorded as a moderation action.
+    r = api.patch(path, alice.token, json={})
+    assert r.status_code == 400 and r.json()["code"] == "validation_error"
+
+
+def test_moderation_actions_are_audited(api, admin, alice, bob):
+    carol = api.register()
+    sid = _setup(api, alice, bob, carol)
+    bob_m, carol_m = (_member(api, alice.token, sid, a.id) for a in (bob, carol))
+    _set_role(api, alice, sid, bob, "moderator")
+    assert api.put(f"/serverMembers/{sid}/members/{bob_m['id']}/roles", alice.token,
+                   json={"roleIds": bob_m["roleIds"]}).status_code == 200
+    assert api.patch(f"/serverMembers/{sid}/members/{carol_m['id']}/voice", alice.token,
+                     json={"isMuted": True}).status_code == 200
+    assert api.post(f"/serverMembers/{sid}/members/{carol_m['id']}/ban", alice.token,
+                    json={"reason": "spam"}).status_code == 200
+    assert api.delete(f"/servers/{sid}/bans/{carol.id}", alice.token).status_code == 200
+    assert api.delete(f"/serverMembers/{sid}/members/{bob_m['id']}", alice.token).status_code == 204
+    join_server(api, alice, sid, bob)
+    assert api.post(f"/serverMembers/{sid}/owner", alice.token, json={"userId": bob.id}).status_code == 200
+    r = api.get("/admin/logs", admin.token, params={"actorId": alice.id, "limit": 100})
+    assert r.status_code == 200
+    entries = [e for e in r.json()["entries"] if e["serverId"] == sid]
+    assert sorted(e["action"] for e in entries) == sorted(
+        ["member.role", "member.roles", "member.voice", "member.ban", "member.unban", "member.kick",
+         "server.owner_transfer"])
+    ban = next(e for e in entries if e["action"] == "member.ban")
+    assert ban["targetId"] == carol.id and ban["details"] == {"reason": "spam"}
+
+
+def _parallel(server, calls):
+    """Each call in its own thread and client; a 500 fails the test (tests.support.Api)."""
+    def one(call):
+        method, path, token, kw = call
+        return getattr(Api(server.base), method)(path, token, **kw).status_code
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(one, calls))
+
+
+def test_concurrent_actions_on_one_member(api, server, alice):
+    """Kicks, bans, mutes and role changes of one member at once: each either lands before the
+    removal or answers 404 after it; none writes to a row that is gone (a 500 on PostgreSQL)."""
+    for _ in range(3):
+        carol = api.register()
+        sid = _setup(api, alice, carol)
+        base = f"/serverMembers/{sid}/members/{_member(api, alice.token, sid, carol.id)['id']}"
+        calls = ([("delete", base, alice.token, {})] * 2
+                 + [("post", f"{base}/ban", alice.token, {"json": {}})] * 2
+                 + [("patch", f"{base}/voice", alice.token, {"json": {"isMuted": True}})] * 2
+                 + [("put", base, alice.token, {"json": {"role": "moderator"}})] * 2
+                 + [("put", f"{base}/roles", alice.token, {"json": {"roleIds": []}})] * 2)
+        statuses = _parallel(server, calls)
+        removals, others = statuses[:4], statuses[4:]
+        assert sorted(removals) in ([200, 404, 404, 404], [204, 404, 404, 404]), statuses
+        assert all(st in (200, 404) for st in others), statuses
+        assert _member(api, alice.token, sid, carol.id) is None
+        assert len(api.get(f"/servers/{sid}/bans", alice.token).json()) == removals.count(200)
+
+
+def test_leaving_while_being_made_owner(api, server, alice):
+    """The owner is always a member: a leave racing an owner transfer to the leaver ends with
+    exactly one of them done."""
+    for _ in range(4):
+        carol = api.register()
+        sid = _setup(api, alice, carol)
+        carol_m = _member(api, alice.token, sid, carol.id)
+        leave, transfer = _parallel(server, [
+            ("delete", f"/serverMembers/{sid}/members/{carol_m['id']}", carol.token, {}),
+            ("post", f"/serverMembers/{sid}/owner", alice.token, {"json": {"userId": carol.id}})])
+        assert (leave, transfer) in ((204, 400), (400, 200)), (leave, transfer)
+        owner = alice if transfer == 400 else carol
+        detail = api.get(f"/servers/{sid}", owner.token)
+        assert detail.status_code == 200 and detail.json()["ownerId"] == owner.id
+        assert owner.id in {m["userId"] for m in detail.json()["members"]}
