@@ -33,6 +33,14 @@ INBOUND_AUDIO = """async () => {
 }"""
 
 
+# What each peer connection went through, for failure messages.
+PEER_STATES = """() => [...window.pv.peers].map(([id, p]) => ({
+  id, polite: p.polite, signaling: p.pc.signalingState, ice: p.pc.iceConnectionState,
+  connection: p.pc.connectionState, local: p.pc.localDescription && p.pc.localDescription.type,
+  remote: p.pc.remoteDescription && p.pc.remoteDescription.type, log: p.log.join(' '),
+  status: document.querySelector('#status').textContent}))"""
+
+
 @pytest.fixture(scope="module")
 def browser():
     reason = browser_setup.ensure()
@@ -59,7 +67,7 @@ class Client:
         self.ctx = browser.new_context()
         self.ctx.grant_permissions(["microphone"], origin=base)
         self.page = self.ctx.new_page()
-        self.page.set_default_timeout(10_000)
+        self.page.set_default_timeout(15_000)
         self.page.on("console", lambda m: self.log.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.log.append(f"pageerror: {e}"))
         self.page.goto(f"{base}/")
@@ -76,7 +84,7 @@ class Client:
     def js(self, expr: str, arg=None):
         return self.page.evaluate(expr, arg)
 
-    def wait(self, expr: str, arg=None, timeout: float = 10_000, what: str = "") -> None:
+    def wait(self, expr: str, arg=None, timeout: float = 15_000, what: str = "") -> None:
         try:
             self.page.wait_for_function(expr, arg=arg, timeout=timeout)
         except Exception as e:
@@ -123,7 +131,7 @@ def inbound(client: Client) -> dict[str, int]:
     return client.js(INBOUND_AUDIO)
 
 
-def wait_for_audio(a: Client, b: Client, timeout: float = 20.0) -> tuple[dict, dict]:
+def wait_for_audio(a: Client, b: Client, timeout: float = 25.0) -> tuple[dict, dict]:
     """Both sides receive audio packets from the other; returns the last counts."""
     deadline = time.monotonic() + timeout
     while True:
@@ -132,8 +140,32 @@ def wait_for_audio(a: Client, b: Client, timeout: float = 20.0) -> tuple[dict, d
             return ra, rb
         if time.monotonic() > deadline:
             raise AssertionError(f"no audio within {timeout}s: {a.name} {ra}, {b.name} {rb}\n"
+                                 f"{a.name} peers: {a.js(PEER_STATES)}\n{b.name} peers: {b.js(PEER_STATES)}\n"
                                  f"{a.console()}\n{b.console()}")
         time.sleep(0.25)
+
+
+def test_page_and_its_files_are_served(server):
+    """No browser needed: / is the page, its scripts are ours, nothing else is shadowed."""
+    import httpx
+
+    with httpx.Client(base_url=server.base, timeout=10) as http:
+        r = http.get("/")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert '<script src="/vendor/socket.io.min.js"></script>' in r.text and "/app.js" in r.text
+        for path in ("/", "/app.js", "/style.css"):  # nothing fetched from elsewhere
+            text = http.get(path).text
+            assert "http://" not in text and "https://" not in text, path
+        r = http.get("/vendor/socket.io.min.js")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/javascript"
+        assert r.text.startswith("/*!\n * Socket.IO v4.")
+        for path in ("/app.js", "/style.css"):
+            assert http.get(path).status_code == 200, path
+        # Directories are not listed and unknown paths stay the API's JSON 404.
+        for path in ("/vendor", "/vendor/", "/nope.js", "/index.html/x", "/../pyproject.toml"):
+            r = http.get(path)
+            assert r.status_code == 404 and r.json()["code"], (path, r.status_code, r.text[:200])
+        assert http.get("/api/health").status_code == 200
 
 
 def test_two_browsers_exchange_audio_then_one_leaves(clients, community):
@@ -206,3 +238,65 @@ def test_message_appears_live_in_the_other_browser(clients, community):
     assert alice.js("document.querySelectorAll('#messages li').length") == 2
     alice.screenshot("text")
     bob.screenshot("text")
+
+
+def test_new_user_registers_builds_a_server_and_invites_a_friend(browser, api, server):
+    """Everything through the page: register, create a server and a text channel, post, invite;
+    the invited user joins with the token and reads the history."""
+    from tests.support import unique
+
+    made = []
+    try:
+        carol_ctx = browser.new_context()
+        made.append(carol_ctx)
+        carol = carol_ctx.new_page()
+        carol.set_default_timeout(10_000)
+        carol.goto(f"{server.base}/")
+        name = unique("carol")
+        carol.fill("#register-form input[name=username]", name)
+        carol.fill("#register-form input[name=email]", f"{name}@example.com")
+        carol.fill("#register-form input[name=password]", "password123")
+        carol.click("#register-form button[type=submit]")
+        carol.wait_for_selector("#app:not([hidden])")
+        assert carol.text_content("#me").startswith(f"{name}#")
+
+        carol.fill("#server-form input[name=name]", "Carol's place")
+        carol.click("#server-form button[type=submit]")
+        carol.wait_for_selector("#server-list li.selected:text('Carol\\'s place')")
+        assert carol.text_content("#server-name") == "Carol's place"
+        carol.fill("#channel-form input[name=name]", "chat")
+        carol.select_option("#channel-form select[name=type]", "text")
+        carol.click("#channel-form button[type=submit]")
+        carol.wait_for_selector("#channel-list li.selected[data-type=text]:text('chat')")
+        carol.wait_for_function("() => window.pv.state.subscribed !== null")
+        carol.fill("#message-form input[name=content]", "first!")
+        carol.click("#message-form button[type=submit]")
+        carol.wait_for_selector("#messages .content:text('first!')")
+
+        carol.click("#invite-button")
+        carol.wait_for_selector("#invite-token:text('Invite token: ')")
+        token = carol.text_content("#invite-token").removeprefix("Invite token: ").strip()
+        assert token
+
+        dave_acct = api.register()
+        dave_ctx = browser.new_context()
+        made.append(dave_ctx)
+        dave = dave_ctx.new_page()
+        dave.set_default_timeout(10_000)
+        dave.goto(f"{server.base}/")
+        dave.fill("#login-form input[name=email]", dave_acct.email)
+        dave.fill("#login-form input[name=password]", dave_acct.password)
+        dave.click("#login-form button[type=submit]")
+        dave.wait_for_selector("#app:not([hidden])")
+        assert dave.locator("#server-list li").count() == 0
+        dave.fill("#join-form input[name=token]", token)
+        dave.click("#join-form button[type=submit]")
+        dave.wait_for_selector("#server-list li.selected:text('Carol\\'s place')")
+        dave.click("#channel-list li:text('chat')")
+        dave.wait_for_selector("#messages .content:text('first!')")
+        assert dave.text_content("#messages li .author") == name
+        ARTIFACTS.mkdir(exist_ok=True)
+        dave.screenshot(path=str(ARTIFACTS / "browser-invited-dave.png"))
+    finally:
+        for ctx in made:
+            ctx.close()

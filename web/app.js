@@ -21,6 +21,8 @@ const state = {
   voice: null,           // {channelId, participants: Map socketId -> {userData, micToggle}}
   micOn: true,
 };
+// `error` codes with which the server removes a socket from its voice room.
+const EVICTED = new Set(['removed_from_server', 'server_unavailable', 'channel_deleted', 'account_unavailable']);
 const peers = new Map();  // socketId -> {pc, polite, makingOffer, ignoreOffer, queue, audio}
 let socket = null;
 let localStream = null;
@@ -177,8 +179,12 @@ function connectSocket() {
     // A new connection has a new socket id and no rooms: subscribe again.
     if (state.textChannel) socket.emit('subscribe-channel', state.textChannel, state.token);
   });
-  socket.on('disconnect', () => { closeAllPeers(); state.voice = null; renderVoice(); });
-  socket.on('error', (err) => status(`Server: ${err && err.message}`, true));
+  socket.on('disconnect', dropVoice);  // the server forgets a closed socket's rooms
+  socket.on('error', (err) => {
+    status(`Server: ${err && err.message}`, true);
+    // A refused join-room (no `created` yet), or the server removed us from the room.
+    if (state.voice && (!state.voice.joined || EVICTED.has(err && err.code))) dropVoice();
+  });
   socket.on('subscribed', ({ channelId }) => { if (channelId === state.textChannel) state.subscribed = channelId; });
   socket.on('message-created', onMessageEvent);
   socket.on('message-updated', onMessageEvent);
@@ -189,7 +195,7 @@ function connectSocket() {
   socket.on('user-connected', ({ socketId, userData }) => {
     if (!state.voice) return;
     state.voice.participants.set(socketId, { userData, micToggle: true });
-    createPeer(socketId);
+    createPeer(socketId, false);  // the newcomer offers; we answer
     renderVoice();
   });
   socket.on('user-disconnected', (socketId) => {
@@ -216,17 +222,18 @@ async function joinVoice(channel) {
     return;
   }
   if (state.voice) leaveVoice();
-  state.voice = { channelId: channel.id, participants: new Map() };
+  state.voice = { channelId: channel.id, joined: false, participants: new Map() };
   setLocalMic(true);
   socket.emit('join-room', channel.id, state.token);
 }
 
 function onCreated({ roomId, participants }) {
   if (!state.voice || Number(String(roomId).replace('channel-', '')) !== state.voice.channelId) return;
+  state.voice.joined = true;
   for (const p of participants) {
     state.voice.participants.set(p.socketId, { userData: p.userData, micToggle: p.micToggle });
     if (p.socketId === socket.id) setLocalMic(p.micToggle);
-    else createPeer(p.socketId);
+    else createPeer(p.socketId, true);  // we are the newcomer: we offer
   }
   renderVoice();
 }
@@ -234,6 +241,11 @@ function onCreated({ roomId, participants }) {
 function leaveVoice() {
   if (!state.voice) return;
   if (socket) socket.emit('leave-room', state.voice.channelId);
+  dropVoice();
+}
+
+// Forget the voice room locally: peers closed, microphone released.
+function dropVoice() {
   closeAllPeers();
   state.voice = null;
   if (localStream) localStream.getTracks().forEach((t) => t.stop());
@@ -251,19 +263,21 @@ function toggleMic() {
   socket.emit('toggle-mic', state.micOn);
 }
 
-// One RTCPeerConnection per peer, "perfect negotiation": both sides may offer (each adds its
-// track, so each fires negotiationneeded); on a collision the polite side (the smaller socket id)
-// rolls back and answers, the impolite side ignores the other's offer.
-function createPeer(socketId) {
+// One RTCPeerConnection per peer. The newcomer (who got `created`) adds its microphone at once
+// and so makes the first offer; the one already in the room adds its microphone only with its
+// answer, so the two do not both offer at first. Later renegotiations use "perfect negotiation":
+// on a collision the polite side (the smaller socket id) rolls back and answers, the impolite
+// side ignores the other's offer.
+function createPeer(socketId, initiator) {
   if (peers.has(socketId)) return peers.get(socketId);
   const pc = new RTCPeerConnection({ iceServers: [] });
   const peer = { pc, polite: socket.id < socketId, makingOffer: false, ignoreOffer: false,
-                 queue: Promise.resolve(), audio: new Audio() };
+                 queue: Promise.resolve(), audio: new Audio(), log: [], sending: false };
   peer.audio.autoplay = true;
   peers.set(socketId, peer);
-  if (localStream) localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
+  if (initiator) addLocalTracks(peer);
   pc.onicecandidate = ({ candidate }) => {
-    if (candidate) socket.emit('signal', { to: socketId, type: 'candidate', candidate: candidate.toJSON() });
+    if (candidate) send(peer, socketId, { type: 'candidate', candidate: candidate.toJSON() });
   };
   pc.ontrack = ({ track, streams }) => {
     peer.audio.srcObject = streams[0] || new MediaStream([track]);
@@ -273,7 +287,7 @@ function createPeer(socketId) {
     try {
       peer.makingOffer = true;
       await pc.setLocalDescription();
-      socket.emit('signal', { to: socketId, type: 'offer', sdp: pc.localDescription });
+      send(peer, socketId, { type: 'offer', sdp: pc.localDescription });
     } catch (e) {
       console.error('offer failed', e);
     } finally {
@@ -283,9 +297,21 @@ function createPeer(socketId) {
   return peer;
 }
 
+function addLocalTracks(peer) {
+  if (peer.sending || !localStream) return;
+  peer.sending = true;
+  localStream.getTracks().forEach((t) => peer.pc.addTrack(t, localStream));
+}
+
+function send(peer, to, signal) {
+  peer.log.push(`> ${signal.type}${signal.sdp ? ':' + signal.sdp.type : ''}`);
+  socket.emit('signal', { to, ...signal });
+}
+
 function onSignal({ from, type, sdp, candidate }) {
   if (!state.voice) return;
-  const peer = peers.get(from) || createPeer(from);
+  const peer = peers.get(from) || createPeer(from, false);
+  peer.log.push(`< ${type}${sdp && sdp.type ? ':' + sdp.type : ''}`);
   // Handle one peer's signals strictly in order.
   peer.queue = peer.queue.then(() => handleSignal(peer, from, type, sdp, candidate)).catch((e) => console.error('signal', e));
 }
@@ -300,8 +326,9 @@ async function handleSignal(peer, from, type, sdp, candidate) {
     if (peer.ignoreOffer) return;
     await pc.setRemoteDescription(desc);  // rolls back our own offer on a collision (polite side)
     if (desc.type === 'offer') {
+      addLocalTracks(peer);  // joins the transceiver the offer created: no new negotiation
       await pc.setLocalDescription();
-      socket.emit('signal', { to: from, type: 'answer', sdp: pc.localDescription });
+      send(peer, from, { type: 'answer', sdp: pc.localDescription });
     }
   } else if (type === 'candidate') {
     try {
