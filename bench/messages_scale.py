@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=10_000)
     ap.add_argument("--large", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=50)
+    ap.add_argument("--keep", action="store_true", help="keep the database afterwards (its name is printed)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="pv-bench-messages-"))
@@ -210,7 +211,8 @@ def main() -> None:
         print(f"\nworst HTTP ratio {worst:.2f}x (target: within 3x)")
     finally:
         server.stop()
-        database.drop()
+        if not args.keep:
+            database.drop()
 
 
 if __name__ == "__main__":

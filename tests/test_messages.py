@@ -395,6 +395,15 @@ def test_search_escaping(api, alice):
     assert found("it's") == ["it's fine"]
     assert found("st*") == [] and found("p%") == [] and found("_nder") == []
     assert found("'); DROP TABLE messages; --") == []
+    # tsquery / FTS5 operators and odd text are plain input too: never an error.
+    for q in (":*", "plain:*", "<->", "plain <-> words", "&", "|", "!plain", "plain & words", "NOT plain",
+              "plain AND", "\\", "a\x00b", "🎉", "ж" * 200, "(plain)", "{plain}", "plain^", "+plain -words"):
+        r = api.get("/messages/search", alice.token, params={"channelId": ch["id"], "query": q})
+        assert r.status_code == 200, (q, r.text)
+    assert found("plain:*") == ["plain words only"]  # the word "plain"; ":*" is no prefix operator
+    assert found("pla:*") == []
+    r = api.get(f"/messages/search?channelId={ch['id']}&query=%ED%A0%80", alice.token)  # not UTF-8
+    assert r.status_code in (200, 400), r.text
     assert page(api, alice, ch["id"])["total"] == len(texts)
 
 
@@ -477,3 +486,30 @@ def test_total_follows_account_deletion(api, alice):
     data = page(api, alice, ch["id"])
     assert contents(data) == ["stays"] and data["total"] == 1 and data["totalPages"] == 1
     assert search(api, alice, ch["id"], "leaves")["total"] == 0
+
+
+# ---------------------------------------------------------------------------------- races
+def test_concurrent_posts_and_deletes_keep_total_exact(api, alice, bob):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, ch = setup_channel(api, alice)
+    join_server(api, alice, server["id"], bob)
+
+    def send(i):
+        acct = alice if i % 2 else bob
+        return api.post("/messages", acct.token, json={"content": f"race {i}", "channelId": ch["id"]}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(send, range(24))) == [201] * 24
+    data = page(api, alice, ch["id"], limit=100)
+    assert data["total"] == 24 and len(data["messages"]) == 24
+    assert [m["id"] for m in data["messages"]] == sorted(m["id"] for m in data["messages"])
+
+    victim = data["messages"][0]
+    owner_of = alice if victim["userId"] == alice.id else bob
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(lambda _: api.delete(f"/messages/{victim['id']}", owner_of.token).status_code,
+                                range(6)))
+    assert codes == [204] + [404] * 5
+    assert page(api, alice, ch["id"])["total"] == 23
+    assert search(api, alice, ch["id"], "race")["total"] == 23
