@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse
 
 from models import db
 from projectvoice import errors, observability, openapi31
-from projectvoice.middleware import LimitsMiddleware
+from projectvoice.middleware import DefaultJsonContentType, LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
 
@@ -53,6 +53,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     )
     # Body size and rate limits, inside CORS and the error handlers (413/429 keep CORS headers).
     app.add_middleware(LimitsMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings)
+    app.add_middleware(DefaultJsonContentType, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_error_handler(errors.ApiError, errors.handle_api_error)
     app.add_error_handler(ProblemException, errors.handle_problem)
     app.add_error_handler(HTTPException, errors.handle_http_exception)

@@ -82,12 +82,19 @@ _FRAMEWORK_CODES = {
 }
 
 
+MAX_MESSAGE = 300
+
+
 def _problem_message(exc: ProblemException) -> str:
     detail = exc.detail or exc.title or "Request failed"
     if exc.status == 401:
         # Keep the client's logout trigger words for real token problems only.
         return "Unauthorized: missing or invalid token"
-    return str(detail)
+    detail = str(detail)
+    # Validation messages quote the offending value; never echo a huge one back.
+    if len(detail) > MAX_MESSAGE:
+        detail = detail[:MAX_MESSAGE] + "... (truncated)"
+    return detail
 
 
 async def handle_api_error(_request: ConnexionRequest, exc: ApiError) -> ConnexionResponse:

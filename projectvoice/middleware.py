@@ -184,3 +184,23 @@ class LimitsMiddleware:
 
 def _too_large_text(limit: int) -> str:
     return f"Request body too large (limit {limit} bytes)"
+
+
+class DefaultJsonContentType:
+    """A POST/PUT/PATCH without a Content-Type is read as JSON.
+
+    Clients (and generated SDKs) send body-less POSTs such as invite accept or ban with no
+    Content-Type at all; Connexion would hand such a body to the handler as raw bytes. Treated as
+    JSON, an empty body means "no fields" where the operation allows it, and is a 400 elsewhere.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = scope["headers"]
+            if not any(name == b"content-type" for name, _ in headers):
+                scope = dict(scope)
+                scope["headers"] = [*headers, (b"content-type", b"application/json")]
+        await self.app(scope, receive, send)

@@ -124,3 +124,24 @@ def test_same_user_accepting_twice_at_once_gets_one_membership(api, server, alic
     members = [m for m in api.get(f"/servers/{srv['id']}", alice.token).json()["members"] if m["userId"] == bob.id]
     assert len(members) == 1
     assert api.get(f"/invite/{srv['id']}/invites", alice.token).json()[0]["uses"] == 1
+
+
+def test_body_less_posts_without_content_type(api, alice, bob):
+    """Clients send invite create/accept and ban with no body and no Content-Type at all."""
+    import httpx
+
+    server = create_server(api, alice)
+    r = httpx.post(f"{api.base}/api/invite/{server['id']}/invite", headers={"Authorization": f"Bearer {alice.token}"})
+    assert r.status_code == 201, r.text
+    Api.check_contract(r)
+    token = r.json()["invite"]["token"]
+    r = httpx.post(f"{api.base}/api/invite/invite/{token}/accept", headers={"Authorization": f"Bearer {bob.token}"})
+    assert r.status_code == 200, r.text
+    members = api.get(f"/serverMembers/{server['id']}/members", alice.token).json()
+    bob_member = next(m for m in members if m["userId"] == bob.id)
+    r = httpx.post(f"{api.base}/api/serverMembers/{server['id']}/members/{bob_member['id']}/ban",
+                   headers={"Authorization": f"Bearer {alice.token}"})
+    assert r.status_code == 200, r.text
+    # A required body still has to be there.
+    r = httpx.post(f"{api.base}/api/servers", headers={"Authorization": f"Bearer {alice.token}"})
+    assert r.status_code == 400, r.text
