@@ -12,8 +12,10 @@ Decisions:
   (ADMINISTRATOR and the owner hold every bit).
 - @everyone (recognised by its flag) keeps its name and position 0, cannot be deleted,
   assigned or unassigned; its bits, colour and flags can be edited.
-- The preset Member/Moderator/Admin roles may be deleted; members holding one get their coarse
-  `role` recomputed from the preset roles they still hold. The Owner role cannot be deleted.
+- The preset roles (Member, Moderator, Admin, Owner) cannot be deleted (400 `preset_role`):
+  the member `role` field (member/moderator/admin/owner) is defined by them, and joining, re-roling
+  and owner transfer set it through them. They can be renamed and edited like any role (subject
+  to the hierarchy) and keep their meaning.
 """
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from models import audit, db, membership, views
-from models.permissions import (Access, Perm, access_for_member, member_in_server, parse_bits,
-                                server_access)
+from models.permissions import Access, Perm, access_for_member, parse_bits, server_access
 from models.tables import MemberRole, Role, ServerMember
 from projectvoice.errors import BadRequest, NotFound
 
@@ -120,19 +121,13 @@ async def delete_role(user: int, serverId: int, roleId: int):
         if role.is_everyone:
             raise BadRequest("The @everyone role cannot be deleted", "everyone_role")
         access.require_manage_role(role)
-        if role.preset == "owner":
-            raise BadRequest("The Owner role cannot be deleted", "owner_role")
-        holders: list[ServerMember] = []
         if role.preset is not None:
-            res = await s.exec(select(ServerMember).join(MemberRole, MemberRole.member_id == ServerMember.id)
-                               .where(MemberRole.role_id == role.id))
-            holders = list(res.all())
+            raise BadRequest(f"The {role.name} role is one of the default member/moderator/admin/owner "
+                             "roles and cannot be deleted; edit it instead", "preset_role")
         audit.record(s, user, "role.delete", "role", role.id, server_id=serverId,
-                     details={"name": role.name, "preset": role.preset})
+                     details={"name": role.name})
         await s.exec(sa.delete(MemberRole).where(MemberRole.role_id == role.id))
         await s.exec(sa.delete(Role).where(Role.id == role.id))
-        for member in holders:
-            await membership.recompute_coarse_role(s, member, access.server.owner_id == member.user_id)
     return None, 204
 
 
@@ -141,7 +136,9 @@ async def _assignment(s, user: int, serverId: int, memberId: int, roleId: int,
     """The checks shared by assign and unassign, in order: server and MANAGE_ROLES, the member
     and the role in this server (404), @everyone (400), then the hierarchy (403)."""
     access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
-    member = await member_in_server(s, serverId, memberId)
+    # Row-locked until commit: role changes on one member queue up (with the members area's
+    # re-role, replace, kick and ban), so the coarse `role` is recomputed from what is committed.
+    member = await membership.lock_member(s, serverId, memberId)
     role = await _role_in(s, serverId, roleId)
     if role.is_everyone:
         raise BadRequest(f"The @everyone role cannot be {verb}; every member has it", "everyone_role")

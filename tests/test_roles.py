@@ -321,25 +321,23 @@ def test_everyone_role_is_recognised_by_flag_not_name(api, alice):
     assert [r for r in api.get(f"/servers/{sid}/roles", alice.token).json() if r["isEveryone"]] == [everyone]
 
 
-def test_owner_role_cannot_be_deleted(api, alice):
-    sid = create_server(api, alice)["id"]
-    owner_role = roles_by_name(api, alice, sid)["Owner"]
-    denied(api.delete(f"/servers/{sid}/roles/{owner_role['id']}", alice.token), "owner_role", 400)
-    assert "Owner" in roles_by_name(api, alice, sid)
-
-
-def test_delete_preset_role_recomputes_coarse_role(api, team):
+def test_preset_roles_cannot_be_deleted(api, team):
+    """Member/Moderator/Admin/Owner define the member `role` field: not deletable, even by the owner."""
     sid = team.sid
+    for name in ("Member", "Moderator", "Admin", "Owner"):
+        r = api.delete(f"/servers/{sid}/roles/{team.roles[name]['id']}", team.owner.token)
+        denied(r, "preset_role", 400)
+    # Renamed, a preset role is still one.
+    path = f"/servers/{sid}/roles/{team.roles['Moderator']['id']}"
+    assert api.patch(path, team.owner.token, json={"name": "Custom"}).status_code == 200
+    denied(api.delete(path, team.owner.token), "preset_role", 400)
+    assert len(roles_by_name(api, team.owner, sid)) == 5
     assert member_of(api, team.owner, sid, team.mod)["role"] == "moderator"
-    r = api.delete(f"/servers/{sid}/roles/{team.roles['Moderator']['id']}", team.owner.token)
-    assert r.status_code == 204
-    for acct in (team.mod, team.mod2):
-        m = member_of(api, team.owner, sid, acct)
-        assert m["role"] == "member" and team.roles["Moderator"]["id"] not in m["roleIds"]
-    # The admin keeps "admin"; deleting Admin drops them to member too.
-    assert api.delete(f"/servers/{sid}/roles/{team.roles['Admin']['id']}", team.owner.token).status_code == 204
-    assert member_of(api, team.owner, sid, team.admin)["role"] == "member"
-    assert member_of(api, team.owner, sid, team.owner)["role"] == "owner"
+    # Re-roling still works through them.
+    r = api.put(f"/serverMembers/{sid}/members/{team.mid[team.member.id]}", team.owner.token,
+                json={"role": "moderator"})
+    assert r.status_code == 200 and r.json()["role"] == "moderator"
+    assert team.roles["Moderator"]["id"] in r.json()["roleIds"]
 
 
 def test_delete_role_hierarchy_and_permission(api, team, bob):
@@ -497,3 +495,24 @@ def test_role_actions_are_audited(api, alice, admin):
     assert all(e["serverId"] == sid for e in mine)
     assert mine[-1]["targetId"] == role["id"] and mine[1]["targetId"] == me["id"]
     assert mine[1]["details"]["roleId"] == role["id"]
+
+
+# ---------------------------------------------------------------------------------- races
+def test_parallel_assigns_leave_one_row_and_a_consistent_coarse_role(api, team):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sid, owner = team.sid, team.owner
+    mid = team.mid[team.member.id]
+    paths = [assign_path(sid, mid, team.roles[name]["id"]) for name in ("Moderator", "Admin")] * 5
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda p: api.post(p, owner.token).status_code, paths))
+    assert statuses == [201] * 10
+    m = member_of(api, owner, sid, team.member)
+    assert sorted(m["roleIds"]) == sorted({team.roles[n]["id"] for n in ("Member", "Moderator", "Admin")})
+    assert m["role"] == "admin"
+    paths = [f"{assign_path(sid, mid, team.roles[name]['id'])}" for name in ("Moderator", "Admin")] * 3
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda p: api.delete(p, owner.token).status_code, paths))
+    assert statuses == [204] * 6
+    m = member_of(api, owner, sid, team.member)
+    assert m["roleIds"] == [team.roles["Member"]["id"]] and m["role"] == "member"
