@@ -27,12 +27,23 @@ _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # The driver's implicit BEGIN is replaced by our own BEGIN IMMEDIATE (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    """Transactions take SQLite's write lock when they start, so a transaction that reads and
+    then writes waits for another process's writer (busy_timeout) instead of failing with
+    "database is locked" (SQLITE_BUSY_SNAPSHOT). Within the server one connection serialises
+    everything anyway; this matters for other processes on the same file (the CLI, a second
+    server started by mistake)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -44,6 +55,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
                                      connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         url,
