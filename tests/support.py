@@ -93,6 +93,9 @@ class ServerProcess:
             "JWT_SECRET": self.jwt_secret,
             "LOG_LEVEL": "warning",
             "VALIDATE_RESPONSES": "1",
+            # The shared test server registers hundreds of users a minute from one IP; the
+            # limit tests start their own servers with limits on (tests/test_limits.py).
+            "RATE_LIMITS_ENABLED": "0",
             "PYTHONUNBUFFERED": "1",
         })
         env.pop("REDIS_URL", None)

@@ -18,6 +18,7 @@ def tight(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
     database = Database.fresh(tmp)
     proc = ServerProcess(database=database, data_dir=tmp / "data", extra_env={
+        "RATE_LIMITS_ENABLED": "1",
         "RATE_LIMIT_LOGIN_IP": "8/minute",
         "RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
         "RATE_LIMIT_REGISTER_IP": "6/minute",
@@ -224,7 +225,7 @@ def test_limits_hold_across_processes_with_redis(tmp_path):
     except Exception as exc:
         pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc!r}")
     database = Database.fresh(tmp_path)
-    env = {"REDIS_URL": REDIS_URL, "RATE_LIMIT_REGISTER_IP": "4/minute"}
+    env = {"REDIS_URL": REDIS_URL, "RATE_LIMITS_ENABLED": "1", "RATE_LIMIT_REGISTER_IP": "4/minute"}
     a = ServerProcess(database=database, data_dir=tmp_path / "a", extra_env=env).start()
     try:
         b = ServerProcess(database=database, data_dir=tmp_path / "b", jwt_secret=a.jwt_secret, extra_env=env).start()
