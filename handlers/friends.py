@@ -95,7 +95,8 @@ async def send_request(user: int, body: dict):
     try:
         async with db.session() as s:
             users = await _lock_pair(s, user, target)
-            if target not in users:
+            # An account blocked by the admins takes no requests; it looks like nobody there.
+            if target not in users or not users[target].is_active:
                 raise NotFound("User not found", "user_not_found")
             if await _blocked_between(s, user, target):
                 raise Forbidden("This user is blocked", "blocked")

@@ -162,3 +162,11 @@ def test_deleted_account_token_fails(api, admin):
     assert api.delete(f"/admin/users/{victim.id}", admin.token).status_code == 204
     assert api.get("/auth/me", victim.token).status_code == 401
     assert api.get("/friends", victim.token).status_code == 401
+
+
+def test_account_blocked_by_admins_takes_no_friend_requests(api, admin, alice, bob):
+    assert api.put(f"/admin/users/{bob.id}", admin.token, json={"isActive": False}).status_code == 200
+    r = api.post("/friends/request", alice.token, json={"friendId": bob.id})
+    assert r.status_code == 404, r.text
+    assert api.put(f"/admin/users/{bob.id}", admin.token, json={"isActive": True}).status_code == 200
+    assert api.post("/friends/request", alice.token, json={"friendId": bob.id}).status_code == 201
