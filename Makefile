@@ -23,10 +23,10 @@ test: install services
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: install tests/js/node_modules
+test-sqlite: install tests/js/node_modules lint/node_modules
 	PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-postgres: install services tests/js/node_modules
+test-postgres: install services tests/js/node_modules lint/node_modules
 	PV_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 services:
@@ -36,6 +36,12 @@ services:
 tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/js --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the Node.js voice tests will be skipped"; fi
+
+# @redocly/cli, @asyncapi/parser and openapi-typescript for the spec lint and SDK tests
+# (tests/test_lint_specs.py, tests/test_sdk.py).
+lint/node_modules: lint/package.json lint/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix lint --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the spec lint tests will be skipped"; fi
 
 # Debian's Chromium and Playwright for the browser tests (tests/test_browser.py; they also do this themselves).
 browser-deps: install
@@ -50,9 +56,9 @@ generate: install
 check-generated: install
 	$(BIN)/python scripts/generate_models.py --check
 
-lint: install
+lint: install lint/node_modules
 	$(BIN)/ruff check projectvoice handlers models realtime tests scripts
-	$(BIN)/python -c "import yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open('openapi/projectvoice.yaml')))"
+	$(BIN)/python -m pytest -q tests/test_specs.py tests/test_lint_specs.py
 
 # New Alembic migration from the models: make migration m="what changed"
 migration: install

@@ -248,21 +248,6 @@ class ProfileUpdate(BaseModel):
     bio: str | None = Field(None, max_length=500)
 
 
-class Server(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    name: str
-    description: str | None
-    icon: str | None
-    ownerId: int
-    isBlocked: bool
-    blockReason: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
 class ServerCreate(BaseModel):
     name: str = Field(..., max_length=100, min_length=1)
     description: str | None = Field(None, max_length=1000)
