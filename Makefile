@@ -50,8 +50,9 @@ browser-deps: install
 test-browser: browser-deps
 	PV_TEST_DB=sqlite $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
-generate: install
+generate: install lint/node_modules
 	$(BIN)/python scripts/generate_models.py
+	lint/node_modules/.bin/openapi-typescript openapi/projectvoice.yaml -o sdk/projectvoice.d.ts
 
 check-generated: install
 	$(BIN)/python scripts/generate_models.py --check
