@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
 from models import db
-from projectvoice import errors, observability, openapi31
+from projectvoice import diagnostics, errors, observability, openapi31
 from projectvoice.middleware import DefaultJsonContentType, LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None):
     observability.setup_logging(settings)
     http_app = create_connexion_app(settings)
     # Request ids, access log and metrics around everything HTTP (GET /metrics served here).
+    http_app = diagnostics.wrap(http_app, settings)  # X-Query-Count when QUERY_COUNT_HEADER=1
     http_app = observability.ObservabilityMiddleware(http_app, settings, observability.route_templates(SPEC))
     sio = realtime_server.build(settings)
     return realtime_server.wrap(sio, http_app)

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     # When set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: str | None = None
+    # Diagnostics (projectvoice/diagnostics.py): an X-Query-Count header on every response with
+    # the number of SQL statements the request ran. Off in production.
+    query_count_header: bool = False
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,0 +1,60 @@
+"""Diagnostics, off by default: QUERY_COUNT_HEADER=1 adds `X-Query-Count` to every HTTP response,
+the number of SQL statements the request sent to the database (the bearer check's account
+lookup included). tests/test_query_counts.py uses it to hold list/read costs constant whatever
+the size of a server. Counting is a `before_cursor_execute` listener on every engine and a
+per-request counter in a context variable; with the setting off nothing is installed.
+"""
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from projectvoice.settings import Settings
+
+_count: ContextVar[list[int] | None] = ContextVar("pv_query_count", default=None)
+_installed = False
+
+
+def _before_cursor_execute(*_args, **_kw) -> None:
+    counter = _count.get()
+    if counter is not None:
+        counter[0] += 1
+
+
+def _install_listener() -> None:
+    global _installed
+    if not _installed:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
+        _installed = True
+
+
+class QueryCountMiddleware:
+    """Counts the statements of one HTTP request and reports them in `X-Query-Count`."""
+
+    def __init__(self, app):
+        self.app = app
+        _install_listener()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        counter = [0]
+        token = _count.set(counter)
+
+        async def send_with_count(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()),
+                                      (b"x-query-count", str(counter[0]).encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_count)
+        finally:
+            _count.reset(token)
+
+
+def wrap(app, settings: Settings):
+    """The app, counting queries per request when QUERY_COUNT_HEADER is on."""
+    return QueryCountMiddleware(app) if settings.query_count_header else app

@@ -1,0 +1,144 @@
+"""Query counts, never timings: reading a server costs the same number of SQL statements whether
+it has 5 members or 5,000 (and a few channels and roles or more). Counted by the server itself
+with QUERY_COUNT_HEADER=1 (projectvoice/diagnostics.py), which reports every statement a request
+ran, the bearer check's account lookup included, in `X-Query-Count`."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import (Api, Database, ServerProcess, create_channel, create_server, join_server,
+                           unique)
+
+BIG = 5000
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("querycount")
+    database = Database.fresh(tmp)
+    proc = ServerProcess(database=database, data_dir=tmp / "data",
+                         extra_env={"QUERY_COUNT_HEADER": "1"}).start()
+    yield proc
+    proc.stop()
+    database.drop()
+
+
+@pytest.fixture(scope="module")
+def capi(counted) -> Api:
+    return Api(counted.base)
+
+
+def sync_engine(database: Database) -> sa.Engine:
+    return sa.create_engine(database.url.replace("+aiosqlite", ""))
+
+
+def seed_members(database: Database, server_id: int, n: int) -> None:
+    """n accounts that joined the server with the Member role, written straight to the database:
+    the accounts in one multi-row INSERT, their memberships and roles with INSERT ... SELECT."""
+    prefix = unique("seed")
+    rows = ",".join(
+        f"('{prefix}_{i}', '{prefix}_{i}@example.com', 'x', 'user', TRUE, 'offline', '{i % 10000:04d}', "
+        f"0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)" for i in range(n))
+    engine = sync_engine(database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO users (username, email, password_hash, role, is_active, status, tag, "
+                f"token_version, created_at, updated_at) VALUES {rows}"))
+            conn.execute(sa.text(
+                "INSERT INTO server_members (server_id, user_id, role, is_muted, is_deafened, joined_at) "
+                "SELECT :sid, id, 'member', FALSE, FALSE, CURRENT_TIMESTAMP FROM users "
+                "WHERE username LIKE :p ESCAPE '!' ORDER BY id"), {"sid": server_id, "p": f"{prefix}!_%"})
+            conn.execute(sa.text(
+                "INSERT INTO member_roles (member_id, role_id) SELECT m.id, r.id FROM server_members m "
+                "JOIN users u ON u.id = m.user_id JOIN roles r ON r.server_id = m.server_id "
+                "AND r.preset = 'member' WHERE m.server_id = :sid AND u.username LIKE :p ESCAPE '!'"),
+                {"sid": server_id, "p": f"{prefix}!_%"})
+    finally:
+        engine.dispose()
+
+
+def count(r) -> int:
+    assert r.status_code == 200, r.text
+    assert "x-query-count" in r.headers, dict(r.headers)
+    return int(r.headers["x-query-count"])
+
+
+@pytest.fixture(scope="module")
+def two_servers(capi, counted):
+    """(small owner, small server, big owner, big server): 5 members against 5,000, the big one
+    with more channels and roles too."""
+    small_owner, big_owner = capi.register(), capi.register()
+    small = create_server(capi, small_owner)
+    big = create_server(capi, big_owner)
+    join_server(capi, small_owner, small["id"], *[capi.register() for _ in range(4)])
+    join_server(capi, big_owner, big["id"], *[capi.register() for _ in range(4)])
+    for kind in ("text", "voice", "text", "voice"):
+        create_channel(capi, big_owner, big["id"], kind)
+    for _ in range(3):
+        r = capi.post(f"/servers/{big['id']}/roles", big_owner.token, json={"name": unique("role")})
+        assert r.status_code == 201, r.text
+    seed_members(counted.database, big["id"], BIG - 5)
+    return small_owner, small, big_owner, big
+
+
+def test_header_counts_the_bearer_check(capi):
+    acct = capi.register()
+    r = capi.get("/auth/me", acct.token)
+    # The account lookup of the bearer check, then the handler's own read.
+    assert count(r) >= 1
+    # A public route with no database work runs no statement.
+    r = capi.get("/info")
+    assert r.status_code == 200
+    assert r.headers["x-query-count"] == "0"
+
+
+def test_server_read_costs_the_same_for_5_and_5000_members(capi, two_servers):
+    small_owner, small, big_owner, big = two_servers
+    r_small = capi.get(f"/servers/{small['id']}", small_owner.token)
+    r_big = capi.get(f"/servers/{big['id']}", big_owner.token)
+    assert len(r_small.json()["members"]) == 5
+    assert len(r_big.json()["members"]) == BIG
+    assert len(r_big.json()["channels"]) > len(r_small.json()["channels"])
+    assert len(r_big.json()["roles"]) > len(r_small.json()["roles"])
+    n = count(r_small)
+    assert n >= 2  # the bearer check and at least one read: the counter does count
+    assert count(r_big) == n
+    # And for a member who is not the owner.
+    member = r_big.json()["members"][-1]
+    assert member["role"] == "member"
+
+
+def test_server_list_costs_the_same_for_5_and_5000_members(capi, two_servers):
+    small_owner, small, big_owner, big = two_servers
+    r_small = capi.get("/servers", small_owner.token)
+    r_big = capi.get("/servers", big_owner.token)
+    assert [s["id"] for s in r_small.json()] == [small["id"]]
+    assert [s["id"] for s in r_big.json()] == [big["id"]]
+    assert len(r_big.json()[0]["members"]) == BIG
+    n = count(r_small)
+    assert n >= 2
+    assert count(r_big) == n
+
+
+def test_server_list_costs_the_same_for_one_server_and_three(capi, two_servers):
+    _small_owner, _small, big_owner, _big = two_servers
+    one = capi.register()
+    create_server(capi, one)
+    three = capi.register()
+    for _ in range(3):
+        create_server(capi, three)
+    r_one, r_three = capi.get("/servers", one.token), capi.get("/servers", three.token)
+    assert len(r_one.json()) == 1 and len(r_three.json()) == 3
+    assert count(r_one) == count(r_three)
+
+
+def test_blocked_server_read_is_refused_on_the_same_count_path(capi, two_servers):
+    """The header is present on error answers too (a stranger's 403 counts its statements)."""
+    _small_owner, small, _big_owner, _big = two_servers
+    stranger = capi.register()
+    r = capi.get(f"/servers/{small['id']}", stranger.token)
+    assert r.status_code == 403
+    assert r.json() == {"error": "You are not a member of this server", "code": "not_a_member"}
+    assert int(r.headers["x-query-count"]) >= 2
