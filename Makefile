@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-sqlite test-postgres services generate check-generated lint migration create-admin clean browser-deps test-browser
+.PHONY: bench install run test test-sqlite test-postgres services generate check-generated lint migration create-admin clean browser-deps test-browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test-browser: browser-deps
 generate: install lint/node_modules
 	$(BIN)/python scripts/generate_models.py
 	lint/node_modules/.bin/openapi-typescript openapi/projectvoice.yaml -o sdk/projectvoice.d.ts
+
+# Benchmark suite on PostgreSQL: product against the bare floor app (bench/run_all.py, README "Performance").
+bench: install services
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 check-generated: install
 	$(BIN)/python scripts/generate_models.py --check

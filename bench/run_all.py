@@ -1,0 +1,186 @@
+"""The benchmark suite (`make bench`; not a test). Compare figures as ratios within one run: the
+machines are shared and noisy.
+
+1. A fresh PostgreSQL database; the server (`python -m projectvoice run`: uvloop, httptools, one
+   worker, default settings) with JWT_SECRET set, response validation off (its production
+   default) and RATE_LIMITS_ENABLED=0 (the workload posts far more than a person may).
+2. Seeded through the API: 16 users, a server they all belong to, two text and two voice
+   channels; then 10,000 messages bulk-inserted into one text channel (bench/messages_scale.py's
+   loader: the channel counter is kept by the production triggers, indexes rebuilt, ANALYZE).
+3. The floor (bench/floor_app.py, NOT part of the product): a bare Starlette app on the same
+   uvicorn settings and psycopg driver answering the same requests with hand-written SQL.
+4. For each endpoint, the product then the floor: bench/load.py in a separate process, 64
+   concurrent keep-alive connections on loopback, 1 s warm-up then --seconds measured.
+5. The signalling row: bench/signalling.py (its own server; no floor).
+
+    .venv/bin/python bench/run_all.py [--seconds 5] [--concurrency 64] [--no-signalling]
+
+Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust), like `make test-postgres`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.messages_scale import RARE, load  # noqa: E402
+from tests.support import (Api, Database, ServerProcess, create_channel, create_pg_database,  # noqa: E402
+                           create_server, free_port, join_server)
+
+PY = sys.executable
+
+
+def seed(api: Api, database: Database, messages: int) -> dict:
+    users = [api.register() for _ in range(16)]
+    owner = users[0]
+    sv = create_server(api, owner)
+    join_server(api, owner, sv["id"], *users[1:])
+    read = create_channel(api, owner, sv["id"], "text", "general")["id"]
+    post = create_channel(api, owner, sv["id"], "text", "posting")["id"]
+    for name in ("lobby", "music"):
+        create_channel(api, owner, sv["id"], "voice", name)
+    load(database, {"small": (read, messages)}, [u.id for u in users])
+    return {"tokens": [u.token for u in users], "server": sv["id"], "read": read, "post": post}
+
+
+def workload(s: dict) -> list[tuple[str, dict]]:
+    t = s["tokens"]
+    return [
+        ("GET /api/servers", {"method": "GET", "path": "/api/servers", "tokens": t}),
+        ("GET /api/messages page 1", {"method": "GET", "path": "/api/messages", "tokens": t,
+                                      "params": {"channelId": s["read"], "page": 1, "limit": 50}}),
+        ("POST /api/messages", {"method": "POST", "path": "/api/messages", "tokens": t,
+                                "json": {"channelId": s["post"], "content": "bench message {n}"}}),
+        ("GET /api/messages/search", {"method": "GET", "path": "/api/messages/search", "tokens": t,
+                                      "params": {"channelId": s["read"], "query": RARE["small"],
+                                                 "page": 1, "limit": 50}}),
+        ("GET /api/servers/:id", {"method": "GET", "path": f"/api/servers/{s['server']}", "tokens": t}),
+    ]
+
+
+def start_floor(database: Database, secret: str, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database.url, JWT_SECRET=secret)
+    proc = subprocess.Popen([PY, "-m", "uvicorn", "bench.floor_app:app", "--host", "127.0.0.1",
+                             "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                             "--log-level", "warning", "--no-access-log"],
+                            cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(log.read_text())
+
+
+def drive(base: str, spec: dict, seconds: float, concurrency: int) -> dict:
+    r = subprocess.run([PY, str(ROOT / "bench" / "load.py"), "--base", base, "--spec", json.dumps(spec),
+                        "--seconds", str(seconds), "--concurrency", str(concurrency)],
+                       capture_output=True, text=True, timeout=seconds + 120)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def check_same_answers(product: str, floor: str, spec: dict) -> None:
+    """The floor must answer the same thing (GETs only), or the comparison means nothing."""
+    if spec["method"] != "GET":
+        return
+    h = {"Authorization": f"Bearer {spec['tokens'][1]}"}
+    a = httpx.get(product + spec["path"], params=spec.get("params"), headers=h, timeout=30)
+    b = httpx.get(floor + spec["path"], params=spec.get("params"), headers=h, timeout=30)
+    assert a.status_code == b.status_code == 200, (a.text[:300], b.text[:300])
+    assert a.json() == b.json(), f"floor answers differ for {spec['path']}"
+
+
+def signalling(seconds: float) -> dict:
+    r = subprocess.run([PY, str(ROOT / "bench" / "signalling.py"), "--seconds", str(seconds),
+                        "--rooms", "50", "--idle", "1000"], capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, PV_TEST_DB="sqlite"))
+    text = r.stdout
+    out = {"raw": text.strip()}
+    m = re.search(r"= ([\d,]+)/s", text)
+    out["rps"] = float(m.group(1).replace(",", "")) if m else float("nan")
+    m = re.search(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms", text)
+    out["p50"], out["p99"] = (float(m.group(1)), float(m.group(2))) if m else (float("nan"),) * 2
+    m = re.search(r"([\d.]+) KiB per idle socket", text)
+    out["kib"] = float(m.group(1)) if m else float("nan")
+    out["errors"] = 0 if r.returncode == 0 else f"exit {r.returncode}"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--log-level", default="info", help="the product's LOG_LEVEL (info: access log on, the default)")
+    ap.add_argument("--no-signalling", action="store_true")
+    ap.add_argument("--only", help="run only endpoints whose name contains this")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        name, url = create_pg_database()
+        database = Database(url=url, pg_name=name)
+        product = ServerProcess(database=database, data_dir=tmp / "data", extra_env={
+            "VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "LOG_LEVEL": args.log_level})
+        floor = None
+        rows = []
+        try:
+            product.start()
+            print(f"product server pid {product.proc.pid} on {product.base} (PostgreSQL {name})", flush=True)
+            s = seed(Api(product.base), database, args.messages)
+            floor, floor_base = start_floor(database, product.jwt_secret, tmp / "floor.log")
+            print(f"floor app pid {floor.pid} on {floor_base}", flush=True)
+            for label, spec in workload(s):
+                if args.only and args.only not in label:
+                    continue
+                check_same_answers(product.base, floor_base, spec)
+                ours = drive(product.base, spec, args.seconds, args.concurrency)
+                base = drive(floor_base, spec, args.seconds, args.concurrency)
+                rows.append((label, ours, base))
+                print(f"  {label}: ours {ours['rps']:.0f} req/s, floor {base['rps']:.0f} req/s", flush=True)
+        finally:
+            if floor is not None:
+                floor.terminate()
+                floor.wait(15)
+            product.stop()
+            database.drop()
+
+    sig = None if args.no_signalling else signalling(args.seconds)
+    print()
+    print(f"{args.concurrency} connections, {args.seconds:g} s per endpoint, PostgreSQL, one worker; "
+          f"ratio = ours / floor (req/s; p99 floor / ours would be the inverse)")
+    head = (f"| {'endpoint':<26} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} | "
+            f"{'floor req/s':>11} | {'floor p50':>9} | {'floor p99':>9} | {'floor err':>9} | "
+            f"{'req/s ratio':>11} | {'p99 x floor':>11} |")
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for label, o, b in rows:
+        print(f"| {label:<26} | {o['rps']:>7.0f} | {o['p50']:>7.1f} | {o['p99']:>7.1f} | {o['errors']:>6} | "
+              f"{b['rps']:>11.0f} | {b['p50']:>9.1f} | {b['p99']:>9.1f} | {b['errors']:>9} | "
+              f"{o['rps'] / b['rps']:>11.2f} | {o['p99'] / b['p99']:>11.2f} |")
+    if sig:
+        print(f"| {'signalling (relayed/s)':<26} | {sig['rps']:>7.0f} | {sig['p50']:>7.1f} | {sig['p99']:>7.1f} | "
+              f"{sig['errors']:>6} | {'-':>11} | {'-':>9} | {'-':>9} | {'-':>9} | {'-':>11} | {'-':>11} |")
+        print(f"\nidle sockets: {sig['kib']:.1f} KiB per idle socket (1,000 sockets)")
+
+
+if __name__ == "__main__":
+    main()
