@@ -224,6 +224,7 @@ class Code(StrEnum):
     Stable snake_case code.
     """
 
+    rate_limited = 'rate_limited'
     invalid_room_id = 'invalid_room_id'
     invalid_channel_id = 'invalid_channel_id'
     invalid_argument = 'invalid_argument'
@@ -252,6 +253,11 @@ class SocketError(BaseModel):
         extra='forbid',
     )
     message: str = Field(..., description='Human text.')
+    retryAfter: int | None = Field(
+        None,
+        description='Only with `rate_limited`; seconds until the event is accepted again.',
+        ge=1,
+    )
     code: Code = Field(..., description='Stable snake_case code.')
 
 

@@ -5,6 +5,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = 7 * 24 * 3600
     redis_url: str | None = None
+    # Voice with REDIS_URL (realtime/): seconds between participant heartbeats (participants of a
+    # process that stops renewing vanish after three missed beats), and the pub/sub channel the
+    # processes of one deployment share (pub/sub ignores the Redis db number).
+    voice_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    voice_redis_channel: str = Field(default="projectvoice", min_length=1)
     cors_origins: str = "http://localhost:3000,http://localhost:3001"
     log_level: str = "info"
     db_pool_size: int = 10

@@ -29,12 +29,11 @@ def build(settings: Settings) -> socketio.AsyncServer:
     global _current
     # Seconds between participant heartbeats in Redis; participants of a process that stops
     # renewing vanish after three missed beats.
-    heartbeat = float(os.environ.get("VOICE_HEARTBEAT_SECONDS", "5"))
+    heartbeat = settings.voice_heartbeat_seconds
     manager = None
     if settings.redis_url:
         # Processes of one deployment share a pub/sub channel (pub/sub ignores the Redis db number).
-        channel = os.environ.get("VOICE_REDIS_CHANNEL", "projectvoice")
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=channel)
+        manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.voice_redis_channel)
         store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
     else:
         store = MemoryStore()

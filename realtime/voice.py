@@ -25,6 +25,8 @@ from models.permissions import Perm, channel_access
 from models.tables import Channel, ServerMember, User
 from projectvoice import auth
 from projectvoice.errors import ApiError
+from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
+from projectvoice.ratelimit import limiter
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -36,10 +38,19 @@ _ROOM_RE = re.compile(r"^(?:channel-)?([0-9]{1,10})$")
 
 
 class EventError(Exception):
-    def __init__(self, message: str, code: str):
+    def __init__(self, message: str, code: str, **extra):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.extra = extra
+
+
+async def check_rate(name: str, sid: str, event: str) -> None:
+    """Count one `event` of this socket; over the limit, an EventError (`rate_limited`)."""
+    retry_after = await limiter.hit(name, sid)
+    if retry_after is not None:
+        raise EventError(f"Too many {event} events: try again in {retry_after} s", "rate_limited",
+                         retryAfter=retry_after)
 
 
 @dataclass
@@ -86,12 +97,14 @@ def _handler(fn):
         try:
             return await fn(self, sid, sock, *args)
         except EventError as e:
-            await self._error(sid, sock.ns, e.message, e.code)
+            await self._error(sid, sock.ns, e.message, e.code, **e.extra)
         except ApiError as e:
             await self._error(sid, sock.ns, e.message, e.code)
         except Exception:
             log.exception("socket event failed")
             await self._error(sid, sock.ns, "The server could not handle this event", "internal_error")
+        finally:
+            self.refresh_gauges()
         return None
 
     wrapper.__name__ = fn.__name__
@@ -138,6 +151,7 @@ class Realtime:
                 for e in await self.store.sweep():
                     log.info("voice: dropped %s of a stopped process from room %s", e["sid"], e["cid"])
                     await self._broadcast(e["cid"], "user-disconnected", e["sid"])
+                self.refresh_gauges()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -145,8 +159,28 @@ class Realtime:
             await asyncio.sleep(self.heartbeat)
 
     # helpers -----------------------------------------------------------------------------
-    async def _error(self, sid: str, ns: str, message: str, code: str) -> None:
-        await self.sio.emit("error", {"message": message, "code": code}, to=sid, namespace=ns)
+    async def _error(self, sid: str, ns: str, message: str, code: str, **extra) -> None:
+        await self.sio.emit("error", {"message": message, "code": code, **extra}, to=sid, namespace=ns)
+
+    def refresh_gauges(self) -> None:
+        """Prometheus gauges of this process: its open sockets, and its sockets in voice rooms
+        (the manager's rooms hold only this process's sockets, also with Redis)."""
+        rooms: set[str] = set()
+        participants = 0
+        try:
+            for by_room in list(self.sio.manager.rooms.values()):
+                for name, members in list(by_room.items()):
+                    if isinstance(name, str) and name.startswith("voice:"):
+                        here = sum(1 for s in list(members) if s in self.socks)
+                        if here:
+                            participants += here
+                            rooms.add(name)
+        except Exception:  # never let a metric break an event
+            log.debug("voice gauges not refreshed", exc_info=True)
+            return
+        OPEN_SOCKETS.set(len(self.socks))
+        VOICE_ROOMS.set(len(rooms))
+        VOICE_PARTICIPANTS.set(participants)
 
     async def _broadcast(self, cid: int, event: str, data, skip_sid: str | None = None) -> None:
         for ns in NAMESPACES:
@@ -192,6 +226,7 @@ class Realtime:
         await self.sio.leave_room(entry["sid"], voice_room(entry["cid"]), namespace=entry["ns"])
         await self._broadcast(entry["cid"], "user-disconnected", entry["sid"])
         await self._error(entry["sid"], entry["ns"], message, code)
+        self.refresh_gauges()
 
     # connection --------------------------------------------------------------------------
     def _connect_handler(self, ns: str):
@@ -207,6 +242,7 @@ class Realtime:
             q = parse_qs(environ.get("QUERY_STRING", ""))
             token = (q.get("token") or [None])[0]
         self.socks[sid] = Sock(ns=ns, handshake_token=token or None)
+        OPEN_SOCKETS.set(len(self.socks))
         return True
 
     async def on_disconnect(self, sid, reason=None):
@@ -217,10 +253,12 @@ class Realtime:
         finally:
             if sock and sock.user_id is not None:
                 await self.store.remove_user_sock(sock.user_id, ns, sid)
+            self.refresh_gauges()
 
     # voice rooms -------------------------------------------------------------------------
     @_handler
     async def on_join_room(self, sid, sock: Sock, room_id=None, token=None, *_rest):
+        await check_rate("join_room", sid, "join-room")
         if room_id is None:
             raise EventError("join-room needs a roomId", "invalid_room_id")
         cid = parse_channel_id(room_id)
@@ -283,6 +321,7 @@ class Realtime:
 
     @_handler
     async def on_signal(self, sid, sock: Sock, payload=None, *_rest):
+        await check_rate("signal", sid, "signal")
         if not isinstance(payload, dict):
             raise EventError("signal needs an object {to, type, sdp | candidate}", "invalid_signal")
         to, kind = payload.get("to"), payload.get("type")
