@@ -26,6 +26,7 @@ def _run(_args) -> None:
         http="httptools",
         log_level=settings.log_level,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
     )
 

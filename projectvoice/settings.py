@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 5000
     workers: int = 1
+    # Addresses (comma-separated IPs or networks, "*" for any) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: the reverse proxy's (nginx). From any other peer those headers
+    # are ignored, so the client IP in logs and rate limits cannot be forged.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     # Unset: an SQLite file in DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db
     database_url: str | None = None
     data_dir: Path = ROOT / "data"
