@@ -6,6 +6,7 @@ import time
 
 import bcrypt
 import jwt
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -92,13 +93,27 @@ async def user_for_token(token: str | None) -> User | None:
     return user
 
 
+_ACCOUNT = sa.select(User.id, User.role, User.username, User.is_active, User.token_version)
+
+
+async def _account(user_id: int):
+    """The account's row as it is now (never cached: a blocked or deleted account's token fails
+    on the very next request). One statement: on PostgreSQL outside a transaction (no BEGIN and
+    COMMIT round trips) and without building an ORM object."""
+    if db.is_postgres():
+        async with db.engine().connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return (await conn.execute(_ACCOUNT.where(User.id == user_id))).first()
+    async with db.session() as s:
+        return (await s.execute(_ACCOUNT.where(User.id == user_id))).first()
+
+
 async def bearer_info(token: str) -> dict:
     """Connexion's bearer check: the token must belong to an existing, active account."""
     claims = decode_token(token)
     if claims is None:
         raise Unauthorized("Invalid token or token expired", "invalid_token")
-    async with db.session() as s:
-        user = await s.get(User, claims["sub"])
+    user = await _account(claims["sub"])
     if user is None:
         raise Unauthorized("Unauthorized: account no longer exists", "invalid_token")
     if not user.is_active:
