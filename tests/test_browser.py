@@ -8,8 +8,10 @@ other browser. Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -64,7 +66,7 @@ class Client:
         self.name = name
         self.account = account
         self.log: list[str] = []
-        self.ctx = browser.new_context()
+        self.ctx = watch(browser.new_context())
         self.ctx.grant_permissions(["microphone"], origin=base)
         self.page = self.ctx.new_page()
         self.page.set_default_timeout(15_000)
@@ -100,7 +102,10 @@ class Client:
         return path
 
     def close(self) -> None:
-        self.ctx.close()
+        try:
+            check_contract(self.ctx)
+        finally:
+            self.ctx.close()
 
 
 @pytest.fixture
@@ -125,6 +130,44 @@ def community(api):
     voice = create_channel(api, alice, srv["id"], "voice", "lounge")
     join_server(api, alice, srv["id"], bob)
     return alice, bob, srv, text, voice
+
+
+# Every Socket.IO event and every REST response a page receives is held to the documents, like
+# those of the Python clients (tests/test_voice.validate_event, tests/contract.py).
+RECORD_EVENTS = """(() => {
+  window.__pvEvents = [];
+  let wrapped;
+  Object.defineProperty(window, 'io', {configurable: true, get() { return wrapped; }, set(lib) {
+    wrapped = Object.assign((...a) => {
+      const socket = lib(...a);
+      socket.onAny((event, ...args) => window.__pvEvents.push([event, args]));
+      return socket;
+    }, lib);
+  }});
+})()"""
+
+
+def watch(ctx):
+    ctx.add_init_script(RECORD_EVENTS)
+    ctx.pv_responses = []
+    ctx.on("response", lambda r: ctx.pv_responses.append(r))
+    return ctx
+
+
+def check_contract(ctx) -> None:
+    from tests.contract import contract
+    from tests.test_voice import validate_event
+
+    for page in ctx.pages:
+        for event, args in page.evaluate("() => window.__pvEvents || []"):
+            validate_event(event, tuple(args))
+    for r in ctx.pv_responses:
+        path = urlparse(r.url).path
+        if not path.startswith("/api/"):
+            continue
+        body = r.body() if r.status not in (204, 304) else b""
+        contract().check(r.request.method, path, r.status, r.headers.get("content-type", ""),
+                         json.loads(body) if body else None)
 
 
 def inbound(client: Client) -> dict[str, int]:
@@ -247,7 +290,7 @@ def test_new_user_registers_builds_a_server_and_invites_a_friend(browser, api, s
 
     made = []
     try:
-        carol_ctx = browser.new_context()
+        carol_ctx = watch(browser.new_context())
         made.append(carol_ctx)
         carol = carol_ctx.new_page()
         carol.set_default_timeout(10_000)
@@ -279,7 +322,7 @@ def test_new_user_registers_builds_a_server_and_invites_a_friend(browser, api, s
         assert token
 
         dave_acct = api.register()
-        dave_ctx = browser.new_context()
+        dave_ctx = watch(browser.new_context())
         made.append(dave_ctx)
         dave = dave_ctx.new_page()
         dave.set_default_timeout(10_000)
@@ -297,6 +340,8 @@ def test_new_user_registers_builds_a_server_and_invites_a_friend(browser, api, s
         assert dave.text_content("#messages li .author") == name
         ARTIFACTS.mkdir(exist_ok=True)
         dave.screenshot(path=str(ARTIFACTS / "browser-invited-dave.png"))
+        for ctx in made:
+            check_contract(ctx)
     finally:
         for ctx in made:
             ctx.close()
