@@ -11,6 +11,7 @@ rejoin. Prints, per minute: requests, errors (any non-2xx or exception, REST or 
 and p99 latency, signal round trips, and the server's RSS.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 50] [--sockets 20] [--signals 5] [--postgres]
+                                   [--max-in-flight 100]
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ async def main() -> None:
     ap.add_argument("--sockets", type=int, default=20, help="socket clients (pairs share a voice room)")
     ap.add_argument("--signals", type=float, default=5, help="signals per second per pair")
     ap.add_argument("--postgres", action="store_true")
+    ap.add_argument("--max-in-flight", type=int, default=100,
+                    help="REST requests in flight at most; a due request beyond it counts as an error")
     args = ap.parse_args()
 
     import os
@@ -149,6 +152,15 @@ async def run(server: ServerProcess, pid: int, args) -> None:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                else:
+                    await asyncio.sleep(0)  # catching up: still let responses be read
+                if len(tasks) >= args.max_in_flight:
+                    # Open loop, bounded: a request that cannot even start (the client would only
+                    # queue it behind its own pool, which costs the client quadratic time) is an
+                    # error of its minute, so a stall shows up instead of snowballing.
+                    current().error("backlog")
+                    n += 1
+                    continue
                 t = asyncio.create_task(one_request())
                 tasks.add(t)
                 t.add_done_callback(tasks.discard)
