@@ -90,6 +90,9 @@ def parse_channel_id(value, what: str = "roomId") -> int:
 def _handler(fn):
     """Run an event handler; EventError and permission failures become an `error` event."""
 
+    # Only these change room membership; the gauges are not recounted per signal.
+    changes_rooms = fn.__name__ in ("on_join_room", "on_leave_room")
+
     async def wrapper(self, sid, *args):
         sock = self.socks.get(sid)
         if sock is None:
@@ -104,7 +107,8 @@ def _handler(fn):
             log.exception("socket event failed")
             await self._error(sid, sock.ns, "The server could not handle this event", "internal_error")
         finally:
-            self.refresh_gauges()
+            if changes_rooms:
+                self.refresh_gauges()
         return None
 
     wrapper.__name__ = fn.__name__
