@@ -92,12 +92,21 @@ class Client:
         self.log: list[tuple[str, tuple]] = []
         self.taken = 0
         self.changed = asyncio.Event()
+        self.violations: list[str] = []
         self.sio.on("*", self._any, namespace=self.ns)
 
     async def _any(self, event, *args):
-        validate_event(event, args)
+        # python-socketio logs and swallows a handler's exception, so a violation is kept and
+        # raised by the next wait() and by close(): it fails the test with its own message.
+        try:
+            validate_event(event, args)
+        except (AssertionError, jsonschema.ValidationError) as e:
+            self.violations.append(f"{event} {args!r}: {getattr(e, 'message', e)}")
         self.log.append((event, args))
         self.changed.set()
+
+    def check_events(self) -> None:
+        assert not self.violations, "events that break asyncapi/projectvoice.yaml:\n" + "\n".join(self.violations)
 
     async def connect(self) -> Client:
         if self.form == "seed":
@@ -121,6 +130,7 @@ class Client:
         """The next not-yet-taken occurrence of `event` (matching `where`); its argument."""
         deadline = time.monotonic() + timeout
         while True:
+            self.check_events()
             for i, (ev, args) in enumerate(self.log):
                 if i >= self.taken and ev == event and (where is None or where(args[0])):
                     self.log[i] = ("<taken>", args)
@@ -155,6 +165,7 @@ class Client:
                 await asyncio.wait_for(self.sio.disconnect(), 5)
             except Exception:
                 pass
+        self.check_events()
 
 
 # scenario helpers -----------------------------------------------------------------------------

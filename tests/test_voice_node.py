@@ -70,11 +70,19 @@ class NodeProc:
     async def stop(self) -> None:
         if self.proc.returncode is None:
             self.proc.stdin.close()
+            rest = b""
             try:
+                rest = await asyncio.wait_for(self.proc.stdout.read(), 5)
                 await asyncio.wait_for(self.proc.wait(), 5)
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+            # Events no until() read are held to the AsyncAPI document as well.
+            for raw in rest.splitlines():
+                line = json.loads(raw)
+                if "recv" in line:
+                    validate_event(line["recv"], tuple(line["args"]))
+                self.lines.append(line)
 
 
 def _recv(event, where=lambda a: True):
