@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.contract import check_every_httpx_response
 from tests.support import Api, Database, ServerProcess
+
+# Every HTTP response any test receives is checked against the OpenAPI document (tests/contract.py).
+check_every_httpx_response()
 
 
 @pytest.fixture(scope="session")

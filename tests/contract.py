@@ -87,3 +87,37 @@ class Contract:
 @lru_cache
 def contract() -> Contract:
     return Contract(yaml.safe_load(SPEC_PATH.read_text()))
+
+
+def check_response(r) -> None:
+    """Hold one httpx response to the contract (a no-op for paths that are not API operations)."""
+    try:
+        body = r.json() if r.content else None
+    except ValueError:
+        body = r.content
+    contract().check(r.request.method, r.request.url.path, r.status_code, r.headers.get("content-type", ""), body)
+
+
+def check_every_httpx_response() -> None:
+    """Patch httpx so that every response any test receives, through tests.support.Api, a bare
+    httpx call or a generated SDK client alike, is checked against the OpenAPI document."""
+    import httpx
+
+    if getattr(httpx.Client.send, "_pv_contract", False):
+        return
+    sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
+
+    def send(self, request, *args, **kwargs):
+        r = sync_send(self, request, *args, **kwargs)
+        if not kwargs.get("stream"):
+            check_response(r)
+        return r
+
+    async def asend(self, request, *args, **kwargs):
+        r = await async_send(self, request, *args, **kwargs)
+        if not kwargs.get("stream"):
+            check_response(r)
+        return r
+
+    send._pv_contract = asend._pv_contract = True
+    httpx.Client.send, httpx.AsyncClient.send = send, asend
