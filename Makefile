@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: bench install run test test-sqlite test-postgres services generate check-generated lint migration create-admin clean browser-deps test-browser
+.PHONY: bench install run test test-sqlite test-postgres services generate check-generated lint sdk migration create-admin clean browser-deps test-browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ generate: install lint/node_modules
 # Benchmark suite on PostgreSQL: product against the bare floor app (bench/run_all.py, README "Performance").
 bench: install services
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# Client SDKs from the OpenAPI document, for integrators: TypeScript types (committed as
+# sdk/projectvoice.d.ts, tests/test_sdk.py checks they are fresh) and an installable Python client
+# package in var/sdk/python (not committed: tests/test_sdk.py generates its own and runs the seed flow).
+sdk: install lint/node_modules
+	lint/node_modules/.bin/openapi-typescript openapi/projectvoice.yaml -o sdk/projectvoice.d.ts
+	rm -rf var/sdk/python && mkdir -p var/sdk
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/openapi-python-client generate --path openapi/projectvoice.yaml --meta setup --output-path var/sdk/python
 
 check-generated: install
 	$(BIN)/python scripts/generate_models.py --check
