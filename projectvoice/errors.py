@@ -6,6 +6,9 @@ Permission failures are 403 and never use the words the desktop client treats as
 from __future__ import annotations
 
 import logging
+import re
+from functools import lru_cache
+from pathlib import Path
 
 import orjson
 from connexion.exceptions import ProblemException
@@ -113,7 +116,44 @@ async def handle_http_exception(_request: ConnexionRequest, exc: HTTPException) 
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else "Request failed"
     if status == 404:
         message = "Not found"
-    return error_response(status, message, _FRAMEWORK_CODES.get(status, "error"))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 405:
+        # RFC 9110: a 405 lists the methods the path supports. The router's own list names only
+        # the first matching route's methods, so take them from the OpenAPI document.
+        allowed = _allowed_methods(_request.url.path)
+        if allowed:
+            headers["Allow"] = allowed
+    return error_response(status, message, _FRAMEWORK_CODES.get(status, "error"), headers)
+
+
+@lru_cache
+def _method_table() -> list[tuple[int, re.Pattern, set[str]]]:
+    import yaml
+
+    spec = Path(__file__).resolve().parent.parent / "openapi" / "projectvoice.yaml"
+    doc = yaml.safe_load(spec.read_text())
+    base = (doc.get("servers") or [{"url": "/api"}])[0]["url"].rstrip("/")
+    table = []
+    for path, item in (doc.get("paths") or {}).items():
+        methods = {m.upper() for m in item if m in {"get", "put", "post", "delete", "patch", "head", "options"}}
+        regex = re.compile("^" + re.escape(base) + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
+        table.append((path.count("{"), regex, methods))
+    return sorted(table, key=lambda row: row[0])
+
+
+def _allowed_methods(path: str) -> str:
+    """The methods of the templates matching `path`; literal segments win, as in the router."""
+    methods: set[str] = set()
+    best = None
+    for params, regex, ms in _method_table():
+        if best is not None and params > best:
+            break
+        if regex.match(path):
+            best = params
+            methods |= ms
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

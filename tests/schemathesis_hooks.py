@@ -1,7 +1,13 @@
-"""Schemathesis hooks for the contract run: every case is authenticated as a real user.
+"""Schemathesis hooks for the contract run (tests/test_contract.py, settings in schemathesis.toml).
 
-Tokens are refreshed from fresh accounts every few seconds, so an operation that ends its own
-session (account deletion, password change) cannot starve the rest of the run.
+Every case is authenticated as a real user:
+* a fresh regular account that owns a server with a text and a voice channel (so it is the server
+  owner for its own server and a stranger, 403/404, to everyone else's), for every operation;
+* the global admin (created by the test with the create-admin command, credentials in
+  PV_CONTRACT_ADMIN_EMAIL / PV_CONTRACT_ADMIN_PASSWORD) for the /admin operations, which a
+  regular user could only ever see answer 403.
+Tokens are refreshed every few seconds, so an operation that ends its own session (account
+deletion, password change, an admin blocking the account) cannot starve the rest of the run.
 """
 from __future__ import annotations
 
@@ -12,23 +18,45 @@ import httpx
 import schemathesis
 
 
-@schemathesis.auth(refresh_interval=3)
-class FreshAccount:
+def _base() -> str:
+    return os.environ["PV_CONTRACT_BASE"]
+
+
+def fresh_owner_token() -> str:
+    name = "fz" + secrets.token_hex(6)
+    r = httpx.post(f"{_base()}/api/auth/register", timeout=30,
+                   json={"username": name, "email": f"{name}@example.com", "password": "password123"})
+    r.raise_for_status()
+    token = r.json()["token"]
+    # Give the account something to act on: a server with a text and a voice channel.
+    h = {"Authorization": f"Bearer {token}"}
+    s = httpx.post(f"{_base()}/api/servers", headers=h, json={"name": name}, timeout=30).json()
+    for kind in ("text", "voice"):
+        httpx.post(f"{_base()}/api/servers/{s['id']}/channels", headers=h, json={"name": kind, "type": kind}, timeout=30)
+    return token
+
+
+def admin_token() -> str | None:
+    email = os.environ.get("PV_CONTRACT_ADMIN_EMAIL")
+    if not email:
+        return None
+    r = httpx.post(f"{_base()}/api/auth/login", timeout=30,
+                   json={"email": email, "password": os.environ["PV_CONTRACT_ADMIN_PASSWORD"]})
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+# retry_on=[]: a 401 (the account was deleted, blocked or changed its password mid-run) is not
+# replayed with the next fresh account, which would act on the first account's resources as a
+# stranger and turn "created, then gone with its owner" into a false ensure_resource_availability.
+@schemathesis.auth(refresh_interval=3, retry_on=[])
+class ContractAccounts:
     def get(self, case, ctx):
-        base = os.environ["PV_CONTRACT_BASE"]
-        name = "fz" + secrets.token_hex(6)
-        r = httpx.post(f"{base}/api/auth/register", timeout=30,
-                       json={"username": name, "email": f"{name}@example.com", "password": "password123"})
-        r.raise_for_status()
-        token = r.json()["token"]
-        # Give the account something to act on: a server with a text and a voice channel.
-        h = {"Authorization": f"Bearer {token}"}
-        s = httpx.post(f"{base}/api/servers", headers=h, json={"name": name}, timeout=30).json()
-        for kind in ("text", "voice"):
-            httpx.post(f"{base}/api/servers/{s['id']}/channels", headers=h, json={"name": kind, "type": kind},
-                       timeout=30)
-        return token
+        return {"owner": fresh_owner_token(), "admin": admin_token()}
 
     def set(self, case, data, ctx):
+        token = data["owner"]
+        if case.operation.path.startswith("/admin") and data["admin"]:
+            token = data["admin"]
         case.headers = case.headers or {}
-        case.headers["Authorization"] = f"Bearer {data}"
+        case.headers["Authorization"] = f"Bearer {token}"

@@ -50,6 +50,7 @@ def _checked(response, method: str, path: str):
     """Hold an SDK response to the contract and return its parsed model."""
     body = response.content
     ctype = response.headers.get("content-type", "")
+    assert contract().find(method, "/api" + path), f"{method} {path} is not an operation of the document"
     contract().check(method, "/api" + path, response.status_code, ctype, json.loads(body) if body else None)
     return response.parsed
 
@@ -105,7 +106,7 @@ def test_generated_python_client_runs_the_seed_flow(server, pvclient):
 
     r = list_messages.sync_detailed(client=client, channel_id=channel.id, page=1, limit=50)
     assert r.status_code == 200, r.content
-    page = _checked(r, "get", f"/messages/{channel.id}")
+    page = _checked(r, "get", "/messages")
     assert isinstance(page, m.MessagePage)
     assert (page.total, page.page, page.limit, page.total_pages) == (2, 1, 50, 1)
     assert [msg.id for msg in page.messages] == [msg.id for msg in sent]
