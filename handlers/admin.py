@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, UTC
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import audit, db, membership, views
+from models import audit, db, membership, sql, views
 from models.tables import AuditLog, Ban, Channel, Message, Server, ServerMember, User, utcnow
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
@@ -267,7 +267,7 @@ async def get_server(user: int, id: int):
         server = await s.get(Server, id)
         if server is None:
             raise NotFound("Server not found", "server_not_found")
-        (detail,) = await membership.server_details(s, [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server])
     return views.admin_server_detail_view(detail), 200
 
 

@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import audit, db, membership, views
-from models.permissions import Perm, access_for_member, server_access
+from models import audit, db, membership, sql, views
+from models.permissions import Perm, access_for_member, read_server_access, server_access
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
@@ -20,10 +20,10 @@ async def _member_out(s, member: ServerMember) -> dict:
 
 
 async def list_members(user: int, serverId: int):
-    async with db.session() as s:
-        await server_access(s, user, serverId)
-        rows = (await membership.members_with_users(s, [serverId]))[serverId]
-        return [views.member_view(m, u, rids) for m, u, rids in rows], 200
+    async with sql.connection() as conn:
+        await read_server_access(conn, user, serverId)
+        rows = (await membership.member_rows(conn, [serverId]))[serverId]
+    return [views.member_row_view(m, rids) for m, rids in rows], 200
 
 
 async def get_my_membership(user: int, serverId: int):
@@ -194,7 +194,7 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
                      details={"from": user, "to": new_owner})
         server = await s.get(Server, serverId)
         await s.refresh(server)
-        (detail,) = await membership.server_details(s, [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server])
     return detail, 200
 
 

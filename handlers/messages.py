@@ -12,14 +12,13 @@ Built to stay fast however large a channel grows:
 """
 from __future__ import annotations
 
-from functools import reduce
+import sqlite3
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
-from models import audit, db, views
-from models.permissions import Perm, channel_access, is_global_moderator, server_access
+from models import audit, db, sql, views
+from models.permissions import Perm, is_global_moderator, read_channel_access, server_access
 from models.tables import Channel, Message, User, utcnow
 from projectvoice.errors import BadRequest, NotFound
 from realtime import hooks
@@ -49,85 +48,90 @@ def _words(query: str) -> list[str]:
     return cleaned.split()
 
 
-def _page_query(channel_id: int):
-    return (select(Message, User).join(User, User.id == Message.user_id)
-            .where(Message.channel_id == channel_id))
+_MESSAGE_COLUMNS = ("m.id, m.content, m.user_id, m.channel_id, m.created_at, m.updated_at, m.is_edited, "
+                    "u.username AS author_username, u.profile_picture AS author_picture")
 
 
 async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 50,
                         before: int | None = None):
-    async with db.session() as s:
-        _, channel = await channel_access(s, user, channelId, Perm.READ_MESSAGE_HISTORY)
-        q = _page_query(channelId)
+    async with sql.connection() as conn:
+        _, channel = await read_channel_access(conn, user, channelId, Perm.READ_MESSAGE_HISTORY)
+        where, params = "m.channel_id = %(channel)s", {"channel": channelId, "limit": limit}
         if before is not None:
-            q = q.where(Message.id < before)
+            where += " AND m.id < %(before)s"
+            params["before"] = before
+            offset = ""
         else:
-            q = q.offset((page - 1) * limit)
-        rows = list((await s.exec(q.order_by(Message.id.desc()).limit(limit))).all())
-        rows.reverse()
-        return views.message_page_view(rows, max(channel.message_count, 0), page, limit), 200
+            offset, params["offset"] = " OFFSET %(offset)s", (page - 1) * limit
+        rows = await conn.all(f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+                              f"WHERE {where} ORDER BY m.id DESC LIMIT %(limit)s{offset}", **params)
+    rows.reverse()
+    return views.message_page_view(rows, max(channel.channel_message_count, 0), page, limit), 200
 
 
-def _hits(channel_id: int, words: list[str]):
+def _hits(words: list[str]) -> tuple[str, dict]:
     """The ids of the channel's messages containing every word (case-insensitive, whole words,
-    literal), as a CTE read once for both the page and the number of matches."""
+    literal), as a CTE `hits(id)` read once for both the page and the number of matches."""
     if db.is_postgres():
-        simple = sa.literal_column("'simple'")
-        query = reduce(lambda a, b: a.op("&&")(b),
-                       [sa.func.phraseto_tsquery(simple, w) for w in words])
-        match = sa.func.to_tsvector(simple, Message.content).op("@@")(query)
         # MATERIALIZED: without it the planner, seeing ORDER BY id LIMIT n, walks the channel
         # newest-first testing every message; the GIN index on (channel_id, tsvector) finds
         # the matches directly, whatever the channel's size.
-        return (select(Message.id).where(Message.channel_id == channel_id, match)
-                .cte("hits").prefix_with("MATERIALIZED"))
+        query = " && ".join(f"phraseto_tsquery('simple', %(w{i})s)" for i in range(len(words)))
+        return (f"WITH hits AS MATERIALIZED (SELECT id FROM messages WHERE channel_id = %(channel)s "
+                f"AND to_tsvector('simple', content) @@ ({query}))",
+                {f"w{i}": w for i, w in enumerate(words)})
     # FTS5: each word as a string ("..." with inner quotes doubled) is a phrase of its tokens;
     # phrases side by side are ANDed; a word with no token in it adds no condition. CROSS JOIN
     # makes SQLite start from the full-text matches, not from the channel's messages.
     fts = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-    return (sa.text("SELECT m.id AS id FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid "
-                    "WHERE messages_fts MATCH :fts AND m.channel_id = :cid")
-            .bindparams(fts=fts, cid=channel_id).columns(sa.column("id", sa.Integer)).cte("hits"))
+    return ("WITH hits AS (SELECT m.id AS id FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid "
+            "WHERE messages_fts MATCH %(fts)s AND m.channel_id = %(channel)s)", {"fts": fts})
 
 
 async def search_messages(user: int, query: str, channelId: int, page: int = 1, limit: int = 50):
     words = _words(query)
-    async with db.session() as s:
-        await channel_access(s, user, channelId, Perm.READ_MESSAGE_HISTORY)
+    async with sql.connection() as conn:
+        await read_channel_access(conn, user, channelId, Perm.READ_MESSAGE_HISTORY)
         if not words:
             return views.message_page_view([], 0, page, limit), 200
-        hits = _hits(channelId, words)
-        # Newest matches first; the page's ids and the number of matches in one pass.
-        found = (await s.exec(
-            select(hits.c.id, sa.func.count().over().label("total"))
-            .order_by(hits.c.id.desc()).offset((page - 1) * limit).limit(limit)
-        )).all()
-        if found:
-            total = found[0][1]
-            ids = [row[0] for row in found]
-            rows = list((await s.exec(_page_query(channelId).where(Message.id.in_(ids))
-                                      .order_by(Message.id))).all())
-        else:
-            rows = []
-            total = 0 if page == 1 else (await s.exec(select(sa.func.count()).select_from(hits))).one()
-        return views.message_page_view(rows, total, page, limit), 200
+        hits, params = _hits(words)
+        params.update(channel=channelId, limit=limit, offset=(page - 1) * limit)
+        # Newest matches first: the page's messages and the number of matches in one statement.
+        rows = await conn.all(
+            f"{hits}, page AS (SELECT id, count(*) OVER () AS total FROM hits ORDER BY id DESC "
+            f"LIMIT %(limit)s OFFSET %(offset)s) "
+            f"SELECT page.total, {_MESSAGE_COLUMNS} FROM page JOIN messages m ON m.id = page.id "
+            f"JOIN users u ON u.id = m.user_id ORDER BY m.id", **params)
+        if rows:
+            total = rows[0].total
+        elif page == 1:
+            total = 0
+        else:  # past the last page: the number of matches still
+            params.pop("limit"), params.pop("offset")
+            total = (await conn.one(f"{hits} SELECT count(*) AS total FROM hits", **params)).total
+    return views.message_page_view(rows, total, page, limit), 200
 
 
 async def create_message(user: int, body: dict):
     content = _content(body.get("content"))
     channel_id = body["channelId"]
-    async with db.session() as s:
-        _, channel = await channel_access(s, user, channel_id, Perm.SEND_MESSAGES)
-        if channel.type != "text":
+    async with sql.connection() as conn:
+        _, channel = await read_channel_access(conn, user, channel_id, Perm.SEND_MESSAGES)
+        if channel.channel_type != "text":
             raise BadRequest("Messages can only be posted in text channels", "not_a_text_channel")
-        message = Message(channel_id=channel_id, user_id=user, content=content)
-        s.add(message)
+        now = utcnow()
         try:
-            await s.flush()
-        except IntegrityError:  # the channel went away meanwhile
+            # One statement; the channel's message_count follows by trigger (migration 0002).
+            row = await conn.one(
+                "INSERT INTO messages (channel_id, user_id, content, is_edited, created_at, updated_at) "
+                "VALUES (%(channel)s, %(user)s, %(content)s, %(no)s, %(now)s, %(now)s) RETURNING id",
+                channel=channel_id, user=user, content=content, no=False, now=now)
+        except (psycopg.IntegrityError, sqlite3.IntegrityError):  # the channel went away meanwhile
             raise NotFound("Channel not found", "channel_not_found") from None
-        author = await s.get(User, user)
-        view = views.message_view(message, author)
+        author = await conn.one("SELECT username AS author_username, profile_picture AS author_picture "
+                                "FROM users WHERE id = %(user)s", user=user)
+    view = views.message_fields(row.id, content, user, channel_id, now, now, False,
+                                author.author_username, author.author_picture)
     await hooks.message_event("message-created", channel_id, view)
     return view, 201
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import select
 
-from models import audit, db, membership
-from models.permissions import Perm, default_roles, server_access
-from models.tables import Server, ServerMember, utcnow
+from models import audit, db, membership, sql
+from models.permissions import Perm, default_roles, read_server_access, server_access
+from models.tables import Server, utcnow
 from projectvoice.errors import Forbidden
 from realtime import hooks
 
@@ -29,24 +28,25 @@ async def create_server(user: int, body: dict):
             s.add(role)
         await s.flush()
         await membership.join(s, server.id, user, role="owner")
-        (detail,) = await membership.server_details(s, [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server])
     return detail, 201
 
 
 async def list_servers(user: int):
     """Servers the caller belongs to; blocked servers are hidden."""
-    async with db.session() as s:
-        mine = select(ServerMember.server_id).where(ServerMember.user_id == user)
-        res = await s.exec(select(Server).where(Server.id.in_(mine), sa.not_(Server.is_blocked))
-                           .order_by(Server.id))
-        details = await membership.server_details(s, list(res.all()))
+    async with sql.connection() as conn:
+        servers = await conn.all(
+            "SELECT s.id, s.name, s.description, s.icon, s.owner_id, s.is_blocked, s.block_reason, "
+            "s.created_at, s.updated_at FROM servers s JOIN server_members m ON m.server_id = s.id "
+            "WHERE m.user_id = %(user)s AND NOT s.is_blocked ORDER BY s.id", user=user)
+        details = await membership.server_details(conn, servers)
     return details, 200
 
 
 async def get_server(user: int, id: int):
-    async with db.session() as s:
-        access = await server_access(s, user, id)
-        (detail,) = await membership.server_details(s, [access.server])
+    async with sql.connection() as conn:
+        access = await read_server_access(conn, user, id)
+        (detail,) = await membership.server_details(conn, [access.server])
     return detail, 200
 
 
@@ -63,7 +63,7 @@ async def update_server(user: int, id: int, body: dict | None = None):
         server.updated_at = utcnow()
         s.add(server)
         await s.flush()
-        (detail,) = await membership.server_details(s, [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server])
     return detail, 200
 
 

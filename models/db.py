@@ -7,6 +7,7 @@ request shares one connection, so writes are serialised by the pool rather than 
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from collections.abc import AsyncIterator
@@ -46,6 +47,34 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A pooled connection idle for longer than this is pinged before use (see _ping_if_idle).
+PING_AFTER_IDLE = 1.0
+
+
+def _mark_idle(_dbapi_conn, record) -> None:
+    record.info["pv_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: AsyncEngine):
+    """Pessimistic disconnect handling without a round trip per request: SQLAlchemy's
+    pool_pre_ping pings on every checkout (a third of a read's round trips); this pings only a
+    connection that sat idle in the pool, which is where a database restart leaves dead ones. A
+    connection that dies while busy fails its request (503) and SQLAlchemy then invalidates
+    the whole pool, so the next checkouts get fresh connections either way."""
+    dialect = engine.dialect
+
+    def on_checkout(dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop("pv_idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool retries the checkout with a new connection
+            raise sa.exc.DisconnectionError() from exc
+
+    return on_checkout
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.async_database_url
     if url.startswith("sqlite"):
@@ -57,15 +86,14 @@ def make_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_timeout,
-        # Outages: a dead pooled connection is found by the pre-ping and replaced, a connection
+        # Outages: a dead pooled connection is found by the idle ping and replaced, a connection
         # attempt gives up after DB_TIMEOUT (libpq counts whole seconds, at least 2), a silent
         # peer is found by TCP keepalives; each surfaces as a 503 (is_database_unavailable).
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
             "connect_timeout": max(2, round(settings.db_timeout)),
@@ -75,6 +103,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
             "keepalives_count": 3,
         },
     )
+    event.listen(engine.sync_engine, "checkin", _mark_idle)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle(engine))
+    return engine
 
 
 def init(settings: Settings | None = None) -> AsyncEngine:
@@ -104,6 +135,21 @@ async def session() -> AsyncIterator[AsyncSession]:
     assert _sessionmaker is not None
     async with _sessionmaker() as s:
         async with s.begin():
+            yield s
+
+
+@asynccontextmanager
+async def read_session() -> AsyncIterator[AsyncSession]:
+    """A session for handlers that only read. On PostgreSQL its statements run in autocommit
+    mode: no BEGIN and COMMIT round trips, and nothing is lost by it, since under READ
+    COMMITTED every statement takes its own snapshot anyway. On SQLite it is `session()`."""
+    if not is_postgres():
+        async with session() as s:
+            yield s
+        return
+    async with engine().connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with AsyncSession(bind=conn, expire_on_commit=False) as s:
             yield s
 
 
@@ -151,6 +197,14 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (PoolTimeout, ConnectionError, OSError, asyncio.TimeoutError)):
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    # The same failures from the driver's own connections (models/sql.py).
+    import sqlite3
+
+    import psycopg
+    from psycopg_pool import PoolTimeout as DriverPoolTimeout
+
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, DriverPoolTimeout, sqlite3.OperationalError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True

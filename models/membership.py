@@ -12,9 +12,9 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import views
+from models import sql, views
 from models.permissions import PRESET_RANK
-from models.tables import Ban, Channel, MemberRole, Role, Server, ServerMember, User
+from models.tables import Ban, MemberRole, Role, ServerMember
 from projectvoice.errors import Forbidden, NotFound
 
 
@@ -102,35 +102,48 @@ async def role_ids_by_member(s, member_ids: list[int]) -> dict[int, list[int]]:
     return out
 
 
-async def members_with_users(s, server_ids: list[int]) -> dict[int, list[tuple]]:
-    """server id -> [(member, user, role_ids)], in join order; two queries in all."""
+# The read side, in hand-written SQL on a models.sql connection (sql.connection() for a read,
+# sql.of_session(s) inside a write's transaction): a fixed number of statements whatever the
+# number of servers, members, channels or roles.
+
+async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
+    """server id -> [(member row, role ids)] in join order; two statements in all. A member row
+    has the member's columns and its user's public ones (username, profile_picture, tag, status)."""
     out: dict[int, list[tuple]] = defaultdict(list)
     if not server_ids:
         return out
-    res = await s.exec(select(ServerMember, User).join(User, User.id == ServerMember.user_id)
-                       .where(ServerMember.server_id.in_(server_ids))
-                       .order_by(ServerMember.server_id, ServerMember.id))
-    rows = res.all()
-    rids = await role_ids_by_member(s, [m.id for m, _ in rows])
-    for m, u in rows:
-        out[m.server_id].append((m, u, rids.get(m.id, [])))
+    ids, params = sql.in_list("s", server_ids)
+    members = await conn.all(
+        "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
+        "u.username, u.profile_picture, u.tag, u.status "
+        f"FROM server_members m JOIN users u ON u.id = m.user_id WHERE m.server_id IN ({ids}) "
+        "ORDER BY m.server_id, m.id", **params)
+    role_ids: dict[int, list[int]] = defaultdict(list)
+    for r in await conn.all(
+            "SELECT mr.member_id, mr.role_id FROM member_roles mr JOIN server_members m ON m.id = mr.member_id "
+            f"WHERE m.server_id IN ({ids})", **params):
+        role_ids[r.member_id].append(r.role_id)
+    for m in members:
+        out[m.server_id].append((m, role_ids.get(m.id, [])))
     return out
 
 
-async def server_details(s, servers: list[Server]) -> list[dict]:
-    """Full server objects (channels, members, roles) in five queries, whatever their size."""
-    ids = [sv.id for sv in servers]
-    if not ids:
+async def server_details(conn, servers: list) -> list[dict]:
+    """Full server objects (channels, members, roles) in four statements, whatever their size.
+    `servers` are anything with the server's attributes (rows or Server objects)."""
+    server_ids = [sv.id for sv in servers]
+    if not server_ids:
         return []
+    ids, params = sql.in_list("s", server_ids)
     channels: dict[int, list] = defaultdict(list)
-    res = await s.exec(select(Channel).where(Channel.server_id.in_(ids))
-                       .order_by(Channel.server_id, Channel.position, Channel.id))
-    for c in res.all():
+    for c in await conn.all(
+            "SELECT id, name, type, server_id, description, position, created_at, updated_at FROM channels "
+            f"WHERE server_id IN ({ids}) ORDER BY server_id, position, id", **params):
         channels[c.server_id].append(c)
     roles: dict[int, list] = defaultdict(list)
-    res = await s.exec(select(Role).where(Role.server_id.in_(ids))
-                       .order_by(Role.server_id, Role.position.desc(), Role.id))
-    for r in res.all():
+    for r in await conn.all(
+            "SELECT id, name, color, permissions, position, is_hoisted, is_mentionable, is_everyone, server_id "
+            f"FROM roles WHERE server_id IN ({ids}) ORDER BY server_id, position DESC, id", **params):
         roles[r.server_id].append(r)
-    members = await members_with_users(s, ids)
+    members = await member_rows(conn, server_ids)
     return [views.server_detail_view(sv, channels[sv.id], members[sv.id], roles[sv.id]) for sv in servers]

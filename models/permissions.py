@@ -167,46 +167,128 @@ async def _roles_of(s, server_id: int, member_id: int) -> list[Role]:
 
 
 async def access_for_member(s, server: Server, member: ServerMember) -> Access:
-    roles = await _roles_of(s, server.id, member.id)
+    return _access(server, member, await _roles_of(s, server.id, member.id))
+
+
+def _access(server: Server, member: ServerMember, roles: list[Role]) -> Access:
+    return _combine(server, member, member.user_id, [(r.permissions, r.position, r.is_everyone) for r in roles], roles)
+
+
+def _combine(server, member, user_id: int, roles: list[tuple[int, int, bool]], role_objects: list) -> Access:
+    """Effective bits (OR of every role held, @everyone included) and the highest position."""
     bits = 0
     top = 0
-    for r in roles:
-        bits |= r.permissions
-        if not r.is_everyone:
-            top = max(top, r.position)
-    is_owner = server.owner_id == member.user_id
-    return Access(server=server, member=member, user_id=member.user_id, is_owner=is_owner,
-                  permissions=bits, top_position=OWNER_POSITION if is_owner else top, roles=roles)
+    for permissions, position, is_everyone in roles:
+        bits |= permissions
+        if not is_everyone:
+            top = max(top, position)
+    is_owner = server.owner_id == user_id
+    return Access(server=server, member=member, user_id=user_id, is_owner=is_owner, permissions=bits,
+                  top_position=OWNER_POSITION if is_owner else top, roles=role_objects)
+
+
+def _access_query(user_id: int):
+    """Server, the caller's membership and the caller's roles (@everyone plus assigned), one
+    row per role, in one statement: a permission check is one round trip however many
+    members, channels or roles the server has."""
+    assigned = select(MemberRole.role_id).where(MemberRole.member_id == ServerMember.id)
+    return (select(Server, ServerMember, Role)
+            .outerjoin(ServerMember, sa.and_(ServerMember.server_id == Server.id,
+                                             ServerMember.user_id == user_id))
+            .outerjoin(Role, sa.and_(Role.server_id == Server.id,
+                                     sa.or_(Role.is_everyone, Role.id.in_(assigned)))))
+
+
+def _access_from_rows(rows, need: int, allow_blocked: bool) -> Access:
+    server, member = rows[0][0], rows[0][1]
+    if member is None:
+        raise Forbidden("You are not a member of this server", "not_a_member")
+    if server.is_blocked and not allow_blocked:
+        reason = f": {server.block_reason}" if server.block_reason else ""
+        raise Forbidden(f"This server is blocked{reason}", "server_blocked")
+    access = _access(server, member, [row[2] for row in rows if row[2] is not None])
+    if need:
+        access.require(need)
+    return access
 
 
 async def server_access(s, user_id: int, server_id: int, need: int = 0, *,
                         allow_blocked: bool = False) -> Access:
     """404 when the server does not exist, 403 when the caller is not a member, the server is
     blocked, or a needed bit is missing."""
-    server = await s.get(Server, server_id)
-    if server is None:
+    rows = (await s.exec(_access_query(user_id).where(Server.id == server_id))).all()
+    if not rows:
         raise NotFound("Server not found", "server_not_found")
-    res = await s.exec(select(ServerMember).where(ServerMember.server_id == server_id,
-                                                  ServerMember.user_id == user_id))
-    member = res.first()
-    if member is None:
+    return _access_from_rows(rows, need, allow_blocked)
+
+
+async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, Channel]:
+    """The channel and the caller's access to its server (one statement); VIEW_CHANNEL is
+    always needed."""
+    q = (_access_query(user_id).add_columns(Channel)
+         .join(Channel, Channel.server_id == Server.id).where(Channel.id == channel_id))
+    rows = (await s.exec(q)).all()
+    if not rows:
+        raise NotFound("Channel not found", "channel_not_found")
+    return _access_from_rows(rows, Perm.VIEW_CHANNEL | need, False), rows[0][3]
+
+
+# ---------------------------------------------------------------- the same checks for read paths
+# Hand-written SQL on models/sql.py's connections (the bearer check's, a message page's, a server
+# read's): one statement, rows as named tuples. `Access.server` is then that row (the server's
+# columns), `Access.member` a row with id/user_id/server_id, and `Access.roles` is empty.
+
+_SERVER_COLUMNS = ("s.id, s.name, s.description, s.icon, s.owner_id, s.is_blocked, s.block_reason, "
+                   "s.created_at, s.updated_at")
+_ROLE_JOINS = """
+LEFT JOIN server_members m ON m.server_id = s.id AND m.user_id = %(user)s
+LEFT JOIN roles r ON r.server_id = s.id
+     AND (r.is_everyone OR r.id IN (SELECT mr.role_id FROM member_roles mr WHERE mr.member_id = m.id))"""
+_ROLE_COLUMNS = "m.id AS member_id, r.permissions AS role_bits, r.position AS role_position, r.is_everyone AS is_everyone_role"
+
+SERVER_ACCESS_SQL = f"SELECT {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM servers s {_ROLE_JOINS} WHERE s.id = %(server)s"
+CHANNEL_ACCESS_SQL = (
+    f"SELECT c.id AS channel_id, c.type AS channel_type, c.message_count AS channel_message_count, "
+    f"{_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id {_ROLE_JOINS} "
+    f"WHERE c.id = %(channel)s")
+
+
+@dataclass
+class _MemberRow:
+    id: int
+    user_id: int
+    server_id: int
+
+
+def _access_from_sql_rows(rows: list, user_id: int, need: int) -> Access:
+    first = rows[0]
+    if first.member_id is None:
         raise Forbidden("You are not a member of this server", "not_a_member")
-    if server.is_blocked and not allow_blocked:
-        reason = f": {server.block_reason}" if server.block_reason else ""
+    if first.is_blocked:
+        reason = f": {first.block_reason}" if first.block_reason else ""
         raise Forbidden(f"This server is blocked{reason}", "server_blocked")
-    access = await access_for_member(s, server, member)
+    held = [(r.role_bits, r.role_position, r.is_everyone_role) for r in rows if r.role_bits is not None]
+    access = _combine(first, _MemberRow(first.member_id, user_id, first.id), user_id, held, [])
     if need:
         access.require(need)
     return access
 
 
-async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, Channel]:
-    """The channel and the caller's access to its server; VIEW_CHANNEL is always needed."""
-    channel = await s.get(Channel, channel_id)
-    if channel is None:
+async def read_server_access(conn, user_id: int, server_id: int, need: int = 0) -> Access:
+    """server_access() for read paths, on a models.sql connection."""
+    rows = await conn.all(SERVER_ACCESS_SQL, user=user_id, server=server_id)
+    if not rows:
+        raise NotFound("Server not found", "server_not_found")
+    return _access_from_sql_rows(rows, user_id, need)
+
+
+async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0):
+    """channel_access() for read paths: (Access, row with channel_id, channel_type,
+    channel_message_count and the server's columns)."""
+    rows = await conn.all(CHANNEL_ACCESS_SQL, user=user_id, channel=channel_id)
+    if not rows:
         raise NotFound("Channel not found", "channel_not_found")
-    access = await server_access(s, user_id, channel.server_id, Perm.VIEW_CHANNEL | need)
-    return access, channel
+    return _access_from_sql_rows(rows, user_id, Perm.VIEW_CHANNEL | need), rows[0]
 
 
 async def member_in_server(s, server_id: int, member_id: int) -> ServerMember:

@@ -127,12 +127,27 @@ def server_view(sv) -> dict[str, Any]:
     }
 
 
+class _MemberUser:
+    """A member row's user columns (models.membership.member_rows) as user_public() reads them."""
+
+    __slots__ = ("id", "username", "profile_picture", "tag", "status")
+
+    def __init__(self, row):
+        self.id, self.username, self.profile_picture = row.user_id, row.username, row.profile_picture
+        self.tag, self.status = row.tag, row.status
+
+
+def member_row_view(row, role_ids: list[int]) -> dict[str, Any]:
+    """A member from a member row (its user's public columns joined in)."""
+    return member_view(row, _MemberUser(row), role_ids)
+
+
 def server_detail_view(sv, channels, members, roles) -> dict[str, Any]:
-    """`members` is a list of (member, user, role_ids)."""
+    """`members` is a list of (member row, role_ids) from models.membership.member_rows."""
     return {
         **server_view(sv),
         "channels": [channel_view(c) for c in channels],
-        "members": [member_view(m, u, rids) for m, u, rids in members],
+        "members": [member_row_view(m, rids) for m, rids in members],
         "roles": [role_view(r) for r in roles],
     }
 
@@ -251,25 +266,32 @@ def ban_view(b, user: User) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- messages (issue 4)
 
-def message_author_view(u: User) -> dict[str, Any]:
-    """A message's author: `avatar` as the seed shows, `profilePicture` as the notes add."""
-    return {"id": u.id, "username": u.username, "avatar": u.profile_picture,
-            "profilePicture": u.profile_picture}
-
-
-def message_view(m, author: User) -> dict[str, Any]:
+def message_fields(id: int, content: str, user_id: int, channel_id: int, created_at, updated_at,
+                   is_edited: bool, username: str, picture: str | None) -> dict[str, Any]:
+    """A message with its author: `avatar` as the seed shows, `profilePicture` as the notes add."""
     return {
-        "id": m.id,
-        "content": m.content,
-        "userId": m.user_id,
-        "channelId": m.channel_id,
-        "createdAt": iso(m.created_at),
-        "updatedAt": iso(m.updated_at),
-        "isEdited": bool(m.is_edited),
-        "user": message_author_view(author),
+        "id": id,
+        "content": content,
+        "userId": user_id,
+        "channelId": channel_id,
+        "createdAt": iso(created_at),
+        "updatedAt": iso(updated_at),
+        "isEdited": bool(is_edited),
+        "user": {"id": user_id, "username": username, "avatar": picture, "profilePicture": picture},
     }
 
 
+def message_view(m, author: User) -> dict[str, Any]:
+    return message_fields(m.id, m.content, author.id, m.channel_id, m.created_at, m.updated_at, m.is_edited,
+                          author.username, author.profile_picture)
+
+
+def message_row_view(r) -> dict[str, Any]:
+    """A message row with its author's columns (author_username, author_picture) joined in."""
+    return message_fields(r.id, r.content, r.user_id, r.channel_id, r.created_at, r.updated_at, r.is_edited,
+                          r.author_username, r.author_picture)
+
+
 def message_page_view(rows: list, total: int, page: int, limit: int) -> dict[str, Any]:
-    """`rows` are (Message, User) pairs, already in the page's order."""
-    return page_view("messages", [message_view(m, u) for m, u in rows], total, page, limit)
+    """`rows` are message rows (message_row_view), already in the page's order."""
+    return page_view("messages", [message_row_view(r) for r in rows], total, page, limit)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
-from models import db
+from models import db, sql
 from projectvoice import diagnostics, errors, observability, openapi31
 from projectvoice.middleware import DefaultJsonContentType, LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
@@ -51,9 +51,11 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         db.init(settings)
         observability.instrument_engine(db.engine())
         await db.migrate()
+        await sql.startup(settings)
         await realtime_server.startup()
         yield
         await realtime_server.shutdown()
+        await sql.shutdown()
         await db.dispose()
 
     openapi31.install()

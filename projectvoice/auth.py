@@ -6,11 +6,10 @@ import time
 
 import bcrypt
 import jwt
-import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import db
+from models import db, sql
 from models.tables import User
 from projectvoice.errors import Unauthorized
 from projectvoice.settings import get_settings
@@ -93,19 +92,11 @@ async def user_for_token(token: str | None) -> User | None:
     return user
 
 
-_ACCOUNT = sa.select(User.id, User.role, User.username, User.is_active, User.token_version)
-
-
 async def _account(user_id: int):
     """The account's row as it is now (never cached: a blocked or deleted account's token fails
-    on the very next request). One statement: on PostgreSQL outside a transaction (no BEGIN and
-    COMMIT round trips) and without building an ORM object."""
-    if db.is_postgres():
-        async with db.engine().connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return (await conn.execute(_ACCOUNT.where(User.id == user_id))).first()
-    async with db.session() as s:
-        return (await s.execute(_ACCOUNT.where(User.id == user_id))).first()
+    on the very next request), in one statement outside any transaction."""
+    return await sql.one("SELECT id, role, username, is_active, token_version FROM users WHERE id = %(id)s",
+                         id=user_id)
 
 
 async def bearer_info(token: str) -> dict:

@@ -14,10 +14,15 @@ _count: ContextVar[list[int] | None] = ContextVar("pv_query_count", default=None
 _installed = False
 
 
-def _before_cursor_execute(*_args, **_kw) -> None:
+def count_statement() -> None:
+    """One statement sent; models/sql.py calls this for the statements it sends itself."""
     counter = _count.get()
     if counter is not None:
         counter[0] += 1
+
+
+def _before_cursor_execute(*_args, **_kw) -> None:
+    count_statement()
 
 
 def _install_listener() -> None:

@@ -157,6 +157,7 @@ def _allowed_methods(path: str) -> str:
 
 
 async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    from psycopg import DataError as DriverDataError
     from sqlalchemy.exc import DataError
 
     from models.db import is_database_unavailable
@@ -165,7 +166,7 @@ async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> Conne
     # numbers beyond what the database stores.
     if isinstance(exc, UnicodeDecodeError):
         return error_response(400, "Request body is not valid UTF-8 JSON", "invalid_body")
-    if isinstance(exc, (OverflowError, DataError)):
+    if isinstance(exc, (OverflowError, DataError, DriverDataError)):
         return error_response(400, "A value is out of range", "out_of_range")
     if is_database_unavailable(exc):
         from projectvoice.observability import DB_UNAVAILABLE

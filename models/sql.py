@@ -1,0 +1,188 @@
+"""Hand-written SQL on the driver's own connection, for the statements every request runs.
+
+Why (issue 9, measured with bench/ and py-spy): on these machines SQLAlchemy spends 0.25-0.5 ms
+of CPU per statement (statement building, cache keys, result machinery), a pool checkout 0.4 ms
+more, and the ORM an object per row on top; psycopg's own pool and cursor take 0.15 ms for the
+whole round trip. So the bearer check, the permission check, the server list and read, message
+pages, search and posting run here, and everything else stays on SQLModel (models/db.py), whose
+migrations own the schema these statements read.
+
+- SQL is written once in psycopg's `%(name)s` style; on SQLite the names become `:name`.
+- Every statement runs in autocommit mode: each is atomic on its own, and under READ COMMITTED
+  a statement sees its own snapshot anyway. Several statements that must commit together go
+  through models/db.py's sessions instead.
+- Rows are named tuples. SQLite hands back text and 0/1 where PostgreSQL hands back timestamps
+  and booleans, so on SQLite result columns named `*_at` are parsed as UTC timestamps and
+  `is_*` become booleans: name result columns that way.
+- PostgreSQL: a psycopg_pool.AsyncConnectionPool beside SQLAlchemy's (each DB_POOL_SIZE at
+  most). SQLite: SQLAlchemy's single pooled aiosqlite connection, so writes stay serialised.
+- Failures to reach the database surface as psycopg/sqlite3 OperationalError or a pool timeout,
+  which projectvoice/errors.py answers with 503 like SQLAlchemy's (models.db.is_database_unavailable).
+"""
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from projectvoice import diagnostics
+from projectvoice.settings import Settings
+
+_pool = None  # psycopg_pool.AsyncConnectionPool on PostgreSQL, None on SQLite
+_started = False
+
+
+def _libpq_url(url: str) -> str:
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+
+
+async def startup(settings: Settings) -> None:
+    """Open the PostgreSQL pool (nothing to do on SQLite). Connections are made lazily, so a
+    database that is down at start-up is a 503 per request, as with SQLAlchemy's pool."""
+    global _pool, _started
+    _started = True
+    if settings.async_database_url.startswith("sqlite"):
+        _pool = None
+        return
+    from psycopg.rows import namedtuple_row
+    from psycopg_pool import AsyncConnectionPool
+
+    _pool = AsyncConnectionPool(
+        _libpq_url(settings.async_database_url), min_size=1, max_size=max(1, settings.db_pool_size),
+        timeout=settings.db_timeout, max_idle=300, max_lifetime=1800, open=False,
+        kwargs={"autocommit": True, "row_factory": namedtuple_row,
+                "connect_timeout": max(2, round(settings.db_timeout)),
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3},
+    )
+    await _pool.open(wait=False)
+
+
+async def shutdown() -> None:
+    global _pool, _started
+    _started = False
+    if _pool is not None:
+        await _pool.close()
+        _pool = None
+
+
+# ---------------------------------------------------------------- SQLite adaptation
+
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+@lru_cache(maxsize=512)
+def _sqlite_sql(sql: str) -> str:
+    return _PARAM.sub(r":\1", sql).replace("%%", "%")
+
+
+def _sqlite_param(value: Any) -> Any:
+    # The storage format SQLAlchemy's SQLite DateTime writes and reads (naive UTC).
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _sqlite_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name.endswith("_at") and isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if name.startswith("is_"):
+        return bool(value)
+    return value
+
+
+@lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]):
+    return namedtuple("Row", names)
+
+
+class _SqliteConnection:
+    """The aiosqlite connection behind SQLAlchemy's pool, with psycopg's calling convention."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    async def fetch(self, sql: str, params: dict) -> list:
+        async with self.raw.execute(_sqlite_sql(sql), {k: _sqlite_param(v) for k, v in params.items()}) as cur:
+            rows = await cur.fetchall()
+            if cur.description is None:
+                return []
+            names = tuple(d[0] for d in cur.description)
+        row_type = _row_type(names)
+        return [row_type(*(_sqlite_value(n, v) for n, v in zip(names, r, strict=True))) for r in rows]
+
+
+class _PgConnection:
+    def __init__(self, raw):
+        self.raw = raw
+
+    async def fetch(self, sql: str, params: dict) -> list:
+        from psycopg.rows import namedtuple_row
+
+        # The row factory per cursor: a session's connection (of_session) keeps its own.
+        async with self.raw.cursor(row_factory=namedtuple_row) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall() if cur.description is not None else []
+
+
+class Connection:
+    """One connection for a few statements: `await conn.all(sql, **params)`, `await conn.one(...)`."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    async def all(self, sql: str, **params: Any) -> list:
+        diagnostics.count_statement()
+        return await self._inner.fetch(sql, params)
+
+    async def one(self, sql: str, **params: Any):
+        rows = await self.all(sql, **params)
+        return rows[0] if rows else None
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[Connection]:
+    if not _started:  # used outside the app's lifespan (the CLI, a script)
+        from projectvoice.settings import get_settings
+
+        await startup(get_settings())
+    if _pool is not None:
+        async with _pool.connection() as raw:
+            yield Connection(_PgConnection(raw))
+        return
+    from models import db
+
+    async with db.engine().connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        yield Connection(_SqliteConnection(raw))
+
+
+async def of_session(s) -> Connection:
+    """The connection under a SQLModel session, inside its transaction: statements sent here
+    see the session's flushed changes and commit or roll back with it."""
+    conn = await s.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    return Connection(_PgConnection(raw) if conn.dialect.name == "postgresql" else _SqliteConnection(raw))
+
+
+async def all(sql: str, **params: Any) -> list:  # noqa: A001 - reads as sql.all(...)
+    async with connection() as conn:
+        return await conn.all(sql, **params)
+
+
+async def one(sql: str, **params: Any):
+    async with connection() as conn:
+        return await conn.one(sql, **params)
+
+
+def in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """`IN (...)` for a list, as placeholders both drivers take: ("%(p0)s, %(p1)s", {...})."""
+    names = [f"{prefix}{i}" for i in range(len(values))]
+    return ", ".join(f"%({n})s" for n in names), dict(zip(names, values, strict=True))
