@@ -9,11 +9,14 @@ machines are shared and noisy.
    loader: the channel counter is kept by the production triggers, indexes rebuilt, ANALYZE).
 3. The floor (bench/floor_app.py, NOT part of the product): a bare Starlette app on the same
    uvicorn settings and psycopg driver answering the same requests with hand-written SQL.
-4. For each endpoint, the product then the floor: bench/load.py in a separate process, 64
-   concurrent keep-alive connections on loopback, 1 s warm-up then --seconds measured.
+4. For each endpoint, --rounds times in turn the product then the floor: wrk from Debian
+   (bench/wrk.lua; bench/load.py, an async Python generator, where wrk is missing) in a separate
+   process, 64 concurrent keep-alive connections on loopback, 1 s warm-up then --seconds
+   measured. The table shows each side's median round: taking turns spreads the machine's
+   noise over both.
 5. The signalling row: bench/signalling.py (its own server; no floor).
 
-    .venv/bin/python bench/run_all.py [--seconds 5] [--concurrency 64] [--no-signalling]
+    .venv/bin/python bench/run_all.py [--seconds 5] [--rounds 3] [--concurrency 64] [--no-signalling]
 
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust), like `make test-postgres`.
 """
@@ -23,11 +26,14 @@ import argparse
 import json
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -88,13 +94,37 @@ def start_floor(database: Database, secret: str, log: Path) -> tuple[subprocess.
     raise RuntimeError(log.read_text())
 
 
-def drive(base: str, spec: dict, seconds: float, concurrency: int) -> dict:
-    r = subprocess.run([PY, str(ROOT / "bench" / "load.py"), "--base", base, "--spec", json.dumps(spec),
-                        "--seconds", str(seconds), "--concurrency", str(concurrency)],
-                       capture_output=True, text=True, timeout=seconds + 120)
+WRK = shutil.which("wrk")
+
+
+def _wrk(url: str, env: dict, seconds: float, concurrency: int) -> dict:
+    r = subprocess.run([WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+                        "-s", str(ROOT / "bench" / "wrk.lua"), url],
+                       capture_output=True, text=True, timeout=seconds + 120, env=env)
     if r.returncode != 0:
-        raise RuntimeError(r.stderr)
-    return json.loads(r.stdout.strip().splitlines()[-1])
+        raise RuntimeError(r.stderr or r.stdout)
+    return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def drive(base: str, spec: dict, seconds: float, concurrency: int) -> dict:
+    if WRK is None:
+        r = subprocess.run([PY, str(ROOT / "bench" / "load.py"), "--base", base, "--spec", json.dumps(spec),
+                            "--seconds", str(seconds), "--concurrency", str(concurrency)],
+                           capture_output=True, text=True, timeout=seconds + 120)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    url = base + spec["path"] + ("?" + urlencode(spec["params"]) if spec.get("params") else "")
+    env = dict(os.environ, PV_METHOD=spec["method"], PV_TOKENS=",".join(spec["tokens"]),
+               PV_BODY=json.dumps(spec["json"]) if spec.get("json") else "")
+    _wrk(url, env, 1, concurrency)  # warm-up
+    return _wrk(url, env, seconds, concurrency)
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """Each figure's median over the rounds; errors summed."""
+    return {"rps": statistics.median(r["rps"] for r in rounds), "p50": statistics.median(r["p50"] for r in rounds),
+            "p99": statistics.median(r["p99"] for r in rounds), "errors": sum(r["errors"] for r in rounds)}
 
 
 def check_same_answers(product: str, floor: str, spec: dict) -> None:
@@ -128,6 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3, help="product/floor turns per endpoint (median shown)")
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--log-level", default="info", help="the product's LOG_LEVEL (info: access log on, the default)")
     ap.add_argument("--no-signalling", action="store_true")
@@ -152,8 +183,11 @@ def main() -> None:
                 if args.only and args.only not in label:
                     continue
                 check_same_answers(product.base, floor_base, spec)
-                ours = drive(product.base, spec, args.seconds, args.concurrency)
-                base = drive(floor_base, spec, args.seconds, args.concurrency)
+                ours_rounds, floor_rounds = [], []
+                for _ in range(args.rounds):
+                    ours_rounds.append(drive(product.base, spec, args.seconds, args.concurrency))
+                    floor_rounds.append(drive(floor_base, spec, args.seconds, args.concurrency))
+                ours, base = median_round(ours_rounds), median_round(floor_rounds)
                 rows.append((label, ours, base))
                 print(f"  {label}: ours {ours['rps']:.0f} req/s, floor {base['rps']:.0f} req/s", flush=True)
         finally:
@@ -165,7 +199,8 @@ def main() -> None:
 
     sig = None if args.no_signalling else signalling(args.seconds)
     print()
-    print(f"{args.concurrency} connections, {args.seconds:g} s per endpoint, PostgreSQL, one worker; "
+    print(f"{args.concurrency} connections, {args.seconds:g} s per round, median of {args.rounds} rounds, "
+          f"load by {'wrk' if WRK else 'bench/load.py'}, PostgreSQL, one worker; "
           f"ratio = ours / floor (req/s; p99 floor / ours would be the inverse)")
     head = (f"| {'endpoint':<26} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} | "
             f"{'floor req/s':>11} | {'floor p50':>9} | {'floor p99':>9} | {'floor err':>9} | "

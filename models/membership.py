@@ -107,29 +107,24 @@ async def role_ids_by_member(s, member_ids: list[int]) -> dict[int, list[int]]:
 # number of servers, members, channels or roles.
 
 async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
-    """server id -> [(member row, role ids)] in join order; two statements in all. A member row
-    has the member's columns and its user's public ones (username, profile_picture, tag, status)."""
+    """server id -> [(member row, role ids)] in join order, in one statement. A member row has
+    the member's columns and its user's public ones (username, profile_picture, tag, status)."""
     out: dict[int, list[tuple]] = defaultdict(list)
     if not server_ids:
         return out
     ids, params = sql.in_list("s", server_ids)
-    members = await conn.all(
-        "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
-        "u.username, u.profile_picture, u.tag, u.status "
-        f"FROM server_members m JOIN users u ON u.id = m.user_id WHERE m.server_id IN ({ids}) "
-        "ORDER BY m.server_id, m.id", **params)
-    role_ids: dict[int, list[int]] = defaultdict(list)
-    for r in await conn.all(
-            "SELECT mr.member_id, mr.role_id FROM member_roles mr JOIN server_members m ON m.id = mr.member_id "
-            f"WHERE m.server_id IN ({ids})", **params):
-        role_ids[r.member_id].append(r.role_id)
-    for m in members:
-        out[m.server_id].append((m, role_ids.get(m.id, [])))
+    role_ids = sql.id_list("mr.role_id", "member_roles mr WHERE mr.member_id = m.id")
+    for m in await conn.all(
+            "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
+            f"u.username, u.profile_picture, u.tag, u.status, ({role_ids}) AS role_ids "
+            f"FROM server_members m JOIN users u ON u.id = m.user_id WHERE m.server_id IN ({ids}) "
+            "ORDER BY m.server_id, m.id", **params):
+        out[m.server_id].append((m, sql.parse_id_list(m.role_ids)))
     return out
 
 
 async def server_details(conn, servers: list) -> list[dict]:
-    """Full server objects (channels, members, roles) in four statements, whatever their size.
+    """Full server objects (channels, members, roles) in three statements, whatever their size.
     `servers` are anything with the server's attributes (rows or Server objects)."""
     server_ids = [sv.id for sv in servers]
     if not server_ids:

@@ -126,10 +126,11 @@ class _PgConnection:
     async def fetch(self, sql: str, params: dict) -> list:
         from psycopg.rows import namedtuple_row
 
-        # The row factory per cursor: a session's connection (of_session) keeps its own.
+        # The row factory per cursor: a session's connection (of_session) keeps its own. Every
+        # statement here returns rows (INSERT ... RETURNING included).
         async with self.raw.cursor(row_factory=namedtuple_row) as cur:
             await cur.execute(sql, params)
-            return await cur.fetchall() if cur.description is not None else []
+            return await cur.fetchall()
 
 
 class Connection:
@@ -180,6 +181,20 @@ async def all(sql: str, **params: Any) -> list:  # noqa: A001 - reads as sql.all
 async def one(sql: str, **params: Any):
     async with connection() as conn:
         return await conn.one(sql, **params)
+
+
+def id_list(column: str, source: str) -> str:
+    """A scalar subquery giving `column` of `source` (FROM ... WHERE ...) as one comma-separated
+    string, read back with parse_id_list: a member's role ids beside the member."""
+    from models import db
+
+    if db.is_postgres():
+        return f"SELECT string_agg(CAST({column} AS text), ',') FROM {source}"
+    return f"SELECT group_concat({column}) FROM {source}"
+
+
+def parse_id_list(value: str | None) -> list[int]:
+    return [int(v) for v in value.split(",")] if value else []
 
 
 def in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
 from models import db, sql
-from projectvoice import diagnostics, errors, observability, openapi31
+from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31
 from projectvoice.middleware import DefaultJsonContentType, LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
@@ -59,6 +59,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         await db.dispose()
 
     openapi31.install()
+    connexion_speedups.install()
     app = connexion.AsyncApp(__name__, specification_dir=str(SPEC.parent), lifespan=lifespan,
                              jsonifier=OrjsonJsonifier())
     app.add_api(

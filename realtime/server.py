@@ -61,7 +61,20 @@ async def shutdown() -> None:
         await _current.stop()
 
 
-def wrap(sio: socketio.AsyncServer, http_app) -> socketio.ASGIApp:
+class _ApiFirst:
+    """HTTP requests under /api/ go straight to the API; python-socketio's ASGI app would first
+    match them against the Socket.IO paths and the web client's files (a stat() per request)."""
+
+    def __init__(self, api, rest):
+        self.api, self.rest = api, rest
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            return await self.api(scope, receive, send)
+        return await self.rest(scope, receive, send)
+
+
+def wrap(sio: socketio.AsyncServer, http_app):
     inner = socketio.ASGIApp(sio, other_asgi_app=http_app, socketio_path="socket.io")
     # The reference web client: web/index.html at /, and each file under web/ at its own path
     # (exact files only; every other path goes on to the API).
@@ -71,4 +84,4 @@ def wrap(sio: socketio.AsyncServer, http_app) -> socketio.ASGIApp:
         for name in names:
             path = os.path.join(folder, name)
             files["/" + os.path.relpath(path, web).replace(os.sep, "/")] = path
-    return socketio.ASGIApp(sio, other_asgi_app=inner, socketio_path="socket", static_files=files)
+    return _ApiFirst(http_app, socketio.ASGIApp(sio, other_asgi_app=inner, socketio_path="socket", static_files=files))
