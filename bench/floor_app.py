@@ -153,12 +153,12 @@ async def search_messages(request: Request):
         if not (await cur.fetchone())[0]:
             return DENIED
         await cur.execute(
-            "WITH hits AS MATERIALIZED (SELECT id FROM messages WHERE channel_id = %(cid)s AND "
+            "WITH hits AS MATERIALIZED (SELECT id, content, user_id, channel_id, created_at, updated_at, "
+            "is_edited FROM messages WHERE channel_id = %(cid)s AND "
             "to_tsvector('simple', content) @@ phraseto_tsquery('simple', %(q)s)), "
-            "pg AS (SELECT id, count(*) OVER () AS total FROM hits ORDER BY id DESC "
+            "m AS (SELECT hits.*, count(*) OVER () AS total FROM hits ORDER BY id DESC "
             "LIMIT %(limit)s OFFSET %(offset)s) "
-            f"SELECT {MSG_COLS}, pg.total FROM pg JOIN messages m ON m.id = pg.id "
-            "JOIN users u ON u.id = m.user_id ORDER BY m.id", args)
+            f"SELECT {MSG_COLS}, m.total FROM m JOIN users u ON u.id = m.user_id ORDER BY m.id", args)
         rows = await cur.fetchall()
     return out(page(rows, rows[0][-1] if rows else 0, pg, limit))
 

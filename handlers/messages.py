@@ -48,8 +48,15 @@ def _words(query: str) -> list[str]:
     return cleaned.split()
 
 
-_MESSAGE_COLUMNS = ("m.id, m.content, m.user_id, m.channel_id, m.created_at, m.updated_at, m.is_edited, "
-                    "u.username AS author_username, u.profile_picture AS author_picture")
+def _columns(alias: str) -> str:
+    """A message's columns, as views.message_row_view reads them."""
+    return ", ".join(f"{alias}.{c}" for c in ("id", "content", "user_id", "channel_id", "created_at",
+                                                "updated_at", "is_edited"))
+
+
+_AUTHOR_COLUMNS = "u.username AS author_username, u.profile_picture AS author_picture"
+_MESSAGE_COLUMNS = f"{_columns('m')}, {_AUTHOR_COLUMNS}"
+_HIT_COLUMNS = _columns("m")
 
 
 async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 50,
@@ -71,20 +78,22 @@ async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 5
 
 def _hits(words: list[str]) -> tuple[str, dict]:
     """The ids of the channel's messages containing every word (case-insensitive, whole words,
-    literal), as a CTE `hits(id)` read once for both the page and the number of matches."""
+    literal), as a CTE `hits` read once for both the page and the number of matches. It carries
+    the messages' columns: the index scan reads those rows anyway, and a second lookup by id led
+    PostgreSQL's planner to hash-join the whole messages table for a 50-row page."""
     if db.is_postgres():
         # MATERIALIZED: without it the planner, seeing ORDER BY id LIMIT n, walks the channel
         # newest-first testing every message; the GIN index on (channel_id, tsvector) finds
         # the matches directly, whatever the channel's size.
         query = " && ".join(f"phraseto_tsquery('simple', %(w{i})s)" for i in range(len(words)))
-        return (f"WITH hits AS MATERIALIZED (SELECT id FROM messages WHERE channel_id = %(channel)s "
-                f"AND to_tsvector('simple', content) @@ ({query}))",
+        return (f"WITH hits AS MATERIALIZED (SELECT {_HIT_COLUMNS} FROM messages m WHERE m.channel_id = %(channel)s "
+                f"AND to_tsvector('simple', m.content) @@ ({query}))",
                 {f"w{i}": w for i, w in enumerate(words)})
     # FTS5: each word as a string ("..." with inner quotes doubled) is a phrase of its tokens;
     # phrases side by side are ANDed; a word with no token in it adds no condition. CROSS JOIN
     # makes SQLite start from the full-text matches, not from the channel's messages.
     fts = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-    return ("WITH hits AS (SELECT m.id AS id FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid "
+    return (f"WITH hits AS (SELECT {_HIT_COLUMNS} FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid "
             "WHERE messages_fts MATCH %(fts)s AND m.channel_id = %(channel)s)", {"fts": fts})
 
 
@@ -98,10 +107,10 @@ async def search_messages(user: int, query: str, channelId: int, page: int = 1, 
         params.update(channel=channelId, limit=limit, offset=(page - 1) * limit)
         # Newest matches first: the page's messages and the number of matches in one statement.
         rows = await conn.all(
-            f"{hits}, page AS (SELECT id, count(*) OVER () AS total FROM hits ORDER BY id DESC "
+            f"{hits}, page AS (SELECT hits.*, count(*) OVER () AS total FROM hits ORDER BY id DESC "
             f"LIMIT %(limit)s OFFSET %(offset)s) "
-            f"SELECT page.total, {_MESSAGE_COLUMNS} FROM page JOIN messages m ON m.id = page.id "
-            f"JOIN users u ON u.id = m.user_id ORDER BY m.id", **params)
+            f"SELECT page.total, {_columns('page')}, {_AUTHOR_COLUMNS} FROM page "
+            f"JOIN users u ON u.id = page.user_id ORDER BY page.id", **params)
         if rows:
             total = rows[0].total
         elif page == 1:

@@ -56,7 +56,9 @@ async def startup(settings: Settings) -> None:
         timeout=settings.db_timeout, max_idle=300, max_lifetime=1800, open=False,
         kwargs={"autocommit": True, "row_factory": namedtuple_row,
                 "connect_timeout": max(2, round(settings.db_timeout)),
-                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3},
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+                # Timestamps come back in UTC, which views.iso() formats without converting.
+                "options": "-c TimeZone=UTC"},
     )
     await _pool.open(wait=False)
 

@@ -8,11 +8,14 @@ from models.tables import User
 
 
 def iso(dt: datetime | None) -> str | None:
+    """UTC with milliseconds and a Z. Naive values are UTC (SQLite); PostgreSQL's are aware."""
     if dt is None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    elif dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def user_private(u: User) -> dict[str, Any]:
