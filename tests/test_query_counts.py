@@ -142,3 +142,27 @@ def test_blocked_server_read_is_refused_on_the_same_count_path(capi, two_servers
     assert r.status_code == 403
     assert r.json() == {"error": "You are not a member of this server", "code": "not_a_member"}
     assert int(r.headers["x-query-count"]) >= 2
+
+
+def test_hot_paths_run_a_fixed_small_number_of_statements(capi, two_servers):
+    """The statements behind the benchmark's endpoints (bench/run_all.py), pinned: one more is a
+    regression a reviewer should see. The bearer check is always one; the permission check one."""
+    _small_owner, _small, big_owner, big = two_servers
+    channel = create_channel(capi, big_owner, big["id"], "text")["id"]
+    # Posting: bearer check, permission check with the channel, the INSERT (author from the check).
+    for i in range(3):
+        r = capi.post("/messages", big_owner.token, json={"channelId": channel, "content": f"hello zebra {i}"})
+        assert r.status_code == 201, r.text
+        assert r.headers["x-query-count"] == "3"
+    # Server read: bearer, permission check (with the server's columns), channels, roles, members.
+    assert count(capi.get(f"/servers/{big['id']}", big_owner.token)) == 5
+    # Server list: bearer, the caller's servers, channels, roles, members.
+    assert count(capi.get("/servers", big_owner.token)) == 5
+    # Message page and search: bearer, permission check with the channel, one statement.
+    page = capi.get("/messages", big_owner.token, params={"channelId": channel, "page": 1, "limit": 2})
+    assert count(page) == 3
+    assert page.json()["total"] == 3 and len(page.json()["messages"]) == 2
+    hit = capi.get("/messages/search", big_owner.token, params={"channelId": channel, "query": "zebra"})
+    assert count(hit) == 3 and hit.json()["total"] == 3
+    miss = capi.get("/messages/search", big_owner.token, params={"channelId": channel, "query": "nothinghere"})
+    assert count(miss) == 3 and miss.json()["total"] == 0
