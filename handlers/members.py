@@ -72,7 +72,9 @@ async def update_member_role(user: int, serverId: int, memberId: int, body: dict
         await membership.set_coarse_role(s, member, body["role"])
         audit.record(s, user, "member.role", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "from": before, "to": body["role"]})
-        return await _member_out(s, member), 200
+        out = await _member_out(s, member)
+    await hooks.permissions_changed(serverId, member.user_id)
+    return out, 200
 
 
 async def replace_member_roles(user: int, serverId: int, memberId: int, body: dict):
@@ -99,7 +101,9 @@ async def replace_member_roles(user: int, serverId: int, memberId: int, body: di
         await membership.recompute_coarse_role(s, member, target.is_owner)
         audit.record(s, user, "member.roles", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "roleIds": sorted(wanted)})
-        return await _member_out(s, member), 200
+        out = await _member_out(s, member)
+    await hooks.permissions_changed(serverId, member.user_id)
+    return out, 200
 
 
 async def remove_member(user: int, serverId: int, memberId: int):

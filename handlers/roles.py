@@ -28,6 +28,7 @@ from models import audit, db, membership, views
 from models.permissions import Access, Perm, access_for_member, parse_bits, server_access
 from models.tables import MemberRole, Role, ServerMember
 from projectvoice.errors import BadRequest, NotFound
+from realtime import hooks
 
 
 async def _role_in(s, server_id: int, role_id: int) -> Role:
@@ -111,7 +112,10 @@ async def update_role(user: int, serverId: int, roleId: int, body: dict | None =
         await s.flush()
         if changes:
             audit.record(s, user, "role.update", "role", role.id, server_id=serverId, details=changes)
-        return views.role_view(role), 200
+        view = views.role_view(role)
+    if "permissions" in changes:
+        await hooks.permissions_changed(serverId)
+    return view, 200
 
 
 async def delete_role(user: int, serverId: int, roleId: int):
@@ -128,6 +132,7 @@ async def delete_role(user: int, serverId: int, roleId: int):
                      details={"name": role.name})
         await s.exec(sa.delete(MemberRole).where(MemberRole.role_id == role.id))
         await s.exec(sa.delete(Role).where(Role.id == role.id))
+    await hooks.permissions_changed(serverId)
     return None, 204
 
 
@@ -174,4 +179,6 @@ async def unassign_role(user: int, serverId: int, memberId: int, roleId: int):
             await membership.recompute_coarse_role(s, member, access.server.owner_id == member.user_id)
             audit.record(s, user, "role.unassign", "member", member.id, server_id=serverId,
                          details={"roleId": role.id, "role": role.name, "userId": member.user_id})
+    if res.rowcount:
+        await hooks.permissions_changed(serverId, member.user_id)
     return None, 204

@@ -34,6 +34,13 @@ async def member_removed(server_id: int, user_id: int) -> None:
     await _call("member_removed", server_id, user_id)
 
 
+async def permissions_changed(server_id: int, user_id: int | None = None) -> None:
+    """A role's bits or a member's roles changed in a server: the sockets of its members (of one
+    member when given) are checked again. Who lost CONNECT leaves their voice room; who lost
+    READ_MESSAGE_HISTORY (or VIEW_CHANNEL) stops receiving a channel's live messages."""
+    await _call("permissions_changed", server_id, user_id)
+
+
 async def server_closed(server_id: int) -> None:
     """A server was blocked or deleted: empty its voice rooms."""
     await _call("server_closed", server_id)

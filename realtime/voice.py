@@ -20,11 +20,11 @@ from urllib.parse import parse_qs
 import socketio
 from sqlmodel import select
 
-from models import db
-from models.permissions import Perm, channel_access
+from models import db, sql
+from models.permissions import Perm, channel_access, read_channel_access
 from models.tables import Channel, ServerMember, User
 from projectvoice import auth
-from projectvoice.errors import ApiError
+from projectvoice.errors import ApiError, Forbidden, NotFound
 from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from projectvoice.ratelimit import limiter
 
@@ -438,6 +438,37 @@ class Realtime:
             res = await s.exec(select(Channel.id).where(Channel.server_id == server_id))
             cids = list(res.all())
         await self._drop_text(user_id, cids)
+
+    async def _still_allowed(self, uid: int, cid: int, need: int) -> bool:
+        async with sql.connection() as conn:
+            try:
+                await read_channel_access(conn, uid, cid, need)
+            except (Forbidden, NotFound):
+                return False
+        return True
+
+    async def permissions_changed(self, server_id: int, user_id: int | None = None) -> None:
+        """Voice rooms in any process (the participant store is shared); live message
+        subscriptions of this process's sockets (they are kept per process, see the README)."""
+        for e in await self.store.all_entries():
+            if e["serverId"] != server_id or (user_id is not None and e["userId"] != user_id):
+                continue
+            if not await self._still_allowed(e["userId"], e["cid"], Perm.CONNECT):
+                await self.evict(e, "You no longer have permission to connect to this voice channel",
+                                 "missing_permission")
+        if not any(sock.texts for sock in self.socks.values()):
+            return
+        async with sql.connection() as conn:
+            mine = {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s",
+                                                  server=server_id)}
+        for sid, sock in list(self.socks.items()):
+            if sock.user_id is None or (user_id is not None and sock.user_id != user_id):
+                continue
+            for cid in sorted(sock.texts & mine):
+                if not await self._still_allowed(sock.user_id, cid, Perm.READ_MESSAGE_HISTORY):
+                    await self.sio.leave_room(sid, text_room(cid), namespace=sock.ns)
+                    sock.texts.discard(cid)
+                    await self.sio.emit("unsubscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
 
     async def server_closed(self, server_id: int) -> None:
         for e in await self.store.all_entries():

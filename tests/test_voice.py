@@ -666,3 +666,67 @@ async def test_kicked_member_stops_receiving_messages(api, clients):
     await b.quiet("message-created", 0.6)
 
 
+
+
+# permissions taken away while connected -----------------------------------------------------------
+CONNECT, READ_MESSAGE_HISTORY = 1 << 20, 1 << 16
+
+
+def take_bits(api: Api, owner: Account, server_id: int, bits: int, names=("@everyone", "Member")) -> None:
+    for role in api.get(f"/servers/{server_id}/roles", owner.token).json():
+        if role["name"] in names:
+            r = api.patch(f"/servers/{server_id}/roles/{role['id']}", owner.token,
+                          json={"permissions": str(int(role["permissions"]) & ~bits)})
+            assert r.status_code == 200, r.text
+
+
+@pytest.mark.asyncio
+async def test_losing_connect_leaves_the_voice_room(api, clients):
+    needs("roles")
+    owner, bob, sv, voice, text, a, b = await _pair(api, clients)
+    b_sid = b.sid
+    take_bits(api, owner, sv["id"], CONNECT)
+    assert await a.wait("user-disconnected") == b_sid
+    err = await b.wait("error")
+    assert err["code"] == "missing_permission", err
+    await b.emit("join-room", voice["id"])
+    assert (await b.wait("error"))["code"] == "missing_permission"
+    await a.quiet("user-disconnected", 0.3)  # the owner has every bit and stays
+
+
+@pytest.mark.asyncio
+async def test_unassigned_role_that_gave_connect_leaves_the_voice_room(api, clients):
+    needs("roles")
+    owner, (bob,), sv, voice, _text = voice_setup(api)
+    take_bits(api, owner, sv["id"], CONNECT)
+    r = api.post(f"/servers/{sv['id']}/roles", owner.token,
+                 json={"name": "Voice", "permissions": str(CONNECT | (1 << 10))})
+    assert r.status_code == 201, r.text
+    rid, mid = r.json()["id"], member_id(api, owner, sv["id"], bob.id)
+    r = api.post(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", owner.token)
+    assert r.status_code == 201, r.text
+    a = await clients(owner.token, "seed")
+    await a.join(voice["id"])
+    b = await clients(bob.token, "desktop")
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    b_sid = b.sid
+    r = api.delete(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", owner.token)
+    assert r.status_code == 204, r.text
+    assert await a.wait("user-disconnected") == b_sid
+    assert (await b.wait("error"))["code"] == "missing_permission"
+
+
+@pytest.mark.asyncio
+async def test_losing_read_history_ends_live_messages(api, clients):
+    needs("roles")
+    needs("messages")
+    owner, (bob,), sv, _voice, text = voice_setup(api)
+    b = await clients(bob.token, "seed")
+    await b.emit("subscribe-channel", text["id"])
+    assert await b.wait("subscribed") == {"channelId": text["id"]}
+    take_bits(api, owner, sv["id"], READ_MESSAGE_HISTORY)
+    assert await b.wait("unsubscribed") == {"channelId": text["id"]}
+    r = api.post("/messages", owner.token, json={"channelId": text["id"], "content": "not for bob"})
+    assert r.status_code == 201, r.text
+    await b.quiet("message-created", 0.6)
