@@ -448,19 +448,30 @@ class Realtime:
         return True
 
     async def permissions_changed(self, server_id: int, user_id: int | None = None) -> None:
-        """Voice rooms in any process (the participant store is shared); live message
-        subscriptions of this process's sockets (they are kept per process, see the README)."""
+        """Voice rooms in any process (the participant store is shared). Live message
+        subscriptions: this process's sockets, and for a one-member change that member's sockets
+        in every process (a role edit reaches other processes' subscriptions only in voice; see
+        the README). Permissions are server-wide, so one channel answers for all of them."""
         for e in await self.store.all_entries():
             if e["serverId"] != server_id or (user_id is not None and e["userId"] != user_id):
                 continue
             if not await self._still_allowed(e["userId"], e["cid"], Perm.CONNECT):
                 await self.evict(e, "You no longer have permission to connect to this voice channel",
                                  "missing_permission")
-        if not any(sock.texts for sock in self.socks.values()):
+        remote = []
+        if user_id is not None:  # one member: their sockets in other processes too (shared store)
+            remote = [(ns, sid) for ns, sid in await self.store.user_socks(user_id) if sid not in self.socks]
+        if not remote and not any(sock.texts for sock in self.socks.values()):
             return
         async with sql.connection() as conn:
             mine = {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s",
                                                   server=server_id)}
+        if remote and mine and not await self._still_allowed(user_id, min(mine), Perm.READ_MESSAGE_HISTORY):
+            # Their subscriptions are in the other process's memory: leave every channel's room
+            # there (python-socketio's Redis manager carries leave_room to the process).
+            for ns, sid in remote:
+                for cid in sorted(mine):
+                    await self.sio.leave_room(sid, text_room(cid), namespace=ns)
         for sid, sock in list(self.socks.items()):
             if sock.user_id is None or (user_id is not None and sock.user_id != user_id):
                 continue

@@ -114,6 +114,35 @@ async def test_block_on_one_process_removes_socket_on_the_other(pair, cluster):
 
 
 @pytest.mark.asyncio
+async def test_member_losing_read_history_on_one_process_stops_messages_on_the_other(pair, cluster):
+    """Bob reads a channel only through a custom role; his subscription lives on the second
+    process, the unassign goes through the first: he must get no more of the channel's messages."""
+    api, alice, bob, sv, voice, a, b = pair
+    view_read = (1 << 10) | (1 << 16)
+    for role in api.get(f"/servers/{sv['id']}/roles", alice.token).json():
+        if role["name"] in ("@everyone", "Member"):
+            r = api.patch(f"/servers/{sv['id']}/roles/{role['id']}", alice.token,
+                          json={"permissions": str(int(role["permissions"]) & ~(1 << 16))})
+            assert r.status_code == 200, r.text
+    r = api.post(f"/servers/{sv['id']}/roles", alice.token, json={"name": "Readers", "permissions": str(view_read)})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    mid = next(m["id"] for m in api.get(f"/servers/{sv['id']}", alice.token).json()["members"]
+               if m["userId"] == bob.id)
+    assert api.post(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", alice.token).status_code == 201
+    text = create_channel(api, alice, sv["id"], type="text")
+    await b.emit("subscribe-channel", text["id"])
+    assert await b.wait("subscribed") == {"channelId": text["id"]}
+    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "for readers"})
+    assert r.status_code == 201, r.text
+    assert (await b.wait("message-created"))["content"] == "for readers"
+    assert api.delete(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", alice.token).status_code == 204
+    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "not any more"})
+    assert r.status_code == 201, r.text
+    await b.quiet("message-created", 0.8)
+
+
+@pytest.mark.asyncio
 async def test_crashed_process_participants_vanish(pair, cluster):
     api, alice, bob, sv, voice, a, b = pair
     await a.join(voice["id"])
