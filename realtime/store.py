@@ -40,6 +40,9 @@ class MemoryStore:
     async def start(self) -> None:
         return None
 
+    async def publish(self, message: dict) -> None:
+        return None  # one process: nobody else to tell
+
     async def stop(self) -> None:
         return None
 
@@ -185,6 +188,23 @@ class RedisStore:
 
     async def start(self) -> None:
         await self.r.set(self.k("proc", self.owner), "1", ex=self.ttl)
+
+    async def publish(self, message: dict) -> None:
+        """Tell the other processes something about their own sockets (see notices())."""
+        await self.r.publish(self.k("notices"), json.dumps({**message, "from": self.owner}))
+
+    async def notices(self):
+        """What other processes published, as it comes (an endless async iterator)."""
+        pubsub = self.r.pubsub()
+        await pubsub.subscribe(self.k("notices"))
+        try:
+            async for msg in pubsub.listen():
+                if msg.get("type") == "message":
+                    data = json.loads(msg["data"])
+                    if data.get("from") != self.owner:
+                        yield data
+        finally:
+            await pubsub.aclose()
 
     async def stop(self) -> None:
         try:

@@ -122,6 +122,7 @@ class Realtime:
         self.heartbeat = heartbeat
         self.socks: dict[str, Sock] = {}
         self._task: asyncio.Task | None = None
+        self._notices_task: asyncio.Task | None = None
         for ns in NAMESPACES:
             sio.on("connect", self._connect_handler(ns), namespace=ns)
             sio.on("disconnect", self.on_disconnect, namespace=ns)
@@ -137,16 +138,31 @@ class Realtime:
         await self.store.start()
         if self._task is None and hasattr(self.store, "r"):
             self._task = asyncio.create_task(self._renew_loop())
+            self._notices_task = asyncio.create_task(self._notices_loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        for task in (self._task, self._notices_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        self._task = self._notices_task = None
         await self.store.stop()
+
+    async def _notices_loop(self) -> None:
+        """Several processes: what another process asks of this one's sockets."""
+        while True:
+            try:
+                async for notice in self.store.notices():
+                    if notice.get("kind") == "recheck-texts":
+                        await self._recheck_texts(int(notice["serverId"]), notice.get("userId"))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("voice: notices from other processes failed")
+            await asyncio.sleep(1)
 
     async def _renew_loop(self) -> None:
         while True:
@@ -448,30 +464,24 @@ class Realtime:
         return True
 
     async def permissions_changed(self, server_id: int, user_id: int | None = None) -> None:
-        """Voice rooms in any process (the participant store is shared). Live message
-        subscriptions: this process's sockets, and for a one-member change that member's sockets
-        in every process (a role edit reaches other processes' subscriptions only in voice; see
-        the README). Permissions are server-wide, so one channel answers for all of them."""
+        """Voice rooms in every process (the participant store is shared); live message
+        subscriptions here, and in the other processes through a notice (they are per process)."""
         for e in await self.store.all_entries():
             if e["serverId"] != server_id or (user_id is not None and e["userId"] != user_id):
                 continue
             if not await self._still_allowed(e["userId"], e["cid"], Perm.CONNECT):
                 await self.evict(e, "You no longer have permission to connect to this voice channel",
                                  "missing_permission")
-        remote = []
-        if user_id is not None:  # one member: their sockets in other processes too (shared store)
-            remote = [(ns, sid) for ns, sid in await self.store.user_socks(user_id) if sid not in self.socks]
-        if not remote and not any(sock.texts for sock in self.socks.values()):
+        await self._recheck_texts(server_id, user_id)
+        await self.store.publish({"kind": "recheck-texts", "serverId": server_id, "userId": user_id})
+
+    async def _recheck_texts(self, server_id: int, user_id: int | None) -> None:
+        """This process's sockets subscribed to the server's channels: still allowed to read?"""
+        if not any(sock.texts for sock in self.socks.values()):
             return
         async with sql.connection() as conn:
             mine = {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s",
                                                   server=server_id)}
-        if remote and mine and not await self._still_allowed(user_id, min(mine), Perm.READ_MESSAGE_HISTORY):
-            # Their subscriptions are in the other process's memory: leave every channel's room
-            # there (python-socketio's Redis manager carries leave_room to the process).
-            for ns, sid in remote:
-                for cid in sorted(mine):
-                    await self.sio.leave_room(sid, text_room(cid), namespace=ns)
         for sid, sock in list(self.socks.items()):
             if sock.user_id is None or (user_id is not None and sock.user_id != user_id):
                 continue

@@ -137,7 +137,25 @@ async def test_member_losing_read_history_on_one_process_stops_messages_on_the_o
     assert r.status_code == 201, r.text
     assert (await b.wait("message-created"))["content"] == "for readers"
     assert api.delete(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", alice.token).status_code == 204
+    assert await b.wait("unsubscribed") == {"channelId": text["id"]}
     r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "not any more"})
+    assert r.status_code == 201, r.text
+    await b.quiet("message-created", 0.8)
+
+
+@pytest.mark.asyncio
+async def test_role_edit_on_one_process_ends_subscriptions_on_the_other(pair, cluster):
+    api, alice, bob, sv, voice, a, b = pair
+    text = create_channel(api, alice, sv["id"], type="text")
+    await b.emit("subscribe-channel", text["id"])
+    assert await b.wait("subscribed") == {"channelId": text["id"]}
+    for role in api.get(f"/servers/{sv['id']}/roles", alice.token).json():
+        if role["name"] in ("@everyone", "Member"):
+            r = api.patch(f"/servers/{sv['id']}/roles/{role['id']}", alice.token,
+                          json={"permissions": str(int(role["permissions"]) & ~(1 << 16))})
+            assert r.status_code == 200, r.text
+    assert await b.wait("unsubscribed") == {"channelId": text["id"]}
+    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "not for members"})
     assert r.status_code == 201, r.text
     await b.quiet("message-created", 0.8)
 
