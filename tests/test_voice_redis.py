@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, make_admin
-from tests.test_voice import Client, add_members
+from tests.test_voice import READ_MESSAGE_HISTORY, Client, add_members, take_bits
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 13
@@ -118,12 +118,8 @@ async def test_member_losing_read_history_on_one_process_stops_messages_on_the_o
     """Bob reads a channel only through a custom role; his subscription lives on the second
     process, the unassign goes through the first: he must get no more of the channel's messages."""
     api, alice, bob, sv, voice, a, b = pair
-    view_read = (1 << 10) | (1 << 16)
-    for role in api.get(f"/servers/{sv['id']}/roles", alice.token).json():
-        if role["name"] in ("@everyone", "Member"):
-            r = api.patch(f"/servers/{sv['id']}/roles/{role['id']}", alice.token,
-                          json={"permissions": str(int(role["permissions"]) & ~(1 << 16))})
-            assert r.status_code == 200, r.text
+    view_read = (1 << 10) | READ_MESSAGE_HISTORY
+    take_bits(api, alice, sv["id"], READ_MESSAGE_HISTORY)
     r = api.post(f"/servers/{sv['id']}/roles", alice.token, json={"name": "Readers", "permissions": str(view_read)})
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
@@ -149,11 +145,7 @@ async def test_role_edit_on_one_process_ends_subscriptions_on_the_other(pair, cl
     text = create_channel(api, alice, sv["id"], type="text")
     await b.emit("subscribe-channel", text["id"])
     assert await b.wait("subscribed") == {"channelId": text["id"]}
-    for role in api.get(f"/servers/{sv['id']}/roles", alice.token).json():
-        if role["name"] in ("@everyone", "Member"):
-            r = api.patch(f"/servers/{sv['id']}/roles/{role['id']}", alice.token,
-                          json={"permissions": str(int(role["permissions"]) & ~(1 << 16))})
-            assert r.status_code == 200, r.text
+    take_bits(api, alice, sv["id"], READ_MESSAGE_HISTORY)
     assert await b.wait("unsubscribed") == {"channelId": text["id"]}
     r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "not for members"})
     assert r.status_code == 201, r.text
