@@ -75,6 +75,17 @@ def _ping_if_idle(engine: AsyncEngine):
     return on_checkout
 
 
+def pg_connect_args(settings: Settings) -> dict:
+    """libpq options of every PostgreSQL connection (this engine's and models/sql.py's pool)."""
+    return {
+        "connect_timeout": max(2, round(settings.db_timeout)),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+    }
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.async_database_url
     if url.startswith("sqlite"):
@@ -95,13 +106,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # attempt gives up after DB_TIMEOUT (libpq counts whole seconds, at least 2), a silent
         # peer is found by TCP keepalives; each surfaces as a 503 (is_database_unavailable).
         pool_recycle=1800,
-        connect_args={
-            "connect_timeout": max(2, round(settings.db_timeout)),
-            "keepalives": 1,
-            "keepalives_idle": 10,
-            "keepalives_interval": 3,
-            "keepalives_count": 3,
-        },
+        connect_args=pg_connect_args(settings),
     )
     event.listen(engine.sync_engine, "checkin", _mark_idle)
     event.listen(engine.sync_engine, "checkout", _ping_if_idle(engine))
@@ -135,21 +140,6 @@ async def session() -> AsyncIterator[AsyncSession]:
     assert _sessionmaker is not None
     async with _sessionmaker() as s:
         async with s.begin():
-            yield s
-
-
-@asynccontextmanager
-async def read_session() -> AsyncIterator[AsyncSession]:
-    """A session for handlers that only read. On PostgreSQL its statements run in autocommit
-    mode: no BEGIN and COMMIT round trips, and nothing is lost by it, since under READ
-    COMMITTED every statement takes its own snapshot anyway. On SQLite it is `session()`."""
-    if not is_postgres():
-        async with session() as s:
-            yield s
-        return
-    async with engine().connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=conn, expire_on_commit=False) as s:
             yield s
 
 

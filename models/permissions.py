@@ -199,13 +199,18 @@ def _access_query(user_id: int):
                                      sa.or_(Role.is_everyone, Role.id.in_(assigned)))))
 
 
-def _access_from_rows(rows, need: int, allow_blocked: bool) -> Access:
-    server, member = rows[0][0], rows[0][1]
-    if member is None:
+def _require_member(is_member: bool, server, allow_blocked: bool = False) -> None:
+    """403 for a caller who is not a member, then for a blocked server (the order clients see)."""
+    if not is_member:
         raise Forbidden("You are not a member of this server", "not_a_member")
     if server.is_blocked and not allow_blocked:
         reason = f": {server.block_reason}" if server.block_reason else ""
         raise Forbidden(f"This server is blocked{reason}", "server_blocked")
+
+
+def _access_from_rows(rows, need: int, allow_blocked: bool) -> Access:
+    server, member = rows[0][0], rows[0][1]
+    _require_member(member is not None, server, allow_blocked)
     access = _access(server, member, [row[2] for row in rows if row[2] is not None])
     if need:
         access.require(need)
@@ -262,11 +267,7 @@ class _MemberRow:
 
 def _access_from_sql_rows(rows: list, user_id: int, need: int) -> Access:
     first = rows[0]
-    if first.member_id is None:
-        raise Forbidden("You are not a member of this server", "not_a_member")
-    if first.is_blocked:
-        reason = f": {first.block_reason}" if first.block_reason else ""
-        raise Forbidden(f"This server is blocked{reason}", "server_blocked")
+    _require_member(first.member_id is not None, first)
     held = [(r.role_bits, r.role_position, r.is_everyone_role) for r in rows if r.role_bits is not None]
     access = _combine(first, _MemberRow(first.member_id, user_id, first.id), user_id, held, [])
     if need:

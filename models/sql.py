@@ -15,13 +15,16 @@ migrations own the schema these statements read.
   and booleans, so on SQLite result columns named `*_at` are parsed as UTC timestamps and
   `is_*` become booleans: name result columns that way.
 - PostgreSQL: a psycopg_pool.AsyncConnectionPool beside SQLAlchemy's (each DB_POOL_SIZE at
-  most). SQLite: SQLAlchemy's single pooled aiosqlite connection, so writes stay serialised.
+  most), with the same libpq options and the same ping of connections that sat idle.
+  SQLite: SQLAlchemy's single pooled aiosqlite connection, so writes stay serialised.
 - Failures to reach the database surface as psycopg/sqlite3 OperationalError or a pool timeout,
   which projectvoice/errors.py answers with 503 like SQLAlchemy's (models.db.is_database_unavailable).
 """
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections import namedtuple
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -51,16 +54,46 @@ async def startup(settings: Settings) -> None:
     from psycopg.rows import namedtuple_row
     from psycopg_pool import AsyncConnectionPool
 
+    from models import db
+
     _pool = AsyncConnectionPool(
         _libpq_url(settings.async_database_url), min_size=1, max_size=max(1, settings.db_pool_size),
         timeout=settings.db_timeout, max_idle=300, max_lifetime=1800, open=False,
-        kwargs={"autocommit": True, "row_factory": namedtuple_row,
-                "connect_timeout": max(2, round(settings.db_timeout)),
-                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+        kwargs={"autocommit": True, "row_factory": namedtuple_row, **db.pg_connect_args(settings),
                 # Timestamps come back in UTC, which views.iso() formats without converting.
                 "options": "-c TimeZone=UTC"},
     )
     await _pool.open(wait=False)
+
+
+# The same disconnect handling as models/db.py's engine: a connection that sat idle in the pool
+# longer than db.PING_AFTER_IDLE (where a database restart leaves dead ones) is pinged before
+# use, and a dead one goes back to the pool, which drops it, for another. (psycopg_pool's own
+# `check` hook left a waiting request to time out after a restart: 3.3.3, measured.)
+_idle_since: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _getconn():
+    import psycopg
+
+    from models import db
+
+    for _ in range(_pool.max_size + 1):
+        raw = await _pool.getconn()
+        since = _idle_since.pop(raw, None)
+        if since is None or time.monotonic() - since < db.PING_AFTER_IDLE:
+            return raw
+        try:
+            await raw.execute("SELECT 1")
+            return raw
+        except psycopg.OperationalError:
+            await _pool.putconn(raw)
+    return await _pool.getconn()
+
+
+async def _putconn(raw) -> None:
+    _idle_since[raw] = time.monotonic()
+    await _pool.putconn(raw)
 
 
 async def shutdown() -> None:
@@ -157,8 +190,11 @@ async def connection() -> AsyncIterator[Connection]:
 
         await startup(get_settings())
     if _pool is not None:
-        async with _pool.connection() as raw:
+        raw = await _getconn()
+        try:
             yield Connection(_PgConnection(raw))
+        finally:
+            await _putconn(raw)
         return
     from models import db
 

@@ -15,12 +15,13 @@ import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import Api, Database, ServerProcess, backend, free_port, unique
+from tests.support import Api, Database, ServerProcess, backend, create_server, free_port, unique
 
 pytestmark = pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL pass only (PV_TEST_DB=postgres)")
 
@@ -193,6 +194,29 @@ def test_database_outage_answers_503_and_recovers(cluster, outage_server):
     print(f"outage: {len(during)} requests answered 503, slowest {max(t for _, t, _ in during):.2f}s; "
           f"recovered {recovered - up_at:.2f}s after the database came back; "
           f"{len(acknowledged)} acknowledged writes all present")
+
+
+def test_restart_while_idle_costs_no_request(cluster, outage_server):
+    """A database restart while the server sits idle leaves dead connections in both pools
+    (SQLAlchemy's and models/sql.py's); they are pinged and replaced before use, so not even the
+    first requests afterwards fail."""
+    api = Api(outage_server.base)
+    owner = api.register()
+    server_id = create_server(api, owner)["id"]
+    paths = ["/servers", f"/servers/{server_id}", "/auth/me"]
+
+    def burst(n: int) -> list[int]:  # concurrent: several pooled connections in use at once
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda i: api.get(paths[i % len(paths)], owner.token).status_code, range(n)))
+
+    assert set(burst(24)) == {200}
+    cluster.stop("fast")
+    cluster.start()
+    time.sleep(1.5)  # longer than PING_AFTER_IDLE: the pooled connections count as idle
+    statuses = [api.get(paths[i % len(paths)], owner.token).status_code for i in range(12)]
+    r = api.post(f"/servers/{server_id}/channels", owner.token, json={"name": unique("ch"), "type": "text"})
+    assert statuses == [200] * 12, statuses
+    assert r.status_code == 201, r.text
 
 
 # ---------------------------------------------------------------------------------- Redis
