@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 import socketio
-from sqlmodel import select
 
 from models import db, sql
 from models.permissions import Perm, channel_access, read_channel_access
-from models.tables import Channel, ServerMember, User
+from models.tables import ServerMember, User
 from projectvoice import auth
 from projectvoice.errors import ApiError, Forbidden, NotFound
 from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
@@ -450,10 +449,13 @@ class Realtime:
         for e in await self._entries_of(socks):
             if e["serverId"] == server_id:
                 await self.evict(e, "You were removed from this server", "removed_from_server")
-        async with db.session() as s:
-            res = await s.exec(select(Channel.id).where(Channel.server_id == server_id))
-            cids = list(res.all())
-        await self._drop_text(user_id, cids)
+        await self._drop_text(user_id, sorted(await self._channel_ids(server_id)))
+
+    @staticmethod
+    async def _channel_ids(server_id: int) -> set[int]:
+        async with sql.connection() as conn:
+            return {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s",
+                                                 server=server_id)}
 
     async def _still_allowed(self, uid: int, cid: int, need: int) -> bool:
         async with sql.connection() as conn:
@@ -479,9 +481,7 @@ class Realtime:
         """This process's sockets subscribed to the server's channels: still allowed to read?"""
         if not any(sock.texts for sock in self.socks.values()):
             return
-        async with sql.connection() as conn:
-            mine = {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s",
-                                                  server=server_id)}
+        mine = await self._channel_ids(server_id)
         for sid, sock in list(self.socks.items()):
             if sock.user_id is None or (user_id is not None and sock.user_id != user_id):
                 continue
@@ -495,10 +495,7 @@ class Realtime:
         for e in await self.store.all_entries():
             if e["serverId"] == server_id:
                 await self.evict(e, "This server is no longer available", "server_unavailable")
-        async with db.session() as s:
-            res = await s.exec(select(Channel.id).where(Channel.server_id == server_id))
-            cids = list(res.all())
-        for cid in cids:
+        for cid in sorted(await self._channel_ids(server_id)):
             for ns in NAMESPACES:
                 await self.sio.close_room(text_room(cid), namespace=ns)
 

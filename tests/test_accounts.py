@@ -1,7 +1,10 @@
 """Accounts through the HTTP API: register, login, me, profiles, account edits, revocation."""
 from __future__ import annotations
 
+import time
+
 import bcrypt
+import jwt
 import pytest
 
 from tests.support import unique
@@ -63,6 +66,24 @@ def test_me_requires_a_valid_token(api, alice):
     assert api.get("/auth/me", token=alice.token + "x").status_code == 401
     r = api.get("/auth/me", token=alice.token)
     assert r.status_code == 200 and r.json()["id"] == alice.id and r.json()["email"] == alice.email
+
+
+def test_token_stops_working_when_it_expires(api, server, alice):
+    """The server remembers tokens it verified (projectvoice/auth.py); expiry still counts on
+    every request: a token that worked a moment ago is refused once its `exp` has passed."""
+    now = int(time.time())
+    token = jwt.encode({"sub": str(alice.id), "ver": 0, "iat": now, "exp": now + 2}, server.jwt_secret,
+                       algorithm="HS256")
+    assert api.get("/auth/me", token=token).status_code == 200
+    assert api.get("/auth/me", token=token).status_code == 200  # the remembered path
+    time.sleep(max(0.0, now + 2.2 - time.time()))
+    r = api.get("/auth/me", token=token)
+    assert r.status_code == 401, r.text
+    assert r.json()["code"] == "invalid_token"
+    # A token signed with another secret is refused whatever it claims.
+    forged = jwt.encode({"sub": str(alice.id), "ver": 0, "iat": now, "exp": now + 60}, "not-the-secret",
+                        algorithm="HS256")
+    assert api.get("/auth/me", token=forged).status_code == 401
 
 
 def test_profile_read_and_update(api, alice, bob):

@@ -13,7 +13,7 @@ import pytest
 import socketio
 import yaml
 
-from tests.support import Account, Api, create_channel, create_server, join_server
+from tests.support import Account, Api, create_channel, create_server, join_server, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNCAPI = yaml.safe_load((ROOT / "asyncapi" / "projectvoice.yaml").read_text())
@@ -680,6 +680,19 @@ def take_bits(api: Api, owner: Account, server_id: int, bits: int, names=("@ever
             assert r.status_code == 200, r.text
 
 
+async def subscribe(client: Client, channel_id: int) -> None:
+    await client.emit("subscribe-channel", channel_id)
+    assert await client.wait("subscribed") == {"channelId": channel_id}
+
+
+async def ends_live_messages(api: Api, poster: Account, client: Client, channel_id: int) -> None:
+    """The client was told it is unsubscribed, and a message posted next does not reach it."""
+    assert await client.wait("unsubscribed") == {"channelId": channel_id}
+    r = api.post("/messages", poster.token, json={"channelId": channel_id, "content": unique("unseen")})
+    assert r.status_code == 201, r.text
+    await client.quiet("message-created", 0.8)
+
+
 @pytest.mark.asyncio
 async def test_losing_connect_leaves_the_voice_room(api, clients):
     needs("roles")
@@ -723,10 +736,6 @@ async def test_losing_read_history_ends_live_messages(api, clients):
     needs("messages")
     owner, (bob,), sv, _voice, text = voice_setup(api)
     b = await clients(bob.token, "seed")
-    await b.emit("subscribe-channel", text["id"])
-    assert await b.wait("subscribed") == {"channelId": text["id"]}
+    await subscribe(b, text["id"])
     take_bits(api, owner, sv["id"], READ_MESSAGE_HISTORY)
-    assert await b.wait("unsubscribed") == {"channelId": text["id"]}
-    r = api.post("/messages", owner.token, json={"channelId": text["id"], "content": "not for bob"})
-    assert r.status_code == 201, r.text
-    await b.quiet("message-created", 0.6)
+    await ends_live_messages(api, owner, b, text["id"])

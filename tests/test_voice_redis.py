@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, make_admin
-from tests.test_voice import READ_MESSAGE_HISTORY, Client, add_members, take_bits
+from tests.test_voice import (READ_MESSAGE_HISTORY, Client, add_members, ends_live_messages, subscribe,
+                              take_bits)
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 13
@@ -127,29 +128,21 @@ async def test_member_losing_read_history_on_one_process_stops_messages_on_the_o
                if m["userId"] == bob.id)
     assert api.post(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", alice.token).status_code == 201
     text = create_channel(api, alice, sv["id"], type="text")
-    await b.emit("subscribe-channel", text["id"])
-    assert await b.wait("subscribed") == {"channelId": text["id"]}
+    await subscribe(b, text["id"])
     r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "for readers"})
     assert r.status_code == 201, r.text
     assert (await b.wait("message-created"))["content"] == "for readers"
     assert api.delete(f"/servers/{sv['id']}/roles/members/{mid}/roles/{rid}", alice.token).status_code == 204
-    assert await b.wait("unsubscribed") == {"channelId": text["id"]}
-    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "not any more"})
-    assert r.status_code == 201, r.text
-    await b.quiet("message-created", 0.8)
+    await ends_live_messages(api, alice, b, text["id"])
 
 
 @pytest.mark.asyncio
 async def test_role_edit_on_one_process_ends_subscriptions_on_the_other(pair, cluster):
     api, alice, bob, sv, voice, a, b = pair
     text = create_channel(api, alice, sv["id"], type="text")
-    await b.emit("subscribe-channel", text["id"])
-    assert await b.wait("subscribed") == {"channelId": text["id"]}
+    await subscribe(b, text["id"])
     take_bits(api, alice, sv["id"], READ_MESSAGE_HISTORY)
-    assert await b.wait("unsubscribed") == {"channelId": text["id"]}
-    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "not for members"})
-    assert r.status_code == 201, r.text
-    await b.quiet("message-created", 0.8)
+    await ends_live_messages(api, alice, b, text["id"])
 
 
 @pytest.mark.asyncio
