@@ -176,6 +176,17 @@ def test_search_bounds_are_400(api, alice, params):
     assert set(r.json()) == {"error", "code"}
 
 
+def test_unknown_query_parameters_are_400(api, alice):
+    """Strict validation: a parameter the document does not list is refused, on the same request
+    path whose query string the server parses once for validation and for the handler."""
+    _, ch = setup_channel(api, alice)
+    r = api.get("/messages", alice.token, params={"channelId": ch["id"], "limt": 5})
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"error", "code"} and "limt" in r.json()["error"]
+    r = api.get("/messages/search", alice.token, params={"channelId": ch["id"], "query": "x", "sort": "new"})
+    assert r.status_code == 400 and "sort" in r.json()["error"]
+
+
 def test_missing_parameters_are_400(api, alice):
     _, ch = setup_channel(api, alice)
     assert api.get("/messages", alice.token).status_code == 400
