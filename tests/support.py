@@ -152,7 +152,11 @@ class Api:
 
     def __init__(self, base: str):
         self.base = base
-        self.client = httpx.Client(base_url=f"{base}/api", timeout=30)
+        # Idle keep-alive connections are dropped after 2 s, before uvicorn closes its end at 5 s:
+        # with httpx's default (also 5 s) a request could go out on a socket the server was
+        # closing and fail with "Connection reset by peer" (seen once in CI after a slow module).
+        self.client = httpx.Client(base_url=f"{base}/api", timeout=30,
+                                   limits=httpx.Limits(keepalive_expiry=2.0))
 
     def request(self, method: str, path: str, token: str | None = None, **kw) -> httpx.Response:
         headers = dict(kw.pop("headers", {}) or {})
