@@ -135,7 +135,8 @@ async def list_messages(request: Request):
         if row is None:
             return DENIED
         await cur.execute(f"SELECT {MSG_COLS} FROM messages m JOIN users u ON u.id = m.user_id "
-                          "WHERE m.channel_id = %(cid)s ORDER BY m.id DESC LIMIT %(limit)s OFFSET %(offset)s", args)
+                          "WHERE m.channel_id BETWEEN %(cid)s AND %(cid)s ORDER BY m.channel_id DESC, m.id DESC "
+                          "LIMIT %(limit)s OFFSET %(offset)s", args)
         rows = await cur.fetchall()
     rows.reverse()
     return out(page(rows, row[0], pg, limit))

@@ -10,6 +10,7 @@ from models import audit, db, membership, sql, views
 from models.permissions import Perm, access_for_member, read_server_access, server_access
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
 from projectvoice.errors import BadRequest, Forbidden, NotFound
+from projectvoice.auth import account_checked_in_query
 from realtime import hooks
 
 
@@ -19,6 +20,7 @@ async def _member_out(s, member: ServerMember) -> dict:
     return views.member_view(member, user, rids.get(member.id, []))
 
 
+@account_checked_in_query
 async def list_members(user: int, serverId: int):
     async with sql.connection() as conn:
         await read_server_access(conn, user, serverId)

@@ -21,6 +21,7 @@ from models import audit, db, sql, views
 from models.permissions import Perm, is_global_moderator, read_channel_access, server_access
 from models.tables import Channel, Message, User, utcnow
 from projectvoice.errors import BadRequest, NotFound
+from projectvoice.auth import account_checked_in_query
 from realtime import hooks
 
 MAX_CONTENT = 2000
@@ -59,11 +60,15 @@ _MESSAGE_COLUMNS = f"{_columns('m')}, {_AUTHOR_COLUMNS}"
 _HIT_COLUMNS = _columns("m")
 
 
+@account_checked_in_query
 async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 50,
                         before: int | None = None):
     async with sql.connection() as conn:
         _, channel = await read_channel_access(conn, user, channelId, Perm.READ_MESSAGE_HISTORY)
-        where, params = "m.channel_id = %(channel)s", {"channel": channelId, "limit": limit}
+        # A range, not `=`: PostgreSQL then orders by the (channel_id, id) index instead of walking
+        # the primary key newest-first past every newer message of busier channels (a quiet
+        # channel's page cost 3 ms instead of 0.2 once another channel had 15,000 newer messages).
+        where, params = "m.channel_id BETWEEN %(channel)s AND %(channel)s", {"channel": channelId, "limit": limit}
         if before is not None:
             where += " AND m.id < %(before)s"
             params["before"] = before
@@ -71,7 +76,7 @@ async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 5
         else:
             offset, params["offset"] = " OFFSET %(offset)s", (page - 1) * limit
         rows = await conn.all(f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
-                              f"WHERE {where} ORDER BY m.id DESC LIMIT %(limit)s{offset}", **params)
+                              f"WHERE {where} ORDER BY m.channel_id DESC, m.id DESC LIMIT %(limit)s{offset}", **params)
     rows.reverse()
     return views.message_page_view(rows, max(channel.channel_message_count, 0), page, limit), 200
 
@@ -97,6 +102,7 @@ def _hits(words: list[str]) -> tuple[str, dict]:
             "WHERE messages_fts MATCH %(fts)s AND m.channel_id = %(channel)s)", {"fts": fts})
 
 
+@account_checked_in_query
 async def search_messages(user: int, query: str, channelId: int, page: int = 1, limit: int = 50):
     words = _words(query)
     async with sql.connection() as conn:

@@ -7,6 +7,7 @@ from models import audit, db, membership, sql
 from models.permissions import Perm, default_roles, read_server_access, server_access
 from models.tables import Server, utcnow
 from projectvoice.errors import Forbidden
+from projectvoice.auth import account_checked_in_query
 from realtime import hooks
 
 
@@ -43,6 +44,7 @@ async def list_servers(user: int):
     return details, 200
 
 
+@account_checked_in_query
 async def get_server(user: int, id: int):
     async with sql.connection() as conn:
         access = await read_server_access(conn, user, id)

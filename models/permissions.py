@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from models.tables import Channel, MemberRole, Role, Server, ServerMember, User
+from projectvoice import auth
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 
 
@@ -252,10 +253,20 @@ LEFT JOIN roles r ON r.server_id = s.id
 _ROLE_COLUMNS = "m.id AS member_id, r.permissions AS role_bits, r.position AS role_position, r.is_everyone AS is_everyone_role"
 
 SERVER_ACCESS_SQL = f"SELECT {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM servers s {_ROLE_JOINS} WHERE s.id = %(server)s"
+_CHANNEL_COLUMNS = "c.id AS channel_id, c.type AS channel_type, c.message_count AS channel_message_count"
 CHANNEL_ACCESS_SQL = (
-    f"SELECT c.id AS channel_id, c.type AS channel_type, c.message_count AS channel_message_count, "
-    f"{_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id {_ROLE_JOINS} "
-    f"WHERE c.id = %(channel)s")
+    f"SELECT {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id "
+    f"{_ROLE_JOINS} WHERE c.id = %(channel)s")
+# The same with the caller's account (projectvoice.auth.account_checked_in_query): the account
+# row leads, so a gone account is no row at all and a missing server or channel is NULL columns.
+_ACCOUNT = "a.is_active AS is_active, a.token_version AS token_version"
+SERVER_ACCESS_WITH_ACCOUNT_SQL = (
+    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM users a "
+    f"LEFT JOIN servers s ON s.id = %(server)s {_ROLE_JOINS} WHERE a.id = %(user)s")
+CHANNEL_ACCESS_WITH_ACCOUNT_SQL = (
+    f"SELECT {_ACCOUNT}, {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM users a "
+    f"LEFT JOIN channels c ON c.id = %(channel)s LEFT JOIN servers s ON s.id = c.server_id {_ROLE_JOINS} "
+    f"WHERE a.id = %(user)s")
 
 
 @dataclass
@@ -275,9 +286,20 @@ def _access_from_sql_rows(rows: list, user_id: int, need: int) -> Access:
     return access
 
 
+async def _read_access(conn, plain: str, with_account: str, user_id: int, **params) -> list:
+    """The access statement's rows; with the caller's account when the bearer check left it to
+    us (then the rows of a missing server or channel have id NULL)."""
+    claims = auth.take_unchecked_account(user_id)
+    if claims is None:
+        return await conn.all(plain, user=user_id, **params)
+    rows = await conn.all(with_account, user=user_id, **params)
+    auth.check_account(rows[0] if rows else None, claims)
+    return [] if rows[0].id is None else rows
+
+
 async def read_server_access(conn, user_id: int, server_id: int, need: int = 0) -> Access:
     """server_access() for read paths, on a models.sql connection."""
-    rows = await conn.all(SERVER_ACCESS_SQL, user=user_id, server=server_id)
+    rows = await _read_access(conn, SERVER_ACCESS_SQL, SERVER_ACCESS_WITH_ACCOUNT_SQL, user_id, server=server_id)
     if not rows:
         raise NotFound("Server not found", "server_not_found")
     return _access_from_sql_rows(rows, user_id, need)
@@ -286,7 +308,7 @@ async def read_server_access(conn, user_id: int, server_id: int, need: int = 0) 
 async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0):
     """channel_access() for read paths: (Access, row with channel_id, channel_type,
     channel_message_count and the server's columns)."""
-    rows = await conn.all(CHANNEL_ACCESS_SQL, user=user_id, channel=channel_id)
+    rows = await _read_access(conn, CHANNEL_ACCESS_SQL, CHANNEL_ACCESS_WITH_ACCOUNT_SQL, user_id, channel=channel_id)
     if not rows:
         raise NotFound("Channel not found", "channel_not_found")
     return _access_from_sql_rows(rows, user_id, Perm.VIEW_CHANNEL | need), rows[0]

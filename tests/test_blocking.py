@@ -170,3 +170,48 @@ def test_account_blocked_by_admins_takes_no_friend_requests(api, admin, alice, b
     assert r.status_code == 404, r.text
     assert api.put(f"/admin/users/{bob.id}", admin.token, json={"isActive": True}).status_code == 200
     assert api.post("/friends/request", alice.token, json={"friendId": bob.id}).status_code == 201
+
+
+def _folded_reads(api, acct) -> list[tuple[str, dict]]:
+    """The GETs whose permission statement also reads the caller's account (auth's
+    account_checked_in_query), each on a resource the caller may read and on one that is gone."""
+    sv = create_server(api, acct)
+    channel = create_channel(api, acct, sv["id"], "text")["id"]
+    return [
+        (f"/servers/{sv['id']}", {}), ("/servers/999999999", {}),
+        (f"/serverMembers/{sv['id']}/members", {}), ("/serverMembers/999999999/members", {}),
+        ("/messages", {"channelId": channel}), ("/messages", {"channelId": 999999999}),
+        ("/messages/search", {"channelId": channel, "query": "hello"}),
+        ("/messages/search", {"channelId": 999999999, "query": "hello"}),
+    ]
+
+
+FOLDED_OPERATIONS = {"handlers.servers.get_server", "handlers.members.list_members",
+                     "handlers.messages.list_messages", "handlers.messages.search_messages"}
+
+
+def test_every_folded_account_check_is_tested_here():
+    import handlers.members, handlers.messages, handlers.servers  # noqa: E401,F401  (they register)
+    from projectvoice import auth
+    assert auth._DEFERRED == FOLDED_OPERATIONS
+
+
+def test_reads_that_fold_the_account_check_refuse_blocked_revoked_and_deleted(api, admin):
+    """A page, a search, a server or its members: the account is checked in the same statement
+    as the permission, and still before anything else (401, not the 404 of a missing channel)."""
+    blocked, revoked, deleted = api.register(), api.register(), api.register()
+    reads = {a.id: _folded_reads(api, a) for a in (blocked, revoked, deleted)}
+    for path, params in reads[blocked.id][::2]:
+        assert api.get(path, blocked.token, params=params).status_code == 200, path
+
+    assert api.put(f"/admin/users/{blocked.id}", admin.token, json={"isActive": False}).status_code == 200
+    r = api.put(f"/auth/users/{revoked.id}/password", token=revoked.token,
+                json={"oldPassword": revoked.password, "newPassword": "new-password-1"})
+    assert r.status_code == 200
+    assert api.delete("/users/", token=deleted.token).status_code == 200
+
+    for acct, code in ((blocked, "account_blocked"), (revoked, "invalid_token"), (deleted, "invalid_token")):
+        for path, params in reads[acct.id]:
+            r = api.get(path, acct.token, params=params)
+            assert r.status_code == 401, (acct, path, params, r.text)
+            assert r.json()["code"] == code, (path, r.json())
