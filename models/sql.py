@@ -22,6 +22,7 @@ migrations own the schema these statements read.
 """
 from __future__ import annotations
 
+import functools
 import re
 import time
 import weakref
@@ -51,7 +52,6 @@ async def startup(settings: Settings) -> None:
     if settings.async_database_url.startswith("sqlite"):
         _pool = None
         return
-    from psycopg.rows import namedtuple_row
     from psycopg_pool import AsyncConnectionPool
 
     from models import db
@@ -59,7 +59,7 @@ async def startup(settings: Settings) -> None:
     _pool = AsyncConnectionPool(
         _libpq_url(settings.async_database_url), min_size=1, max_size=max(1, settings.db_pool_size),
         timeout=settings.db_timeout, max_idle=300, max_lifetime=1800, open=False,
-        kwargs={"autocommit": True, "row_factory": namedtuple_row, **db.pg_connect_args(settings),
+        kwargs={"autocommit": True, "row_factory": _namedtuple_rows, **db.pg_connect_args(settings),
                 # Timestamps come back in UTC, which views.iso() formats without converting.
                 "options": "-c TimeZone=UTC"},
     )
@@ -154,16 +154,24 @@ class _SqliteConnection:
         return [row_type(*(_sqlite_value(n, v) for n, v in zip(names, r, strict=True))) for r in rows]
 
 
+def _namedtuple_rows(cursor):
+    """psycopg's namedtuple_row with the per-row step in C: its class for these columns, each row
+    made by tuple.__new__ (psycopg's `_make` is a Python call per row; a page has fifty)."""
+    from psycopg.rows import namedtuple_row
+
+    make = namedtuple_row(cursor)
+    row_type = getattr(make, "__self__", None)  # the namedtuple class of the bound `_make`
+    return functools.partial(tuple.__new__, row_type) if isinstance(row_type, type) else make
+
+
 class _PgConnection:
     def __init__(self, raw):
         self.raw = raw
 
     async def fetch(self, sql: str, params: dict) -> list:
-        from psycopg.rows import namedtuple_row
-
         # The row factory per cursor: a session's connection (of_session) keeps its own. Every
         # statement here returns rows (INSERT ... RETURNING included).
-        async with self.raw.cursor(row_factory=namedtuple_row) as cur:
+        async with self.raw.cursor(row_factory=_namedtuple_rows) as cur:
             await cur.execute(sql, params)
             return await cur.fetchall()
 

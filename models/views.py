@@ -8,14 +8,16 @@ from models.tables import User
 
 
 def iso(dt: datetime | None) -> str | None:
-    """UTC with milliseconds and a Z. Naive values are UTC (SQLite); PostgreSQL's are aware."""
+    """UTC with milliseconds and a Z. Naive values are UTC (SQLite); PostgreSQL's are aware,
+    and in UTC already (models/sql.py's sessions), so the common case is one isoformat()."""
     if dt is None:
         return None
+    text = dt.isoformat(timespec="milliseconds")
+    if text.endswith("+00:00"):
+        return text[:-6] + "Z"
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    elif dt.utcoffset():
-        dt = dt.astimezone(UTC)
-    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
+        return text + "Z"
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def user_private(u: User) -> dict[str, Any]:
@@ -290,9 +292,19 @@ def message_view(m, author: User) -> dict[str, Any]:
 
 
 def message_row_view(r) -> dict[str, Any]:
-    """A message row with its author's columns (author_username, author_picture) joined in."""
-    return message_fields(r.id, r.content, r.user_id, r.channel_id, r.created_at, r.updated_at, r.is_edited,
-                          r.author_username, r.author_picture)
+    """A message row with its author's columns (author_username, author_picture) joined in:
+    message_fields' shape, built in place (a page builds fifty)."""
+    picture = r.author_picture
+    return {
+        "id": r.id,
+        "content": r.content,
+        "userId": r.user_id,
+        "channelId": r.channel_id,
+        "createdAt": iso(r.created_at),
+        "updatedAt": iso(r.updated_at),
+        "isEdited": bool(r.is_edited),
+        "user": {"id": r.user_id, "username": r.author_username, "avatar": picture, "profilePicture": picture},
+    }
 
 
 def message_page_view(rows: list, total: int, page: int, limit: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The ASGI application: Connexion serving the OpenAPI document under /api, Socket.IO beside it."""
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -53,6 +54,11 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         await db.migrate()
         await sql.startup(settings)
         await realtime_server.startup()
+        # What start-up built (the specs, Connexion's operations, SQLAlchemy's metadata, every
+        # module) lives as long as the process: frozen, the collector's full passes stop walking
+        # it on every request burst (a tenth of a message page's CPU under load, measured).
+        gc.collect()
+        gc.freeze()
         yield
         await realtime_server.shutdown()
         await sql.shutdown()

@@ -23,6 +23,8 @@ import logging
 import connexion.decorators.main as decorators_main
 import connexion.decorators.parameter as decorators_parameter
 import connexion.lifecycle as lifecycle
+import connexion.middleware.request_validation as request_validation
+import connexion.uri_parsing as uri_parsing
 import connexion.security as security
 import connexion.utils as utils
 import connexion.validators.parameter as parameter_validators
@@ -50,6 +52,13 @@ def install() -> bool:
     utils.inspect_function_arguments = cached
     decorators_parameter.inspect_function_arguments = cached
     security.inspect_function_arguments = cached
+
+    # Parameter names made into Python names: three regex substitutions per name per request,
+    # a pure function of a name the spec fixes.
+    sanitized = functools.lru_cache(maxsize=1024)(decorators_parameter.sanitized)
+    decorators_parameter.sanitized = sanitized
+    pythonic = functools.lru_cache(maxsize=1024)(decorators_parameter.pythonic)
+    decorators_parameter.pythonic = pythonic
 
     # The decorator chain: built on the first request of each operation, then reused.
     build_fn = AsyncOperation.fn.fget
@@ -130,4 +139,183 @@ def install() -> bool:
         return self._query_params
 
     lifecycle.ConnexionRequest.query_params = property(query_params)
+
+    # URI parsers and parameter validators: built from the operation's definitions on every
+    # request (request validation and the handler's parameters each build a parser, and the
+    # parser rebuilds its name -> schema map on every lookup). They keep no request state, so
+    # one per operation serves every request of it.
+    uri_parsing.OpenAPIURIParser.param_schemas = property(_param_schemas)
+
+    def parser_for(decorator):
+        parser = decorator.__dict__.get("_pv_uri_parser")
+        if parser is None:
+            parser = decorator.__dict__["_pv_uri_parser"] = uri_parser_property.fget(decorator)
+        return parser
+
+    uri_parser_property = decorators_main.BaseDecorator.uri_parser
+    decorators_main.BaseDecorator.uri_parser = property(parser_for)
+    request_validation.RequestValidationOperation.__call__ = _validate_request
+
+    # Query defaults: deep-copied from the spec for every request; scalars need no copy.
+    get_query_arguments = decorators_parameter._get_query_arguments
+
+    def query_arguments(query_params, *, operation, arguments, has_kwargs, sanitize):
+        defaults = operation.__dict__.get("_pv_query_defaults")
+        if defaults is None:
+            definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
+            defaults = decorators_parameter._get_query_defaults(definitions)
+            scalar = all(isinstance(v, (int, float, str, bool, type(None))) for v in defaults.values())
+            defaults = operation.__dict__["_pv_query_defaults"] = (definitions, defaults if scalar else None)
+        definitions, scalars = defaults
+        if scalars is None:
+            return get_query_arguments(query_params, operation=operation, arguments=arguments,
+                                       has_kwargs=has_kwargs, sanitize=sanitize)
+        merged = utils.deep_merge(dict(scalars), query_params)
+        return decorators_parameter._query_args_helper(definitions, merged, arguments, has_kwargs, sanitize)
+
+    decorators_parameter._get_query_arguments = query_arguments
+    _index_routers()
     return True
+
+
+def _param_schemas(parser) -> dict:
+    schemas = parser.__dict__.get("_pv_param_schemas")
+    if schemas is None:
+        schemas = parser.__dict__["_pv_param_schemas"] = {k: v.get("schema", {}) for k, v in parser.param_defns.items()}
+    return schemas
+
+
+async def _validate_request(self, scope, receive, send):
+    """RequestValidationOperation.__call__ of Connexion 3.3 with its URI parser and parameter
+    validator made once per operation; the body part is Connexion's, line for line."""
+    parameter_validator = self.__dict__.get("_pv_parameter_validator")
+    if parameter_validator is None:
+        uri_parser = self._operation._uri_parser_class(self._operation.parameters, self._operation.body_definition())
+        parameter_validator = self.__dict__["_pv_parameter_validator"] = self._validator_map["parameter"](
+            self._operation.parameters, uri_parser=uri_parser, strict_validation=self.strict_validation,
+            security_query_params=self.security_query_params)
+    parameter_validator.validate(scope)
+
+    headers = scope["headers"]
+    mime_type, encoding = self.extract_content_type(headers)
+    self.validate_mime_type(mime_type)
+
+    schema = self._operation.body_schema(mime_type)
+    if schema:
+        try:
+            body_validator = self._validator_map["body"][mime_type]
+        except KeyError:
+            request_validation.logger.info(
+                f"Skipping validation. No validator registered for content type: {mime_type}.")
+        else:
+            validator = body_validator(
+                schema=schema,
+                required=self._operation.request_body.get("required", False),
+                nullable=utils.is_nullable(self._operation.body_definition(mime_type)),
+                encoding=encoding,
+                strict_validation=self.strict_validation,
+                uri_parser=self._operation.uri_parser_class(self._operation.parameters,
+                                                            self._operation.body_definition()),
+            )
+            receive, scope = await validator.wrap_receive(receive, scope=scope)
+
+    await self.next_app(scope, receive, send)
+
+
+# ------------------------------------------------------------------------------- routing
+# Connexion's routers hold one Starlette route per operation (68) and Starlette tries them in
+# order, a regex each, until one matches: /api/messages was the 23rd, twice per request (the
+# routing middleware's router and the app's). A route whose path starts with a literal segment
+# (/messages/search, /servers/{id}) can only match paths with that same first segment, so each
+# router keeps, per literal first segment, the routes that could match (with the routes it cannot
+# index, all in their original order) and tries only those, for the route, a 405's partial match
+# and a slash redirect alike (tests/test_route_index.py holds it to Starlette's own scan).
+PATCHED_STARLETTE = "1."
+original_router_app = None  # Starlette's own Router.app (tests compare the two)
+
+
+def _first_segment(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") else ""
+
+
+def _literal_first_segment(route) -> str | None:
+    """The route's first path segment when it is literal text and the route matches by
+    Starlette's own path regex (plain Route and Mount), else None."""
+    from starlette.routing import Mount, Route
+
+    if type(route) not in (Route, Mount) or not route.path.startswith("/"):
+        return None
+    segment = _first_segment(route.path)
+    return segment if segment and "{" not in segment else None
+
+
+class _RouteIndex:
+    def __init__(self, routes: list):
+        self.key = (id(routes), len(routes))
+        segments = [_literal_first_segment(r) for r in routes]
+        self.unindexed = [r for r, seg in zip(routes, segments, strict=True) if seg is None]
+        self.by_segment = {seg: [r for r, other in zip(routes, segments, strict=True) if other is None or other == seg]
+                           for seg in set(segments) if seg is not None}
+
+    def candidates(self, route_path: str) -> list:
+        return self.by_segment.get(_first_segment(route_path), self.unindexed)
+
+
+def _index_routers() -> None:
+    import starlette
+    from starlette import routing
+    from starlette._utils import get_route_path
+    from starlette.datastructures import URL
+    from starlette.responses import RedirectResponse
+
+    if not starlette.__version__.startswith(PATCHED_STARLETTE):
+        log.warning("starlette %s: route index written for %sx not applied", starlette.__version__,
+                    PATCHED_STARLETTE)
+        return
+    global original_router_app
+    original = original_router_app = routing.Router.app
+    Match = routing.Match
+
+    async def app(self, scope, receive, send):
+        """Starlette's Router.app (1.x) for HTTP, trying only the routes that can match."""
+        if scope["type"] != "http":
+            return await original(self, scope, receive, send)
+        if "router" not in scope:
+            scope["router"] = self
+        routes = self.routes
+        index = self.__dict__.get("_pv_index")
+        if index is None or index.key != (id(routes), len(routes)):
+            index = self.__dict__["_pv_index"] = _RouteIndex(routes)
+        # Routes left out cannot match this path, so the first full (or partial) match among
+        # the candidates is the first in the whole list, as Starlette's loop would find it.
+        route_path = get_route_path(scope)
+        partial = partial_scope = None
+        for route in index.candidates(route_path):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+        if partial is not None:  # e.g. 405: the path is known, the method is not
+            scope["route"] = partial
+            scope.update(partial_scope)
+            await partial.handle(scope, receive, send)
+            return
+        if self.redirect_slashes and route_path != "/":
+            redirect_scope = dict(scope)
+            if route_path.endswith("/"):
+                redirect_scope["path"] = redirect_scope["path"].rstrip("/")
+            else:
+                redirect_scope["path"] = redirect_scope["path"] + "/"
+            for route in index.candidates(get_route_path(redirect_scope)):
+                match, _ = route.matches(redirect_scope)
+                if match is not Match.NONE:
+                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
+                    await response(scope, receive, send)
+                    return
+        await self.default(scope, receive, send)
+
+    routing.Router.app = app
