@@ -96,13 +96,22 @@ def install() -> bool:
     checker = parameter_validators.draft4_format_checker
 
     def validate_parameter(parameter_type, value, param, param_name=None):
-        if is_nullable(param) and is_null(value):
+        entry = validators.get(id(param))
+        if entry is None:
+            schema = copy.deepcopy(param.get("schema", param))
+            entry = validators[id(param)] = (param, Draft4Validator(schema, format_checker=checker),
+                                             fast_validator(schema), is_nullable(param))
+        if entry[3] and is_null(value):
             return None
         if value is not None:
-            entry = validators.get(id(param))
-            if entry is None:
-                schema = copy.deepcopy(param.get("schema", param))
-                entry = validators[id(param)] = (param, Draft4Validator(schema, format_checker=checker))
+            # The compiled check answers "valid" for the common case; anything it does not
+            # accept gets jsonschema's verdict and message, as before.
+            if entry[2] is not None:
+                try:
+                    if entry[2](value):
+                        return None
+                except Exception:  # a value the compiled check cannot take (say, a huge int)
+                    pass
             try:
                 entry[1].validate(value)
             except ValidationError as exception:
@@ -176,6 +185,26 @@ def install() -> bool:
     decorators_parameter._get_query_arguments = query_arguments
     _index_routers()
     return True
+
+
+# Parameter schemas a compiled (jsonschema-rs) Draft 4 check may answer: these keywords only, no
+# `format` or `pattern` (their checkers and regex dialects differ from Python's jsonschema).
+# tests/test_fast_validators.py holds every such schema of our API to jsonschema's verdicts.
+_FAST_KEYWORDS = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+                  "maxLength", "enum", "default", "description", "example", "title"}
+
+
+def fast_validator(schema):
+    """`is_valid` of a compiled validator for a simple parameter schema, else None."""
+    if not isinstance(schema, dict) or not schema.keys() <= _FAST_KEYWORDS:
+        return None
+    if schema.get("type") not in ("integer", "string", "boolean", "number"):
+        return None
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.Draft4Validator(schema).is_valid
 
 
 def _param_schemas(parser) -> dict:
