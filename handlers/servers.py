@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from models import audit, db, membership, sql
-from models.permissions import Perm, default_roles, read_server_access, server_access
+from models.permissions import Perm, default_roles, read_my_servers, read_server_access, server_access
 from models.tables import Server, utcnow
 from projectvoice.errors import Forbidden
 from projectvoice.auth import account_checked_in_query
@@ -33,13 +33,11 @@ async def create_server(user: int, body: dict):
     return detail, 201
 
 
+@account_checked_in_query
 async def list_servers(user: int):
     """Servers the caller belongs to; blocked servers are hidden."""
     async with sql.connection() as conn:
-        servers = await conn.all(
-            "SELECT s.id, s.name, s.description, s.icon, s.owner_id, s.is_blocked, s.block_reason, "
-            "s.created_at, s.updated_at FROM servers s JOIN server_members m ON m.server_id = s.id "
-            "WHERE m.user_id = %(user)s AND NOT s.is_blocked ORDER BY s.id", user=user)
+        servers = await read_my_servers(conn, user)
         details = await membership.server_details(conn, servers)
     return details, 200
 

@@ -297,6 +297,21 @@ async def _read_access(conn, plain: str, with_account: str, user_id: int, **para
     return [] if rows[0].id is None else rows
 
 
+# The servers a user sees in their list: those they belong to, blocked ones hidden.
+MY_SERVERS_SQL = (f"SELECT {_SERVER_COLUMNS} FROM servers s JOIN server_members m ON m.server_id = s.id "
+                  "WHERE m.user_id = %(user)s AND NOT s.is_blocked ORDER BY s.id")
+# (Named: SQLite names the columns of a parenthesized join "id:1" and the like otherwise.)
+_SERVER_COLUMNS_NAMED = ", ".join(f"{c} AS {c.split('.')[1]}" for c in _SERVER_COLUMNS.split(", "))
+MY_SERVERS_WITH_ACCOUNT_SQL = (
+    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS_NAMED} FROM users a LEFT JOIN (server_members m JOIN servers s "
+    "ON s.id = m.server_id AND NOT s.is_blocked) ON m.user_id = a.id WHERE a.id = %(user)s ORDER BY s.id")
+
+
+async def read_my_servers(conn, user_id: int) -> list:
+    """The rows (the server's columns) of the servers the user belongs to, blocked ones left out."""
+    return await _read_access(conn, MY_SERVERS_SQL, MY_SERVERS_WITH_ACCOUNT_SQL, user_id)
+
+
 async def read_server_access(conn, user_id: int, server_id: int, need: int = 0) -> Access:
     """server_access() for read paths, on a models.sql connection."""
     rows = await _read_access(conn, SERVER_ACCESS_SQL, SERVER_ACCESS_WITH_ACCOUNT_SQL, user_id, server=server_id)

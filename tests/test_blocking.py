@@ -178,6 +178,7 @@ def _folded_reads(api, acct) -> list[tuple[str, dict]]:
     sv = create_server(api, acct)
     channel = create_channel(api, acct, sv["id"], "text")["id"]
     return [
+        ("/servers", {}), ("/servers", {}),  # (a list has no missing resource: asked twice)
         (f"/servers/{sv['id']}", {}), ("/servers/999999999", {}),
         (f"/serverMembers/{sv['id']}/members", {}), ("/serverMembers/999999999/members", {}),
         ("/messages", {"channelId": channel}), ("/messages", {"channelId": 999999999}),
@@ -186,7 +187,7 @@ def _folded_reads(api, acct) -> list[tuple[str, dict]]:
     ]
 
 
-FOLDED_OPERATIONS = {"handlers.servers.get_server", "handlers.members.list_members",
+FOLDED_OPERATIONS = {"handlers.servers.list_servers", "handlers.servers.get_server", "handlers.members.list_members",
                      "handlers.messages.list_messages", "handlers.messages.search_messages"}
 
 
@@ -215,3 +216,11 @@ def test_reads_that_fold_the_account_check_refuse_blocked_revoked_and_deleted(ap
             r = api.get(path, acct.token, params=params)
             assert r.status_code == 401, (acct, path, params, r.text)
             assert r.json()["code"] == code, (path, r.json())
+
+
+def test_server_list_hides_a_blocked_server_among_others(api, admin):
+    acct = api.register()
+    assert api.get("/servers", acct.token).json() == []
+    kept, blocked, other = (create_server(api, acct) for _ in range(3))
+    assert api.post(f"/admin/servers/{blocked['id']}/block", admin.token, json={"reason": "Spam"}).status_code == 200
+    assert [s["id"] for s in api.get("/servers", acct.token).json()] == [kept["id"], other["id"]]
