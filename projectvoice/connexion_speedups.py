@@ -5,13 +5,15 @@ decorator chain anew (AsyncOperation.fn, then ASGIDecorator's wrapper calls deco
 reads the handler's and the bearer check's signatures with inspect.signature(), for each
 query or path parameter deep-copies its definition and builds a new JSON Schema validator, and
 finds the Content-Type header through typing generics it builds on each call, and parses the
-query string twice (request validation and the handler's parameters each build a request);
-together about a sixth of a cheap request's CPU. The chain and the signatures depend only on
+query string twice (request validation and the handler's parameters each build a request),
+builds two URI parsers and a parameter validator, and Starlette's routers try the routes one
+regex at a time; together about a sixth of a cheap request's CPU. The chain and the signatures depend only on
 the function (the request reaches them through Connexion's context variables at call time),
 and a validator only on its schema, so building each once changes nothing but the cost.
 Installed by projectvoice.app before the API is added; every test through the API runs them.
 They replace Connexion internals, so they apply only to the Connexion release they were read
-from (PATCHED_RELEASE); any other release runs unpatched, correct and slower, with a warning.
+from (PATCHED_RELEASE, and PATCHED_STARLETTE for the router); any other release runs unpatched,
+correct and slower, with a warning.
 """
 from __future__ import annotations
 
