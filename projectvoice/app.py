@@ -60,6 +60,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         gc.collect()
         gc.freeze()
         yield
+        gc.unfreeze()  # an app stopped inside a longer-lived process leaves nothing pinned
         await realtime_server.shutdown()
         await sql.shutdown()
         await db.dispose()
