@@ -107,7 +107,9 @@ async def user_for_token(token: str | None) -> User | None:
         return None
     async with db.session() as s:
         user = await s.get(User, claims["sub"])
-    if user is None or not user.is_active or user.token_version != claims.get("ver", 0):
+    try:
+        check_account(user, claims)
+    except Unauthorized:
         return None
     return user
 
@@ -131,7 +133,7 @@ def check_account(row, claims: dict) -> None:
 
 
 # ----------------------------------------------------------- the account read, folded into a query
-# The busiest reads (a message page, a search, a server) check their permission with one
+# The busiest reads (server list, server, members, message page, search) check their permission with one
 # statement; reading the account in that same statement saves a query and a pool checkout per
 # request (a fifth of a message page's cost). For those operations, and only for GETs (nothing
 # is changed before the account is known), the bearer check leaves the account to the handler:
@@ -142,7 +144,8 @@ _unchecked: ContextVar[dict | None] = ContextVar("pv_account_unchecked", default
 
 
 def account_checked_in_query(handler):
-    """For a GET handler whose first statement is read_channel_access/read_server_access."""
+    """For a GET handler whose first statement is models.permissions' read_channel_access,
+    read_server_access or read_my_servers (tests/test_blocking.py lists every such handler)."""
     _DEFERRED.add(f"{handler.__module__}.{handler.__name__}")
 
     @functools.wraps(handler)

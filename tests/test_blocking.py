@@ -224,3 +224,57 @@ def test_server_list_hides_a_blocked_server_among_others(api, admin):
     kept, blocked, other = (create_server(api, acct) for _ in range(3))
     assert api.post(f"/admin/servers/{blocked['id']}/block", admin.token, json={"reason": "Spam"}).status_code == 200
     assert [s["id"] for s in api.get("/servers", acct.token).json()] == [kept["id"], other["id"]]
+
+
+def test_folded_handler_that_skips_its_statement_still_gets_the_account_checked(monkeypatch):
+    """The safety net of auth.account_checked_in_query: a marked handler that returns or fails
+    without reaching the statement that reads the account still has it checked (401 first)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from projectvoice import auth
+    from projectvoice.errors import NotFound, Unauthorized
+
+    accounts = {1: SimpleNamespace(is_active=True, token_version=0), 2: None}
+    reads = []
+
+    async def account(user_id):
+        reads.append(user_id)
+        return accounts[user_id]
+
+    monkeypatch.setattr(auth, "_account", account)
+
+    async def returns(user):
+        return {"ok": user}, 200
+
+    async def fails(user):
+        raise NotFound("Channel not found", "channel_not_found")
+
+    async def consumes(user):
+        assert auth.take_unchecked_account(user) is not None  # as models.permissions._read_access does
+        return {"ok": user}, 200
+
+    async def call(handler, user):
+        auth._unchecked.set({"sub": user, "ver": 0})
+        wrapped = auth.account_checked_in_query(handler)
+        auth._DEFERRED.discard(f"{handler.__module__}.{handler.__name__}")  # not an API operation
+        return await wrapped(user=user)
+
+    async def scenario():
+        assert await call(returns, 1) == ({"ok": 1}, 200)
+        for handler in (returns, fails):
+            try:
+                await call(handler, 2)
+            except Unauthorized as e:
+                assert e.code == "invalid_token"
+            else:
+                raise AssertionError(f"{handler.__name__}: a gone account was let through")
+        try:
+            await call(fails, 1)
+        except NotFound:
+            pass
+        reads.clear()
+        assert await call(consumes, 2) == ({"ok": 2}, 200)  # the handler's statement owns the check
+        assert reads == []
+
+    asyncio.run(scenario())
