@@ -92,7 +92,8 @@ def install() -> bool:
 
     # Parameter validators: one per parameter definition (the spec's dicts live as long as the
     # app; the entry keeps its dict alive, so its id is never reused while cached).
-    validators: dict[int, tuple[dict, object]] = {}
+    # Entry: (definition, jsonschema validator, compiled check or None, nullable).
+    validators: dict[int, tuple] = {}
     is_nullable, is_null = parameter_validators.is_nullable, parameter_validators.is_null
     Draft4Validator = parameter_validators.Draft4Validator
     checker = parameter_validators.draft4_format_checker
