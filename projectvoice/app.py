@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse
 
 from models import db, sql
 from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31, textcheck
+from projectvoice.readretry import ReadRetryResolver
 from projectvoice.middleware import DefaultJsonContentType, HeadLimits, LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
@@ -75,6 +76,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         strict_validation=True,
         validate_responses=settings.validate_responses,
         resolver_error=501,
+        resolver=ReadRetryResolver(),  # a GET that meets a killed connection runs once more
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
     app.add_middleware(
