@@ -5,10 +5,9 @@ Built to stay fast however large a channel grows:
   `limit` index entries (offset pages read `offset + limit`, which is what `before` is for);
 - `total` is `channels.message_count`, kept by triggers in the same transaction as every
   insert and delete (migration 0002), never a COUNT over the channel;
-- search is a word search through an index restricted to the channel (PostgreSQL: GIN over
-  (channel_id, to_tsvector('simple', content)); SQLite: FTS5). Each word of the query is matched
-  as a quoted phrase, so user input is never query syntax: `OR`, `*`, `"`, `%`, `_` are plain
-  text, and characters that are not part of a word match nothing.
+- search is a word search through an index restricted to the channel (models/search.py); user
+  input is never query syntax: `OR`, `*`, `"`, `%`, `_` are plain text, and a term with such
+  characters (`100%`, `:)`) must appear literally.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import sqlite3
 import psycopg
 import sqlalchemy as sa
 
-from models import audit, db, sql, views
+from models import audit, db, search, sql, views
 from models.permissions import Perm, is_global_moderator, read_channel_access, server_access
 from models.tables import Channel, Message, User, utcnow
 from projectvoice.errors import BadRequest, NotFound
@@ -41,12 +40,6 @@ def _content(value) -> str:
     except UnicodeEncodeError:
         raise BadRequest("content must be valid Unicode text", "validation_error") from None
     return content
-
-
-def _words(query: str) -> list[str]:
-    """The query's whitespace-separated words, each later matched literally."""
-    cleaned = query.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
-    return cleaned.split()
 
 
 def _columns(alias: str) -> str:
@@ -88,36 +81,15 @@ async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 5
     return views.message_page_view(rows, max(channel.channel_message_count, 0), page, limit), 200
 
 
-def _hits(words: list[str]) -> tuple[str, dict]:
-    """The ids of the channel's messages containing every word (case-insensitive, whole words,
-    literal), as a CTE `hits` read once for both the page and the number of matches. It carries
-    the messages' columns: the index scan reads those rows anyway, and a second lookup by id led
-    PostgreSQL's planner to hash-join the whole messages table for a 50-row page."""
-    if db.is_postgres():
-        # MATERIALIZED: without it the planner, seeing ORDER BY id LIMIT n, walks the channel
-        # newest-first testing every message; the GIN index on (channel_id, tsvector) finds
-        # the matches directly, whatever the channel's size.
-        query = " && ".join(f"phraseto_tsquery('simple', %(w{i})s)" for i in range(len(words)))
-        return (f"WITH hits AS MATERIALIZED (SELECT {_HIT_COLUMNS} FROM messages m WHERE m.channel_id = %(channel)s "
-                f"AND to_tsvector('simple', m.content) @@ ({query}))",
-                {f"w{i}": w for i, w in enumerate(words)})
-    # FTS5: each word as a string ("..." with inner quotes doubled) is a phrase of its tokens;
-    # phrases side by side are ANDed; a word with no token in it adds no condition. CROSS JOIN
-    # makes SQLite start from the full-text matches, not from the channel's messages.
-    fts = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-    return (f"WITH hits AS (SELECT {_HIT_COLUMNS} FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid "
-            "WHERE messages_fts MATCH %(fts)s AND m.channel_id = %(channel)s)", {"fts": fts})
-
-
 @account_checked_in_query
 async def search_messages(user: int, query: str, channelId: int, page: int = 1, limit: int = 50):
-    words = _words(query)
     async with sql.connection() as conn:
         await read_channel_access(conn, user, channelId, Perm.READ_MESSAGE_HISTORY)
-        if not words:
+        cte = search.hits_cte(_HIT_COLUMNS, query, channelId)
+        if cte is None:
             return views.message_page_view([], 0, page, limit), 200
-        hits, params = _hits(words)
-        params.update(channel=channelId, limit=limit, offset=(page - 1) * limit)
+        hits, params = cte
+        params.update(limit=limit, offset=(page - 1) * limit)
         # Newest matches first: the page's messages and the number of matches in one statement.
         rows = await conn.all(
             f"{hits}, page AS (SELECT hits.*, count(*) OVER () AS total FROM hits ORDER BY id DESC "

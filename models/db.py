@@ -101,10 +101,13 @@ def make_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_timeout=settings.db_timeout,
-        # Outages: a dead pooled connection is found by the idle ping and replaced, a connection
-        # attempt gives up after DB_TIMEOUT (libpq counts whole seconds, at least 2), a silent
-        # peer is found by TCP keepalives; each surfaces as a 503 (is_database_unavailable).
+        # Overload: with every connection busy a request queues up to DB_POOL_WAIT (a full pool is
+        # not a dead database). Outages: a dead pooled connection is found by the idle ping and
+        # replaced, a connection attempt gives up after DB_TIMEOUT (libpq counts whole seconds, at
+        # least 2), a silent peer is found by TCP keepalives; each surfaces as a 503
+        # (is_database_unavailable). Connections only stay checked out while they work, so a dead
+        # database never leaves requests waiting on this queue for long.
+        pool_timeout=settings.db_pool_wait,
         pool_recycle=1800,
         connect_args=pg_connect_args(settings),
     )
@@ -199,3 +202,21 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return False
+
+
+# SQLSTATEs of a connection the server ended: admin_shutdown (restart, pg_terminate_backend),
+# crash_shutdown.
+_KILLED_STATES = ("57P01", "57P02")
+
+
+def is_connection_killed(exc: BaseException) -> bool:
+    """An established connection died under a statement (not: the database refused a new one,
+    the pool ran dry, or the SQL was wrong). A read that meets this may run again."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) in _KILLED_STATES:
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    import psycopg
+
+    return isinstance(orig, psycopg.OperationalError) and "server closed the connection unexpectedly" in str(orig)

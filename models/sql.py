@@ -22,6 +22,7 @@ migrations own the schema these statements read.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
@@ -38,6 +39,13 @@ from projectvoice.settings import Settings
 
 _pool = None  # psycopg_pool.AsyncConnectionPool on PostgreSQL, None on SQLite
 _started = False
+# Overload is not an outage: a request first queues (up to DB_POOL_WAIT) for one of the pool's
+# max_size slots; holding one, a connection is idle in the pool or the pool may open one, so the
+# pool's own wait (DB_TIMEOUT) runs out only when the database does not answer (503).
+_slots: asyncio.Semaphore | None = None
+_pool_wait = 30.0
+_last_failure = 0.0  # monotonic time the pool last failed to produce a connection
+_killed_at = 0.0  # monotonic time a connection was last found killed under a statement
 
 
 def _libpq_url(url: str) -> str:
@@ -47,7 +55,7 @@ def _libpq_url(url: str) -> str:
 async def startup(settings: Settings) -> None:
     """Open the PostgreSQL pool (nothing to do on SQLite). Connections are made lazily, so a
     database that is down at start-up is a 503 per request, as with SQLAlchemy's pool."""
-    global _pool, _started
+    global _pool, _started, _slots, _pool_wait
     _started = True
     if settings.async_database_url.startswith("sqlite"):
         _pool = None
@@ -56,9 +64,11 @@ async def startup(settings: Settings) -> None:
 
     from models import db
 
+    size = max(1, settings.db_pool_size)
+    _slots, _pool_wait = asyncio.Semaphore(size), settings.db_pool_wait
     _pool = AsyncConnectionPool(
-        _libpq_url(settings.async_database_url), min_size=1, max_size=max(1, settings.db_pool_size),
-        timeout=settings.db_timeout, max_idle=300, max_lifetime=1800, open=False,
+        _libpq_url(settings.async_database_url), min_size=1, max_size=size,
+        timeout=settings.db_timeout, max_idle=300, max_lifetime=1800, open=False, configure=_opened,
         kwargs={"autocommit": True, "row_factory": _namedtuple_rows, **db.pg_connect_args(settings),
                 # Timestamps come back in UTC, which views.iso() formats without converting.
                 "options": "-c TimeZone=UTC"},
@@ -73,15 +83,56 @@ async def startup(settings: Settings) -> None:
 _idle_since: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+async def _opened(raw) -> None:
+    """A connection the pool opened counts as idle from then on: one that waits unused in the
+    pool (the pool opens them ahead of demand) is pinged like any other before its first use."""
+    _idle_since[raw] = time.monotonic()
+
+
 async def _getconn():
+    """A slot, then a live connection: the slot's wait is DB_POOL_WAIT (overload), the pool's is
+    DB_TIMEOUT (a database that does not answer)."""
+    from psycopg_pool import PoolTimeout
+
+    queued_at = time.monotonic()
+    try:
+        async with asyncio.timeout(_pool_wait):
+            await _slots.acquire()
+    except TimeoutError:
+        raise PoolTimeout(f"no pooled connection free within DB_POOL_WAIT ({_pool_wait:g} s)") from None
+    try:
+        if _last_failure > queued_at:
+            # The database stopped answering while this request queued: answer now rather than
+            # wait DB_TIMEOUT again behind every request ahead of it.
+            raise PoolTimeout("the database did not answer")
+        return await _live_conn()
+    except BaseException:
+        _slots.release()
+        raise
+
+
+async def _live_conn():
+    """A connection from the pool, pinged if it sat idle (the failures of the pool producing one,
+    psycopg_pool.PoolTimeout included, are OperationalErrors: the outage signal)."""
+    global _last_failure
     import psycopg
 
     from models import db
 
+    try:
+        return await _checked_conn(psycopg, db)
+    except psycopg.OperationalError:
+        _last_failure = time.monotonic()
+        raise
+
+
+async def _checked_conn(psycopg, db):
     for _ in range(_pool.max_size + 1):
         raw = await _pool.getconn()
         since = _idle_since.pop(raw, None)
-        if since is None or time.monotonic() - since < db.PING_AFTER_IDLE:
+        # Pinged: a connection idle for a while, or any that was idle when one was found killed
+        # (a restart kills them all; SQLAlchemy's pool likewise renews itself on a disconnect).
+        if since is None or (time.monotonic() - since < db.PING_AFTER_IDLE and since > _killed_at):
             return raw
         try:
             await raw.execute("SELECT 1")
@@ -93,7 +144,10 @@ async def _getconn():
 
 async def _putconn(raw) -> None:
     _idle_since[raw] = time.monotonic()
-    await _pool.putconn(raw)
+    try:
+        await _pool.putconn(raw)
+    finally:
+        _slots.release()
 
 
 async def shutdown() -> None:
@@ -164,16 +218,55 @@ def _namedtuple_rows(cursor):
     return functools.partial(tuple.__new__, row_type) if isinstance(row_type, type) else make
 
 
+def _is_read(sql: str) -> bool:
+    """A statement that only reads: safe to send again after its connection died under it."""
+    text = sql.lstrip().upper()
+    if not text.startswith(("SELECT", "WITH")):
+        return False
+    return not any(word in text for word in ("INSERT ", "UPDATE ", "DELETE ", "FOR UPDATE", "FOR SHARE"))
+
+
 class _PgConnection:
-    def __init__(self, raw):
+    def __init__(self, raw, pooled: bool = False):
         self.raw = raw
+        # A pool connection of its own (connection()), not a session's: a read that meets it
+        # killed (a database restart, an administrator's terminate) is sent once more on a fresh
+        # one, so a restart while idle costs no request. Writes are not resent (one might have
+        # committed before the connection died), nor statements inside a session's transaction.
+        self.pooled = pooled
 
     async def fetch(self, sql: str, params: dict) -> list:
+        global _killed_at
+        try:
+            return await self._fetch(sql, params)
+        except Exception as exc:
+            killed = _killed(self.raw, exc)
+            if killed:
+                _killed_at = time.monotonic()
+            if not (self.pooled and killed and _is_read(sql)):
+                raise
+        # The dead connection goes back (the pool drops it) and a live one takes its place,
+        # under the same slot.
+        dead, self.raw = self.raw, None
+        await _pool.putconn(dead)
+        self.raw = await _live_conn()
+        return await self._fetch(sql, params)
+
+    async def _fetch(self, sql: str, params: dict) -> list:
         # The row factory per cursor: a session's connection (of_session) keeps its own. Every
         # statement here returns rows (INSERT ... RETURNING included).
         async with self.raw.cursor(row_factory=_namedtuple_rows) as cur:
             await cur.execute(sql, params)
             return await cur.fetchall()
+
+
+def _killed(raw, exc: BaseException) -> bool:
+    """The connection died under the statement (it was fine when the pool handed it out)."""
+    import psycopg
+
+    from models import db
+
+    return isinstance(exc, psycopg.OperationalError) and (raw.broken or raw.closed or db.is_connection_killed(exc))
 
 
 class Connection:
@@ -198,11 +291,14 @@ async def connection() -> AsyncIterator[Connection]:
 
         await startup(get_settings())
     if _pool is not None:
-        raw = await _getconn()
+        inner = _PgConnection(await _getconn(), pooled=True)
         try:
-            yield Connection(_PgConnection(raw))
+            yield Connection(inner)
         finally:
-            await _putconn(raw)
+            if inner.raw is not None:
+                await _putconn(inner.raw)
+            else:  # the retry found no live connection: the slot is freed all the same
+                _slots.release()
         return
     from models import db
 

@@ -16,8 +16,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
 from models import db, sql
-from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31
-from projectvoice.middleware import DefaultJsonContentType, LimitsMiddleware
+from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31, textcheck
+from projectvoice.readretry import ReadRetryResolver
+from projectvoice.middleware import DefaultJsonContentType, HeadLimits, LimitsMiddleware
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
 
@@ -68,6 +69,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     openapi31.install()
     if settings.connexion_speedups:
         connexion_speedups.install()
+    textcheck.install()
     app = connexion.AsyncApp(__name__, specification_dir=str(SPEC.parent), lifespan=lifespan,
                              jsonifier=OrjsonJsonifier())
     app.add_api(
@@ -75,6 +77,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         strict_validation=True,
         validate_responses=settings.validate_responses,
         resolver_error=501,
+        resolver=ReadRetryResolver(),  # a GET that meets a killed connection runs once more
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
     app.add_middleware(
@@ -110,4 +113,4 @@ def create_app(settings: Settings | None = None):
     http_app = diagnostics.wrap(http_app, settings)  # X-Query-Count when QUERY_COUNT_HEADER=1
     http_app = observability.ObservabilityMiddleware(http_app, settings, observability.route_templates(SPEC))
     sio = realtime_server.build(settings)
-    return realtime_server.wrap(sio, http_app)
+    return HeadLimits(realtime_server.wrap(sio, http_app), settings)

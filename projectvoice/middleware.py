@@ -2,11 +2,16 @@
 
 - Bodies over MAX_BODY_BYTES (1 MiB) answer 413: at once when Content-Length says so, else as
   soon as the streamed bytes pass the limit (chunked uploads included).
+- JSON bodies are parsed here, once, strictly, and every string of the request (body, path,
+  query string) is checked for NUL and lone surrogates (projectvoice/textcheck.py): 400 before
+  anything else reads them. The parsed body rides in the scope for the rate limits below,
+  Connexion's validator and the handler (projectvoice/connexion_speedups.py), so all of them
+  see the same value.
 - Rate limits (projectvoice/ratelimit.py) on the few routes that need them: login and register
   per client IP, login per account (email), message posting per user and channel, invite
   accepts per user. Over the limit: 429 with Retry-After and the usual error body.
 
-Every other request passes with one header scan and a counting `receive` wrapper.
+A request without a JSON body passes with one header scan and a counting `receive` wrapper.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import re
 
 import orjson
 
+from projectvoice import textcheck
 from projectvoice.errors import ApiError
 from projectvoice.ratelimit import Limiter, limiter
 from projectvoice.settings import Settings
@@ -53,12 +59,19 @@ def _user_id(headers) -> int | None:
     return claims["sub"] if claims else None
 
 
-def _json_body(body: bytes) -> dict:
-    try:
-        data = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
+def _is_json(headers) -> bool:
+    """A body read as JSON: declared so, or with no Content-Type (DefaultJsonContentType)."""
+    for k, v in headers:
+        if k == b"content-type":
+            mime = v.split(b";", 1)[0].strip().lower()
+            return mime == b"application/json" or (mime.startswith(b"application/") and mime.endswith(b"+json"))
+    return True
+
+
+async def _refuse(send, error: ApiError) -> None:
+    start, end = _json_response(error.status, {"error": error.message, "code": error.code})
+    await send(start)
+    await send(end)
 
 
 class LimitsMiddleware:
@@ -70,6 +83,9 @@ class LimitsMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        problem = textcheck.url_problem(scope["path"], scope.get("query_string", b""))
+        if problem:
+            return await _refuse(send, textcheck.InvalidInput(problem, "invalid_text"))
         headers = scope["headers"]
         method = scope["method"]
         if method in ("GET", "HEAD", "OPTIONS"):
@@ -86,7 +102,8 @@ class LimitsMiddleware:
                 break
 
         route = self._limited_route(method, scope["path"])
-        if route is None and length is not None:
+        is_json = _is_json(headers)
+        if route is None and length is not None and not (is_json and length):
             # The common case: the declared length is checked; count the bytes all the same.
             max_body = self.max_body
             seen = 0
@@ -102,8 +119,8 @@ class LimitsMiddleware:
 
             return await self.app(scope, counting_receive, send)
 
-        # A streamed body of unknown length, or a rate-limited route (the body holds the keys):
-        # read it first, up to the limit.
+        # A JSON body, a streamed body of unknown length, or a rate-limited route (the body holds
+        # the keys): read it first, up to the limit.
         chunks = []
         seen = 0
         while True:
@@ -121,9 +138,16 @@ class LimitsMiddleware:
             # Declare the length we now know (Connexion only looks for a body when one is declared).
             scope["headers"] = [(k, v) for k, v in headers if k != b"transfer-encoding"] + [
                 (b"content-length", str(len(body)).encode())]
+        parsed = None
+        if is_json and body:
+            try:
+                parsed = textcheck.parse_json(body)
+            except textcheck.InvalidInput as error:
+                return await _refuse(send, error)
+            scope.setdefault("extensions", {})[textcheck.SCOPE_KEY] = (body, parsed)
         if route is not None:
             scope["pv.route"] = route
-            retry_after = await self._check(route, scope, body)
+            retry_after = await self._check(route, scope, parsed if isinstance(parsed, dict) else {})
             if retry_after is not None:
                 start, end = _json_response(429, {"error": _TOO_MANY, "code": "rate_limited"},
                                             [(b"retry-after", str(retry_after).encode())])
@@ -151,14 +175,14 @@ class LimitsMiddleware:
             return "/api/invite/invite/{token}/accept"
         return None
 
-    async def _check(self, route: str, scope, body: bytes) -> int | None:
+    async def _check(self, route: str, scope, body: dict) -> int | None:
         hit = self.limiter.hit
         client = scope.get("client")
         ip = client[0] if client else "unknown"
         if route == "/api/auth/login":
             retry = await hit("login_ip", ip)
             if retry is None:
-                email = _json_body(body).get("email")
+                email = body.get("email")
                 if isinstance(email, str) and email.strip():
                     retry = await hit("login_account", email.strip().lower()[:320])
             return retry
@@ -169,7 +193,7 @@ class LimitsMiddleware:
             return None  # the bearer check answers 401
         scope["pv.user"] = user
         if route == "/api/messages":
-            channel = _json_body(body).get("channelId")
+            channel = body.get("channelId")
             if isinstance(channel, int) and not isinstance(channel, bool):
                 return await hit("message", user, channel)
             return None
@@ -204,3 +228,28 @@ class DefaultJsonContentType:
                 scope = dict(scope)
                 scope["headers"] = [*headers, (b"content-type", b"application/json")]
         await self.app(scope, receive, send)
+
+
+class HeadLimits:
+    """Request heads over MAX_HEADER_BYTES (all names and values) or MAX_HEADER_COUNT headers
+    answer 431 before any other layer, Socket.IO's included, looks at them. uvicorn's httptools
+    parser has no limit of its own; behind nginx, its large_client_header_buffers refuses first."""
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.max_bytes = settings.max_header_bytes
+        self.max_count = settings.max_header_count
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            headers = scope["headers"]
+            too_many = len(headers) > self.max_count
+            if too_many or sum(len(k) + len(v) for k, v in headers) > self.max_bytes:
+                if scope["type"] == "websocket":
+                    return await send({"type": "websocket.close", "code": 1008})
+                what = f"more than {self.max_count} headers" if too_many else f"over {self.max_bytes} bytes"
+                start, end = _json_response(431, {"error": f"Request headers too large ({what})",
+                                                  "code": "headers_too_large"}, [(b"connection", b"close")])
+                await send(start)
+                return await send(end)
+        return await self.app(scope, receive, send)

@@ -36,8 +36,12 @@ class Settings(BaseSettings):
     cors_origins: str = "http://localhost:3000,http://localhost:3001"
     log_level: str = "info"
     db_pool_size: int = 10
-    # Seconds a request waits for a database connection before it answers 503.
+    # Seconds a connection attempt may take, and a request waits for the pool to produce a
+    # connection, before a database that does not answer is a 503 (database_unavailable).
     db_timeout: float = 2.0
+    # Seconds a request queues for a pooled connection while all DB_POOL_SIZE are busy (overload,
+    # not an outage); only past this wait is it a 503.
+    db_pool_wait: float = 30.0
     # projectvoice/connexion_speedups.py: Connexion/Starlette per-request work done once. Off runs
     # the pinned releases exactly as published (the test suite runs both ways).
     connexion_speedups: bool = True
@@ -57,6 +61,9 @@ class Settings(BaseSettings):
     rate_limit_socket_join: str = "30/10second"  # per socket
     rate_limit_socket_signal: str = "600/10second"  # per socket
     max_body_bytes: int = 1024 * 1024
+    # Request heads (projectvoice/middleware.py HeadLimits): over either limit the answer is 431.
+    max_header_bytes: int = 32 * 1024  # names and values of all headers together
+    max_header_count: int = 100
 
     # Operations (projectvoice/observability.py): one JSON line per request on the
     # "projectvoice.access" logger (at INFO), Prometheus text at /metrics.

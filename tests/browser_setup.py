@@ -1,6 +1,7 @@
-"""What the browser tests (tests/test_browser.py) need: Debian's Chromium and Playwright for Python.
+"""What the browser tests (tests/test_browser.py) need: Debian's Chromium and Playwright for Python;
+and what the deployment test (tests/test_nginx.py) needs: Debian's nginx.
 
-`python tests/browser_setup.py` (or `make browser-deps`) installs both; the tests call `ensure()`,
+`python tests/browser_setup.py` (or `make browser-deps`) installs all three; the tests call `ensure()`,
 which installs what is missing when it can (root with apt-get, pip in this interpreter), and
 otherwise says why the browser cannot run. Playwright never downloads a browser here: it drives
 /usr/bin/chromium.
@@ -41,17 +42,38 @@ def _run(cmd: list[str], timeout: float = 900) -> bool:
     return r.returncode == 0
 
 
-def install_chromium() -> bool:
-    """`apt-get install chromium` (with `apt-get update` first only when the package is unknown)."""
-    if os.path.exists(CHROMIUM):
-        return True
+def _apt_install(package: str) -> bool:
+    """`apt-get install <package>` (with `apt-get update` first only when the package is unknown)."""
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         return False
-    if not _run([apt, "install", "-y", "--no-install-recommends", "chromium"]):
+    if not _run([apt, "install", "-y", "--no-install-recommends", package]):
         _run([apt, "update"])
-        _run([apt, "install", "-y", "--no-install-recommends", "chromium"])
+        return _run([apt, "install", "-y", "--no-install-recommends", package])
+    return True
+
+
+def install_chromium() -> bool:
+    if os.path.exists(CHROMIUM):
+        return True
+    _apt_install("chromium")
     return os.path.exists(CHROMIUM)
+
+
+def nginx_exe() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+                                          if os.access(p, os.X_OK)), None)
+
+
+def ensure_nginx() -> str | None:
+    """nginx's path, installed first when missing and possible (root with apt-get), else None.
+    Debian's package starts a system nginx on port 80; the tests run their own, so it is stopped."""
+    exe = nginx_exe()
+    if exe is None and os.environ.get("PV_BROWSER_INSTALL", "1") != "0" and _apt_install("nginx"):
+        exe = nginx_exe()
+        if exe is not None and shutil.which("service"):
+            _run(["service", "nginx", "stop"], timeout=60)
+    return exe
 
 
 def install_playwright() -> bool:
@@ -90,3 +112,7 @@ if __name__ == "__main__":
     if reason:
         sys.exit(reason)
     print(f"browser tests ready: {CHROMIUM}")
+    nginx = ensure_nginx()
+    if nginx is None:
+        sys.exit("nginx is not installed and could not be installed here (needs root and apt-get)")
+    print(f"nginx test ready: {nginx}")

@@ -392,8 +392,13 @@ def test_search_escaping(api, alice):
     def found(q):
         return contents(search(api, alice, ch["id"], q))
 
-    # No wildcard or syntax characters on their own: they match nothing, never everything.
-    for q in ("%", "_", '"', "*", "'", "%%", "_%", '""', "' OR '1'='1", "NEAR", "*:*", "\\", "-", "^", "()"):
+    # Wildcard and syntax characters are plain text, matched literally (issue 18): never everything.
+    assert found("%") == ["50% off today"]
+    assert found("_") == ["under_score here"]
+    assert found('"') == ['say "hi" now']
+    assert found("*") == ["star* power"]
+    assert found("'") == ["it's fine"]
+    for q in ("%%", "_%", '""', "' OR '1'='1", "NEAR", "*:*", "\\", "-", "^", "()"):
         assert found(q) == [], q
     # Words around those characters match literally.
     assert found("50%") == ["50% off today"]
@@ -408,13 +413,17 @@ def test_search_escaping(api, alice):
     assert found("'); DROP TABLE messages; --") == []
     # tsquery / FTS5 operators and odd text are plain input too: never an error.
     for q in (":*", "plain:*", "<->", "plain <-> words", "&", "|", "!plain", "plain & words", "NOT plain",
-              "plain AND", "\\", "a\x00b", "🎉", "ж" * 200, "(plain)", "{plain}", "plain^", "+plain -words"):
+              "plain AND", "\\", "🎉", "ж" * 200, "(plain)", "{plain}", "plain^", "+plain -words"):
         r = api.get("/messages/search", alice.token, params={"channelId": ch["id"], "query": q})
         assert r.status_code == 200, (q, r.text)
-    assert found("plain:*") == ["plain words only"]  # the word "plain"; ":*" is no prefix operator
+    assert found("plain:*") == []  # literally "plain:*", which no message holds; ":*" is no prefix operator
+    assert found("plain") == ["plain words only"]
     assert found("pla:*") == []
+    # NUL is refused in any string a client sends (issue 17), the query string included.
+    r = api.get("/messages/search", alice.token, params={"channelId": ch["id"], "query": "a\x00b"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_text", r.text
     r = api.get(f"/messages/search?channelId={ch['id']}&query=%ED%A0%80", alice.token)  # not UTF-8
-    assert r.status_code in (200, 400), r.text
+    assert r.status_code == 400, r.text
     assert page(api, alice, ch["id"])["total"] == len(texts)
 
 
@@ -524,3 +533,24 @@ def test_concurrent_posts_and_deletes_keep_total_exact(api, alice, bob):
     assert codes == [204] + [404] * 5
     assert page(api, alice, ch["id"])["total"] == 23
     assert search(api, alice, ch["id"], "race")["total"] == 23
+
+
+def test_search_without_word_characters_matches_literally(api, alice):
+    """Issue 18: `%`, `100%`, `:)` find the messages that hold them, not nothing (or every `100`)."""
+    _, ch = setup_channel(api, alice)
+    for t in ("it is 100% done", "100 percent sure", "see you :)", "sad :(", "50%", "plain text"):
+        post(api, alice, ch["id"], t)
+
+    def found(q):
+        return contents(search(api, alice, ch["id"], q))
+
+    assert found("%") == ["it is 100% done", "50%"]
+    assert found("100%") == ["it is 100% done"]
+    assert found("100") == ["it is 100% done", "100 percent sure"]
+    assert found(":)") == ["see you :)"]
+    assert found(":(") == ["sad :("]
+    assert found(": )") == ["see you :)"]  # two terms: ":" is in two messages, ")" only in one
+    assert found("see :)") == ["see you :)"]
+    assert found("plain :)") == []
+    data = search(api, alice, ch["id"], "%", limit=1)
+    assert contents(data) == ["50%"] and data["total"] == 2

@@ -1,7 +1,8 @@
 """Several server processes behind nginx (deploy/nginx/projectvoice.conf), sharing PostgreSQL and
 Redis: REST through nginx, and the Node.js socket.io-client through nginx with the polling
 transport only and with websocket only (tests/js/proxy_pair.mjs). PostgreSQL runs only
-(PV_TEST_DB=postgres); skipped only when nginx cannot be found or started."""
+(PV_TEST_DB=postgres); nginx is installed when missing (tests/browser_setup.py, as Chromium is for
+the browser tests); skipped only when that is impossible (not root, no apt-get)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -29,8 +29,10 @@ pytestmark = [pytest.mark.timeout(180)]
 
 
 def nginx_exe() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
-                                          if os.access(p, os.X_OK)), None)
+    """nginx, installed like the browser tests' Chromium when missing (tests/browser_setup.py)."""
+    from tests.browser_setup import ensure_nginx
+
+    return ensure_nginx()
 
 
 def render(template: str, ports: list[int], listen: int, access_log: Path) -> str:
@@ -111,7 +113,8 @@ def cluster(tmp_path_factory):
         pytest.skip("the nginx deployment test needs PostgreSQL (PV_TEST_DB=postgres)")
     exe = nginx_exe()
     if exe is None:
-        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+        pytest.skip("nginx is not installed and could not be installed (needs root and apt-get; "
+                    "Debian: apt-get install nginx)")
     import redis
 
     r = redis.Redis.from_url(REDIS_URL)

@@ -224,6 +224,49 @@ def test_restart_while_idle_costs_no_request(cluster, outage_server):
     assert r.status_code == 201, r.text
 
 
+def test_restart_before_first_use_of_a_pooled_connection_costs_no_request(cluster, tmp_path):
+    """The hot-path pool opens connections ahead of demand (one at start-up): one that never
+    served a request before a restart is as dead as a used one, and is pinged like it (it was
+    handed out unchecked, and the first request after the restart answered 503)."""
+    import psycopg
+
+    with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "pv_outage_fresh"')
+    db = Database(url=f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/pv_outage_fresh")
+    proc = ServerProcess(database=db, data_dir=tmp_path / "fresh", extra_env={"DB_TIMEOUT": "2"}).start()
+    try:
+        api = Api(proc.base)
+        owner = api.register()  # through SQLAlchemy's pool: the hot-path pool's connection is unused
+        cluster.stop("fast")
+        cluster.start()
+        time.sleep(1.5)
+        statuses = [api.get(path, owner.token).status_code for path in ("/auth/me", "/servers", "/auth/me")]
+        assert statuses == [200, 200, 200], statuses
+    finally:
+        proc.stop()
+
+
+def test_read_on_a_connection_killed_under_it_is_retried(cluster, outage_server):
+    """Connections killed while they sat idle for less than the ping threshold (a restart right
+    after a burst, an administrator's pg_terminate_backend) fail their next statement: a read is
+    sent once more on a fresh connection instead of answering 503."""
+    import psycopg
+
+    api = Api(outage_server.base)
+    owner = api.register()
+    server_id = create_server(api, owner)["id"]
+    paths = ["/servers", f"/servers/{server_id}", "/auth/me"]
+    for _ in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(lambda i: api.get(paths[i % 3], owner.token).status_code, range(24))) == {200}
+        with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = 'pv_outage' AND pid <> pg_backend_pid()").fetchone()[0]
+        assert killed >= 1
+        statuses = [api.get(paths[i % 3], owner.token).status_code for i in range(12)]
+        assert statuses == [200] * 12, statuses
+
+
 # ---------------------------------------------------------------------------------- Redis
 
 
