@@ -14,13 +14,19 @@ from sqlmodel import select
 
 from models import sql, views
 from models.permissions import PRESET_RANK
-from models.tables import Ban, MemberRole, Role, ServerMember
+from models.tables import Ban, MemberRole, Role, Server, ServerMember
 from projectvoice.errors import Forbidden, NotFound
 
 
 async def preset_roles(s, server_id: int) -> dict[str, Role]:
     res = await s.exec(select(Role).where(Role.server_id == server_id, Role.preset.is_not(None)))
     return {r.preset: r for r in res.all()}
+
+
+async def owned_server_ids(s, user_id: int) -> list[int]:
+    """The servers the user owns (they go with the account when it is deleted)."""
+    res = await s.exec(select(Server.id).where(Server.owner_id == user_id).order_by(Server.id))
+    return list(res.all())
 
 
 async def is_banned(s, server_id: int, user_id: int) -> bool:
