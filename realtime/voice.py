@@ -93,6 +93,8 @@ _EVENTS = {"on_join_room": "join-room", "on_leave_room": "leave-room", "on_signa
            "on_toggle_mic": "toggle-mic", "on_subscribe": "subscribe-channel",
            "on_unsubscribe": "unsubscribe-channel", "on_unreadable": UNREADABLE}
 
+_RATED = {"join-room": "join_room", "signal": "signal"}
+
 
 def _handler(fn):
     """Run an event handler on arguments that passed realtime/validation.py; EventError,
@@ -107,7 +109,13 @@ def _handler(fn):
         if sock is None:
             return None
         try:
-            return await fn(self, sid, sock, *check_event(event, args))
+            try:
+                args = check_event(event, args)
+            except Malformed:
+                if event in _RATED:  # a refused event still counts towards the limit, and says so first
+                    await check_rate(_RATED[event], sid, event)
+                raise
+            return await fn(self, sid, sock, *args)
         except Malformed as e:
             await self._error(sid, sock.ns, e.message, e.code)
         except EventError as e:
