@@ -245,6 +245,8 @@ class Code(StrEnum):
     account_unavailable = 'account_unavailable'
     server_unavailable = 'server_unavailable'
     channel_deleted = 'channel_deleted'
+    session_ended = 'session_ended'
+    malformed_event = 'malformed_event'
     internal_error = 'internal_error'
 
 

@@ -11,6 +11,7 @@ from models import db, views
 from models.tables import User, utcnow
 from projectvoice import auth
 from projectvoice.errors import BadRequest, Forbidden, NotFound
+from realtime import hooks
 
 
 def _new_tag() -> str:
@@ -110,4 +111,6 @@ async def change_password(user: int, id: int, body: dict):
         u.token_version += 1
         u.updated_at = utcnow()
         await s.flush()
+    # The other sessions' sockets end now, not at their next event.
+    await hooks.revalidate_user_sockets(id)
     return {"message": "Password changed", "token": auth.issue_token(u)}, 200

@@ -57,6 +57,7 @@ async def update_channel(user: int, serverId: int, channelId: int, body: dict | 
         channel = await _channel_in(s, serverId, channelId)
         if body.get("name") is not None:
             channel.name = body["name"].strip() or body["name"]
+        old_type = channel.type
         if body.get("type") is not None:
             channel.type = body["type"]
         if "description" in body:
@@ -66,7 +67,10 @@ async def update_channel(user: int, serverId: int, channelId: int, body: dict | 
         channel.updated_at = utcnow()
         s.add(channel)
         await s.flush()
-        return views.channel_view(channel), 200
+        out = views.channel_view(channel)
+    if channel.type != old_type:
+        await hooks.channel_type_changed(channelId, channel.type)
+    return out, 200
 
 
 async def delete_channel(user: int, serverId: int, channelId: int):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from models import db, views
+from models import db, membership, views
 from models.tables import User, utcnow
 from projectvoice.errors import BadRequest, NotFound
 from realtime import hooks
@@ -54,6 +54,9 @@ async def delete_account(user: int):
         u = await s.get(User, user)
         if u is None:
             raise NotFound("User not found", "user_not_found")
+        owned = await membership.owned_server_ids(s, user)
         await s.delete(u)
     await hooks.user_gone(user)
+    for server_id in owned:  # their servers went with them: empty those voice rooms too
+        await hooks.server_closed(server_id)
     return {"message": "User deleted successfully"}, 200

@@ -23,6 +23,12 @@ async def preset_roles(s, server_id: int) -> dict[str, Role]:
     return {r.preset: r for r in res.all()}
 
 
+async def owned_server_ids(s, user_id: int) -> list[int]:
+    """The servers the user owns (they go with the account when it is deleted)."""
+    res = await s.exec(select(Server.id).where(Server.owner_id == user_id).order_by(Server.id))
+    return list(res.all())
+
+
 async def is_banned(s, server_id: int, user_id: int) -> bool:
     res = await s.exec(select(Ban.id).where(Ban.server_id == server_id, Ban.user_id == user_id))
     return res.first() is not None

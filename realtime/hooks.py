@@ -24,7 +24,8 @@ async def _call(name: str, *args) -> None:
 
 
 async def user_gone(user_id: int) -> None:
-    """An account was deleted or blocked: drop its sockets from voice rooms and disconnect them."""
+    """An account was deleted or blocked: its sockets, in every process, leave their voice rooms and
+    live-message channels, get `error` (`account_unavailable`) and are disconnected."""
     await _call("user_gone", user_id)
 
 
@@ -59,3 +60,18 @@ async def message_event(event: str, channel_id: int, payload: dict) -> None:
 async def voice_state_changed(server_id: int, user_id: int, is_muted: bool, is_deafened: bool) -> None:
     """A server mute/deafen: force the member's mic state in their voice room."""
     await _call("voice_state_changed", server_id, user_id, is_muted, is_deafened)
+
+
+async def revalidate_user_sockets(user_id: int) -> None:
+    """The user's sessions changed (password changed, a session ended): every socket of theirs,
+    in every process, is checked again with the token check that identified it
+    (projectvoice.auth.user_for_token); those that fail leave their voice room (the room gets
+    `user-disconnected`) and their live-message channels, get `error` (`session_ended`) and are
+    disconnected."""
+    await _call("revalidate_user_sockets", user_id)
+
+
+async def channel_type_changed(channel_id: int, channel_type: str) -> None:
+    """A channel's type changed: a former voice channel's room is emptied (`not_a_voice_channel`),
+    a former text channel's live message events end."""
+    await _call("channel_type_changed", channel_id, channel_type)

@@ -13,6 +13,7 @@ import socketio
 
 from projectvoice.settings import Settings
 from realtime.store import MemoryStore, RedisStore
+from realtime.validation import GuardedPacket
 from realtime.voice import NAMESPACES, Realtime
 
 __all__ = ["NAMESPACES", "build", "wrap", "current", "startup", "shutdown"]
@@ -44,6 +45,8 @@ def build(settings: Settings) -> socketio.AsyncServer:
         cors_allowed_origins=lambda origin, environ: bool(origin) and (
             origin in settings.cors_origin_list or origin.partition("://")[2] == environ.get("HTTP_HOST")),
         max_http_buffer_size=1_000_000,
+        # An event packet it cannot decode becomes an event answered with `error` (realtime/validation.py).
+        serializer=GuardedPacket,
         # One client's events run one after the other: a sender's signals keep their order.
         async_handlers=False,
     )

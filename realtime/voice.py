@@ -26,6 +26,7 @@ from projectvoice import auth
 from projectvoice.errors import ApiError, Forbidden, NotFound
 from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from projectvoice.ratelimit import limiter
+from realtime.validation import UNREADABLE, Malformed, check_event
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -33,6 +34,7 @@ NAMESPACES = ("/", "/socket")
 MAX_SIGNAL_BYTES = 64 * 1024
 MAX_ID = 2**31 - 1
 SIGNAL_TYPES = ("offer", "answer", "candidate")
+SESSION_ENDED = "Your session has ended (password changed or signed out): sign in again"
 _ROOM_RE = re.compile(r"^(?:channel-)?([0-9]{1,10})$")
 
 
@@ -57,6 +59,7 @@ class Sock:
     ns: str
     handshake_token: str | None
     user_id: int | None = None
+    token: str | None = None  # the token that identified the socket (checked again by revalidate)
     texts: set[int] = field(default_factory=set)
 
 
@@ -86,18 +89,35 @@ def parse_channel_id(value, what: str = "roomId") -> int:
     return cid
 
 
+_EVENTS = {"on_join_room": "join-room", "on_leave_room": "leave-room", "on_signal": "signal",
+           "on_toggle_mic": "toggle-mic", "on_subscribe": "subscribe-channel",
+           "on_unsubscribe": "unsubscribe-channel", "on_unreadable": UNREADABLE}
+
+_RATED = {"join-room": "join_room", "signal": "signal"}
+
+
 def _handler(fn):
-    """Run an event handler; EventError and permission failures become an `error` event."""
+    """Run an event handler on arguments that passed realtime/validation.py; EventError,
+    Malformed and permission failures become an `error` event."""
 
     # Only these change room membership; the gauges are not recounted per signal.
     changes_rooms = fn.__name__ in ("on_join_room", "on_leave_room")
+    event = _EVENTS[fn.__name__]
 
     async def wrapper(self, sid, *args):
         sock = self.socks.get(sid)
         if sock is None:
             return None
         try:
+            try:
+                args = check_event(event, args)
+            except Malformed:
+                if event in _RATED:  # a refused event still counts towards the limit, and says so first
+                    await check_rate(_RATED[event], sid, event)
+                raise
             return await fn(self, sid, sock, *args)
+        except Malformed as e:
+            await self._error(sid, sock.ns, e.message, e.code)
         except EventError as e:
             await self._error(sid, sock.ns, e.message, e.code, **e.extra)
         except ApiError as e:
@@ -122,6 +142,9 @@ class Realtime:
         self.socks: dict[str, Sock] = {}
         self._task: asyncio.Task | None = None
         self._notices_task: asyncio.Task | None = None
+        # Revalidations this process has begun (any user): a join or subscribe that checked its
+        # token before one began checks it again once it is in the room (see _settle_join).
+        self.revalidations = 0
         for ns in NAMESPACES:
             sio.on("connect", self._connect_handler(ns), namespace=ns)
             sio.on("disconnect", self.on_disconnect, namespace=ns)
@@ -131,6 +154,7 @@ class Realtime:
             sio.on("toggle-mic", self.on_toggle_mic, namespace=ns)
             sio.on("subscribe-channel", self.on_subscribe, namespace=ns)
             sio.on("unsubscribe-channel", self.on_unsubscribe, namespace=ns)
+            sio.on(UNREADABLE, self.on_unreadable, namespace=ns)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -155,8 +179,11 @@ class Realtime:
         while True:
             try:
                 async for notice in self.store.notices():
-                    if notice.get("kind") == "recheck-texts":
+                    kind = notice.get("kind")
+                    if kind == "recheck-texts":
                         await self._recheck_texts(int(notice["serverId"]), notice.get("userId"))
+                    elif kind == "revalidate-user":
+                        await self._revalidate_here(int(notice["userId"]), notice["message"], notice["code"])
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -219,6 +246,8 @@ class Realtime:
         if user is None:
             raise EventError("Sign in to join voice rooms and channels: no valid session token was given",
                              "authentication_required")
+        if sock is not None:
+            sock.token = candidate
         if sock is not None and sock.user_id != user.id:
             if sock.user_id is not None:
                 await self.store.remove_user_sock(sock.user_id, ns, sid)
@@ -281,6 +310,7 @@ class Realtime:
         if room_id is None:
             raise EventError("join-room needs a roomId", "invalid_room_id")
         cid = parse_channel_id(room_id)
+        seen = self.revalidations  # before the token is checked (see _recheck)
         user = await self._identify(sid, sock.ns, token)
         uid = user.id
         async with db.session() as s:
@@ -306,9 +336,19 @@ class Realtime:
         rejoin = current is not None and current["cid"] == cid
         await self.sio.enter_room(sid, voice_room(cid), namespace=sock.ns)
         everyone = await self.store.join(entry)
-        if not self._connected(sid, sock.ns):
-            # Disconnected while we were checking: leave no ghost behind.
-            await self.store.leave(sid, cid)
+        # Now that the socket is in the room, check again: a kick, ban, role or channel-type change
+        # or revalidation committed while we were checking had its eviction look for us before we
+        # were here, so it is this check that must see it. (One that comes later finds us.)
+        refusal = await self._recheck(sid, sock, uid, cid, Perm.CONNECT, "voice", seen)
+        if refusal is not None and refusal.code == "session_ended":
+            await self._end_socket(sid, sock, refusal.message, refusal.code)
+            return None
+        if refusal is not None or not self._connected(sid, sock.ns):
+            # Refused or disconnected while we were checking: leave no ghost behind (and tell
+            # anyone who saw us in their `created` that we are gone).
+            await self._leave(sid, sock.ns, cid)
+            if refusal is not None:
+                raise refusal
             return None
         everyone.sort(key=lambda e: (e.get("joinedAt", 0), e["sid"]))
         await self.sio.emit("created", {
@@ -325,6 +365,28 @@ class Realtime:
             for ns, sids in by_ns.items():
                 await self.sio.emit("user-connected", {"socketId": sid, "userData": entry["userData"]},
                                     to=sids, namespace=ns)
+            if by_ns and await self.store.entry(sid) is None:
+                # Evicted while we announced ourselves: whoever got our user-connected after the
+                # eviction's user-disconnected must not keep us as a participant.
+                await self._broadcast(cid, "user-disconnected", sid)
+        return None
+
+    async def _recheck(self, sid: str, sock: Sock, uid: int, cid: int, need: int, kind: str,
+                       seen: int) -> EventError | ApiError | None:
+        """The refusal for a socket that has just entered channel `cid`'s room, or None: the
+        channel's permission `need` and type in one statement, and the token again (the same
+        check as every event's, projectvoice.auth) when a revalidation began since `seen`."""
+        if self.revalidations != seen:
+            user = await auth.user_for_token(sock.token)
+            if user is None or user.id != uid:
+                return EventError(SESSION_ENDED, "session_ended")
+        async with sql.connection() as conn:
+            try:
+                _access, row = await read_channel_access(conn, uid, cid, need)
+            except ApiError as e:
+                return e
+        if row.channel_type != kind:
+            return EventError(f"This channel is not a {kind} channel", f"not_a_{kind}_channel")
         return None
 
     @_handler
@@ -388,18 +450,30 @@ class Realtime:
         await self._broadcast(entry["cid"], "mic-toggled", {"socketId": sid, "micToggle": value})
         return None
 
+    @_handler
+    async def on_unreadable(self, sid, sock: Sock, *_args):
+        return None  # check_event has already refused it
+
     # live messages -----------------------------------------------------------------------
     @_handler
     async def on_subscribe(self, sid, sock: Sock, channel_id=None, token=None, *_rest):
         if channel_id is None:
             raise EventError("subscribe-channel needs a channelId", "invalid_channel_id")
         cid = parse_channel_id(channel_id, "channelId")
+        seen = self.revalidations
         uid = (await self._identify(sid, sock.ns, token)).id
         async with db.session() as s:
             _access, channel = await channel_access(s, uid, cid, Perm.READ_MESSAGE_HISTORY)
             if channel.type != "text":
                 raise EventError("This channel is not a text channel", "not_a_text_channel")
         await self.sio.enter_room(sid, text_room(cid), namespace=sock.ns)
+        refusal = await self._recheck(sid, sock, uid, cid, Perm.READ_MESSAGE_HISTORY, "text", seen)
+        if refusal is not None and refusal.code == "session_ended":
+            await self._end_socket(sid, sock, refusal.message, refusal.code)
+            return None
+        if refusal is not None:
+            await self.sio.leave_room(sid, text_room(cid), namespace=sock.ns)
+            raise refusal
         if not self._connected(sid, sock.ns):
             return None
         sock.texts.add(cid)
@@ -430,11 +504,43 @@ class Realtime:
                     sock.texts.discard(cid)
 
     async def user_gone(self, user_id: int) -> None:
-        socks = await self.store.user_socks(user_id)
-        for e in await self._entries_of(socks):
-            await self.evict(e, "Your account can no longer use voice rooms", "account_unavailable")
-        for ns, sid in socks:
-            await self.sio.disconnect(sid, namespace=ns)
+        """A blocked or deleted account: none of its sockets passes the token check any more."""
+        await self.revalidate_user_sockets(user_id, "Your account can no longer be used", "account_unavailable")
+
+    async def revalidate_user_sockets(self, user_id: int, message: str = None, code: str = "session_ended") -> None:
+        """Check every socket of the user again, here and (through a notice) in every other
+        process, with the token check that identified it; end those that fail."""
+        message = message or SESSION_ENDED
+        await self._revalidate_here(user_id, message, code)
+        await self.store.publish({"kind": "revalidate-user", "userId": user_id, "message": message, "code": code})
+
+    async def _revalidate_here(self, user_id: int, message: str, code: str) -> None:
+        self.revalidations += 1
+        verdicts: dict[str | None, bool] = {}
+        for sid, sock in list(self.socks.items()):
+            if sock.user_id != user_id:
+                continue
+            if sock.token not in verdicts:
+                user = await auth.user_for_token(sock.token)
+                verdicts[sock.token] = user is not None and user.id == user_id
+            if not verdicts[sock.token]:
+                await self._end_socket(sid, sock, message, code)
+
+    async def _end_socket(self, sid: str, sock: Sock, message: str, code: str) -> None:
+        """A socket of this process whose session ended: out of its voice room (the room gets
+        `user-disconnected`), out of every live-message channel, then `error` and disconnect."""
+        entry = await self.store.leave(sid)
+        if entry is not None:
+            await self.sio.leave_room(sid, voice_room(entry["cid"]), namespace=entry["ns"])
+            await self._broadcast(entry["cid"], "user-disconnected", sid)
+        for cid in sorted(sock.texts):
+            await self.sio.leave_room(sid, text_room(cid), namespace=sock.ns)
+        sock.texts.clear()
+        # Straight to the socket (it is ours): through Redis it could come after the disconnect.
+        await self.sio.emit("error", {"message": message, "code": code}, to=sid, namespace=sock.ns,
+                            ignore_queue=True)
+        await self.sio.disconnect(sid, namespace=sock.ns, ignore_queue=True)
+        self.refresh_gauges()
 
     async def _entries_of(self, socks: list[tuple[str, str]]) -> list[dict]:
         out = []
@@ -498,6 +604,16 @@ class Realtime:
         for cid in sorted(await self._channel_ids(server_id)):
             for ns in NAMESPACES:
                 await self.sio.close_room(text_room(cid), namespace=ns)
+
+    async def channel_type_changed(self, channel_id: int, channel_type: str) -> None:
+        """A channel's type changed: a voice room that is no longer voice is emptied, live
+        message events of one that is no longer text end."""
+        if channel_type != "voice":
+            for e in await self.store.participants(channel_id):
+                await self.evict(e, "This channel is no longer a voice channel", "not_a_voice_channel")
+        if channel_type != "text":
+            for ns in NAMESPACES:
+                await self.sio.close_room(text_room(channel_id), namespace=ns)
 
     async def channel_deleted(self, channel_id: int) -> None:
         for e in await self.store.participants(channel_id):

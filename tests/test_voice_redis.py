@@ -3,6 +3,7 @@ join/offer/answer/candidate/leave exchange between them, removals across process
 crashed process's participants vanishing. PostgreSQL runs only (PV_TEST_DB=postgres)."""
 from __future__ import annotations
 
+import asyncio
 import secrets
 import signal
 
@@ -143,6 +144,35 @@ async def test_role_edit_on_one_process_ends_subscriptions_on_the_other(pair, cl
     await subscribe(b, text["id"])
     take_bits(api, alice, sv["id"], READ_MESSAGE_HISTORY)
     await ends_live_messages(api, alice, b, text["id"])
+
+
+@pytest.mark.asyncio
+async def test_password_change_on_one_process_ends_the_session_on_the_other(pair, cluster):
+    """Bob's socket lives on the second process; his password changes through the first: the
+    re-check reaches it through the notice, it leaves the room (alice, on the first process, sees
+    it go), gets `session_ended` and is disconnected; live messages stop."""
+    api, alice, bob, sv, voice, a, b = pair
+    text = create_channel(api, alice, sv["id"], type="text")
+    await a.join(voice["id"])
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    await subscribe(b, text["id"])
+    b_sid = b.sid
+    r = api.put(f"/auth/users/{bob.id}/password", bob.token,
+                json={"oldPassword": "password123", "newPassword": "changed-pass-123"})
+    assert r.status_code == 200, r.text
+    assert await a.wait("user-disconnected", timeout=5) == b_sid
+    assert (await b.wait("error", timeout=5))["code"] == "session_ended"
+    for _ in range(100):
+        if b.ns not in b.sio.namespaces:
+            break
+        await asyncio.sleep(0.05)
+    assert b.ns not in b.sio.namespaces, "not disconnected"
+    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "after the change"})
+    assert r.status_code == 201, r.text
+    await b.quiet("message-created", 0.5)
+    await a.emit("signal", {"to": b_sid, "type": "offer", "sdp": "x"})
+    assert (await a.wait("error"))["code"] == "peer_not_in_room"
 
 
 @pytest.mark.asyncio

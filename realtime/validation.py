@@ -1,0 +1,178 @@
+"""Client events checked before any handler runs: the packet must be readable, its arguments
+plain JSON of a sane size, and they must match the event's payload schema in
+asyncapi/projectvoice.yaml. A failure is answered with one `error` event (the event's own code,
+or `malformed_event` for what no event accepts) and nothing else happens; it is the client's
+mistake, so nothing is logged above DEBUG.
+
+Order: `GuardedPacket` turns a packet python-socketio could not decode (JSON nested past the
+decoder's recursion limit, invalid JSON, an event that is not `[name, ...args]`) into the
+internal event `UNREADABLE`; `check_event` then walks the arguments (depth, size, strings
+without NUL or lone surrogates, no binary or non-finite numbers) and validates them with a
+compiled schema of the document (jsonschema-rs, well under a microsecond per signal).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import jsonschema_rs
+import yaml
+from socketio import packet
+
+log = logging.getLogger("projectvoice.realtime")
+
+# The event an unreadable packet becomes (a client could send this name too: it gets the same answer).
+UNREADABLE = "\x00unreadable"
+MAX_DEPTH = 16        # our payloads nest 3 deep (a signal's sdp or candidate object)
+MAX_NODES = 1000      # values and keys in all of one event's arguments
+
+_DOC = Path(__file__).resolve().parent.parent / "asyncapi" / "projectvoice.yaml"
+
+
+class Malformed(Exception):
+    def __init__(self, message: str, code: str = "malformed_event"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class GuardedPacket(packet.Packet):
+    """python-socketio's packet, except that an EVENT it cannot decode, or one that is not a
+    list starting with an event name, becomes the event UNREADABLE instead of an exception
+    (which python-socketio would log with a traceback and answer with nothing)."""
+
+    def decode(self, encoded_packet):
+        try:
+            count = super().decode(encoded_packet)
+        except (ValueError, RecursionError, TypeError):
+            if self.packet_type == packet.EVENT:
+                log.debug("socket event packet could not be decoded", exc_info=True)
+                self.data = [UNREADABLE]
+                return 0
+            if self.packet_type == packet.CONNECT:
+                self.data = None  # unreadable auth data: a connection without a token
+                return 0
+            raise
+        if self.packet_type == packet.EVENT and not (
+                isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
+            self.data = [UNREADABLE]
+        return count
+
+
+def _walk(args) -> None:
+    """Plain JSON only, at most MAX_DEPTH deep and MAX_NODES values, strings without NUL or
+    lone surrogates; iterative, so no payload can exhaust the stack."""
+    nodes = 0
+    stack = [(args, 0)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise Malformed(f"The event's arguments are too large (more than {MAX_NODES} values)")
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise Malformed("Strings in events must not contain NUL characters")
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise Malformed("Strings in events must be valid Unicode (no lone surrogates)") from None
+        elif value is None or isinstance(value, (bool, int)):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+                raise Malformed("Numbers in events must fit in 64 bits")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise Malformed("Numbers in events must be finite")
+        elif isinstance(value, (list, dict)):
+            if depth >= MAX_DEPTH:
+                raise Malformed(f"The event's arguments nest too deeply (at most {MAX_DEPTH} levels)")
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    stack.append((k, depth + 1))
+                    stack.append((v, depth + 1))
+            else:
+                stack.extend((v, depth + 1) for v in value)
+        else:
+            raise Malformed("Events carry JSON only (no binary attachments)")
+
+
+def _resolve(doc: dict, ref: str) -> dict:
+    node = doc
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+class _Rule:
+    """An event's payload schema and the `error` code for each argument that breaks it."""
+
+    def __init__(self, doc: dict, pointer: str, codes: tuple[str, ...]):
+        self.name = pointer.rsplit("/", 1)[1]
+        self.is_array = _resolve(doc, pointer).get("type") == "array"
+        self.validator = jsonschema_rs.validator_for({**doc, "$ref": pointer})
+        self.codes = codes
+
+    def check(self, event: str, args: list) -> None:
+        if self.is_array:
+            payload = args
+        elif len(args) > 1:
+            raise Malformed(f"{event} takes one argument, not {len(args)}", self.codes[0])
+        else:
+            payload = args[0] if args else None
+        if self.validator.is_valid(payload):
+            return
+        error = next(iter(self.validator.iter_errors(payload)))
+        path = list(error.instance_path)
+        index = path[0] if self.is_array and path and isinstance(path[0], int) else 0
+        if self.is_array and not path and len(args) > 1:
+            index = len(self.codes) - 1  # too many arguments: the last argument's code
+        code = self.codes[min(index, len(self.codes) - 1)]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in (path[1:] if self.is_array else path))
+        what = f"argument {index + 1}{where}" if self.is_array else f"the payload{where}"
+        raise Malformed(f"{event}: {what} does not match the documented {self.name}", code)
+
+
+# Per event: the code of a bad argument, by position (the last one also covers extra arguments).
+_CODES = {
+    "join-room": ("invalid_room_id", "invalid_argument"),
+    "leave-room": ("invalid_room_id",),
+    "signal": ("invalid_signal",),
+    "toggle-mic": ("invalid_argument",),
+    "subscribe-channel": ("invalid_channel_id", "invalid_argument"),
+    "unsubscribe-channel": ("invalid_channel_id",),
+}
+
+
+def _load_rules() -> dict[str, _Rule]:
+    doc = yaml.safe_load(_DOC.read_text())
+    rules: dict[str, _Rule] = {}
+    for op in doc["operations"].values():
+        if op["action"] != "receive":
+            continue
+        for ref in op["messages"]:
+            node = _resolve(doc, ref["$ref"])
+            if "$ref" in node:
+                node = _resolve(doc, node["$ref"])
+            event = node["name"]
+            rules[event] = _Rule(doc, node["payload"]["$ref"], _CODES.get(event, ("invalid_argument",)))
+    return rules
+
+
+RULES = _load_rules()
+
+
+def check_event(event: str, args: tuple) -> list:
+    """The event's arguments, checked (trailing nulls dropped: an optional argument a JavaScript
+    client sent as null or undefined); raises Malformed."""
+    if event == UNREADABLE:
+        raise Malformed("The event could not be read: send [name, ...arguments] as JSON nesting at most "
+                        f"{MAX_DEPTH} levels")
+    out = list(args)
+    while out and out[-1] is None:
+        out.pop()
+    _walk(out)
+    rule = RULES.get(event)
+    if rule is not None:
+        rule.check(event, out)
+    return out
