@@ -195,8 +195,14 @@ class AuthResponse(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    token: str = Field(..., description='JWT, valid 7 days.')
+    token: str = Field(
+        ...,
+        description='JWT, valid 7 days, for the session this login or registration started.',
+    )
     user: User
+    sessionId: int = Field(
+        ..., description='The session the token belongs to (`GET /auth/sessions`).'
+    )
 
 
 class PasswordChanged(BaseModel):

@@ -58,7 +58,7 @@ async def register(body: dict):
             session, user = await _new_session(s, user, None)
     except IntegrityError:
         raise BadRequest("User already exists (username or email taken)", "user_exists")
-    return {"token": auth.issue_token(user, session.id), "user": views.user_private(user)}, 201
+    return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 201
 
 
 async def login(body: dict):
@@ -77,7 +77,7 @@ async def login(body: dict):
         session, user = await _new_session(s, user, user.password_hash)
         if new_hash is not None:
             await s.exec(sa.update(User).where(User.id == user.id).values(password_hash=new_hash))
-    return {"token": auth.issue_token(user, session.id), "user": views.user_private(user)}, 200
+    return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 200
 
 
 async def me(user: int):

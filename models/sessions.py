@@ -52,7 +52,7 @@ async def create(s, user_id: int, password_hash: str | None, user_agent: str | N
 
 async def list_for(s, user_id: int) -> list[AuthSession]:
     res = await s.exec(select(AuthSession).where(AuthSession.user_id == user_id)
-                       .order_by(AuthSession.last_seen_at.desc(), AuthSession.id.desc()))
+                       .order_by(AuthSession.id.desc()))  # the most recently started first
     return list(res.all())
 
 

@@ -37,6 +37,11 @@ def user_private(u: User) -> dict[str, Any]:
     }
 
 
+def auth_answer(token: str, u: User, session_id: int) -> dict[str, Any]:
+    """Register's and login's answer: the token of the session they started."""
+    return {"token": token, "user": user_private(u), "sessionId": session_id}
+
+
 def user_profile(u: User) -> dict[str, Any]:
     """GET/PUT /users/: the caller's profile."""
     return {

@@ -154,7 +154,7 @@ export interface paths {
         };
         /**
          * The caller's sessions
-         * @description Every session of the caller's account, most recently seen first; `current` marks the one making the request.
+         * @description Every session of the caller's account, the most recently started first; `current` marks the one making the request.
          */
         get: operations["handlers.auth.list_sessions"];
         put?: never;
@@ -1362,9 +1362,11 @@ export interface components {
             status: string;
         };
         AuthResponse: {
-            /** @description JWT, valid 7 days. */
+            /** @description JWT, valid 7 days, for the session this login or registration started. */
             token: string;
             user: components["schemas"]["User"];
+            /** @description The session the token belongs to (`GET /auth/sessions`). */
+            sessionId: number;
         };
         /**
          * @description Every other session of the account ended; the caller's goes on (its token keeps working), and `token` is a fresh token for it.
@@ -2669,7 +2671,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Logged in. */
+            /** @description Logged in; a new session. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -44,8 +44,12 @@ def _engine(server: ServerProcess) -> sa.Engine:
 
 def test_each_login_and_registration_is_a_listed_session(api, alice):
     phone = _login(api, alice, "PhoneApp/1.0")
-    desk = _login(api, alice, "Electron ProjectVoice/0.4.0")
+    r = api.post("/auth/login", json={"email": alice.email, "password": alice.password},
+                 headers={"User-Agent": "Electron ProjectVoice/0.4.0"})
+    desk = r.json()["token"]
+    assert r.json()["sessionId"] == _sid(desk)
     listed = _sessions(api, desk)
+    assert [s["id"] for s in listed] == sorted((s["id"] for s in listed), reverse=True)  # newest first
     assert {s["id"] for s in listed} == {_sid(alice.token), _sid(phone), _sid(desk)}
     by_id = {s["id"]: s for s in listed}
     assert [s["id"] for s in listed if s["current"]] == [_sid(desk)]
