@@ -10,7 +10,7 @@ from sqlmodel import select
 from models import db, sessions, views
 from models.tables import User, utcnow
 from projectvoice import auth
-from projectvoice.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from projectvoice.errors import BadRequest, Forbidden, NotFound
 
 
 def _client() -> tuple[str | None, str | None]:
@@ -28,11 +28,17 @@ def _client() -> tuple[str | None, str | None]:
 
 
 async def _new_session(s, user: User, password_hash: str | None):
+    """A session for the account, unless it changed since the password was verified: deleted
+    (404), blocked (403) or its password changed (400, the password given is no longer it)."""
     agent, ip = _client()
-    made = await sessions.create(s, user.id, password_hash, agent, ip)
-    if made is None:
-        raise Unauthorized("Unauthorized: the account changed while signing in; sign in again", "session_refused")
-    return made
+    session, locked = await sessions.create(s, user.id, password_hash, agent, ip)
+    if locked is None:
+        raise NotFound("User not found", "user_not_found")
+    if not locked.is_active:
+        raise Forbidden("This account is blocked", "account_blocked")
+    if session is None:
+        raise BadRequest("Wrong password", "wrong_password")
+    return session, locked
 
 
 def _new_tag() -> str:

@@ -29,7 +29,7 @@ IP_MAX = 64
 
 
 async def create(s, user_id: int, password_hash: str | None, user_agent: str | None,
-                 ip: str | None) -> tuple[AuthSession, User] | None:
+                 ip: str | None) -> tuple[AuthSession | None, User | None]:
     """A new session for the account, inside the caller's transaction, only while the account
     is active and (when given) its password hash is still the one the caller verified: the
     account row is locked first (FOR UPDATE on PostgreSQL; SQLite has one writer), so a login
@@ -39,9 +39,9 @@ async def create(s, user_id: int, password_hash: str | None, user_agent: str | N
                        .execution_options(populate_existing=True))
     user = res.first()
     if user is None or not user.is_active:
-        return None
+        return None, user
     if password_hash is not None and user.password_hash != password_hash:
-        return None
+        return None, user
     now = utcnow()
     session = AuthSession(user_id=user_id, user_agent=(user_agent or None) and user_agent[:USER_AGENT_MAX],
                           ip=(ip or None) and ip[:IP_MAX], created_at=now, last_seen_at=now)
