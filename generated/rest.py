@@ -195,13 +195,19 @@ class AuthResponse(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    token: str = Field(..., description='JWT, valid 7 days.')
+    token: str = Field(
+        ...,
+        description='JWT, valid 7 days, for the session this login or registration started.',
+    )
     user: User
+    sessionId: int = Field(
+        ..., description='The session the token belongs to (`GET /auth/sessions`).'
+    )
 
 
 class PasswordChanged(BaseModel):
     """
-    Every earlier token of the account is revoked; `token` is a fresh one for the caller.
+    Every other session of the account ended; the caller's goes on (its token keeps working), and `token` is a fresh token for it.
     """
 
     model_config = ConfigDict(
@@ -209,6 +215,43 @@ class PasswordChanged(BaseModel):
     )
     message: str
     token: str
+    endedSessions: int = Field(..., description='How many other sessions ended.', ge=0)
+
+
+class Session(BaseModel):
+    """
+    A signed-in session of the caller (one per login or registration).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    createdAt: AwareDatetime = Field(
+        ..., description='When the login or registration happened.'
+    )
+    lastSeenAt: AwareDatetime = Field(
+        ...,
+        description='Last request made with it (updated at most about once a minute).',
+    )
+    userAgent: str | None = Field(
+        ..., description='The User-Agent header of the login.'
+    )
+    ip: str | None = Field(
+        ...,
+        description="The client's address as the rate limits see it (the trusted proxy's X-Forwarded-For, else the peer).",
+    )
+    current: bool = Field(
+        ..., description='True for the session of the token making this request.'
+    )
+
+
+class SessionsEnded(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    message: str
+    endedSessions: int = Field(..., ge=0)
 
 
 class RegisterRequest(BaseModel):
@@ -362,24 +405,21 @@ class MessageUpdate(BaseModel):
     )
 
 
-class Member(BaseModel):
+class MemberRoleRef(BaseModel):
+    """
+    A role as a member entry lists it.
+    """
+
     model_config = ConfigDict(
         extra='forbid',
     )
-    id: int = Field(
-        ..., description='ServerMember row id (the `memberId` of member routes).'
+    id: int
+    name: str
+    color: str
+    permissions: str = Field(
+        ..., description='Permission bitfield as a decimal string.', pattern='^[0-9]+$'
     )
-    userId: int
-    serverId: int
-    role: MemberRole
-    isMuted: bool
-    isDeafened: bool
-    joinedAt: AwareDatetime
-    roleIds: list[int] = Field(
-        ...,
-        description='Ids of the roles assigned to the member (@everyone is implicit and not listed).',
-    )
-    user: PublicUser
+    position: int
 
 
 class MemberAdd(BaseModel):
@@ -666,54 +706,18 @@ class AdminUserPage(BaseModel):
     totalPages: int = Field(..., ge=0)
 
 
-class AdminServer(BaseModel):
+class Type(StrEnum):
+    text = 'text'
+    voice = 'voice'
+
+
+class ChannelRef(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
     id: int
     name: str
-    description: str | None
-    icon: str | None
-    ownerId: int
-    isBlocked: bool
-    blockReason: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-    memberCount: int = Field(..., ge=0)
-
-
-class AdminServerDetail(BaseModel):
-    """
-    A server with its channels, members, roles and member count.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    name: str
-    description: str | None
-    icon: str | None
-    ownerId: int
-    isBlocked: bool
-    blockReason: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-    memberCount: int = Field(..., ge=0)
-    channels: list[Channel]
-    members: list[Member]
-    roles: list[Role]
-
-
-class AdminServerPage(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    servers: list[AdminServer]
-    total: int = Field(..., ge=0)
-    page: int = Field(..., ge=1)
-    limit: int = Field(..., ge=1)
-    totalPages: int = Field(..., ge=0)
+    type: Type
 
 
 class ByRole(BaseModel):
@@ -813,6 +817,131 @@ class AdminLogs(BaseModel):
     totalPages: int = Field(..., ge=0)
 
 
+class Member(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int = Field(
+        ..., description='ServerMember row id (the `memberId` of member routes).'
+    )
+    userId: int
+    serverId: int
+    role: MemberRole
+    isMuted: bool
+    isDeafened: bool
+    joinedAt: AwareDatetime
+    createdAt: AwareDatetime = Field(
+        ...,
+        description='When the member joined (the same as `joinedAt`; the desktop client reads this one).',
+    )
+    roleIds: list[int] = Field(
+        ...,
+        description='Ids of the roles assigned to the member (@everyone is implicit and not listed).',
+    )
+    roles: list[MemberRoleRef] = Field(
+        ...,
+        description='The roles assigned to the member (@everyone is implicit and not listed), highest position first.',
+    )
+    user: PublicUser
+
+
+class MyMembership(BaseModel):
+    """
+    The caller's membership with their roles (here including @everyone, as the full role objects) and the effective permission bits.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    userId: int
+    serverId: int
+    role: MemberRole
+    isMuted: bool
+    isDeafened: bool
+    joinedAt: AwareDatetime
+    createdAt: AwareDatetime = Field(
+        ..., description='When the caller joined (the same as `joinedAt`).'
+    )
+    roleIds: list[int] = Field(
+        ..., description='Ids of the assigned roles (@everyone not listed).'
+    )
+    user: PublicUser
+    roles: list[Role] = Field(
+        ...,
+        description="The caller's roles, @everyone included, highest position first.",
+    )
+    totalPermissions: str = Field(
+        ...,
+        description='Effective permission bitfield as a decimal string (every bit for the owner and for ADMINISTRATOR).',
+        pattern='^[0-9]+$',
+    )
+
+
+class AdminServer(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    name: str
+    description: str | None
+    icon: str | None
+    ownerId: int
+    isBlocked: bool
+    blockReason: str | None
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+    memberCount: int = Field(..., ge=0)
+    channels: list[ChannelRef] = Field(
+        ...,
+        description="The server's channels, in their order (the admin panel counts them).",
+    )
+
+
+class AdminServerDetail(BaseModel):
+    """
+    A server with its channels, members, roles and member count.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    name: str
+    description: str | None
+    icon: str | None
+    ownerId: int
+    isBlocked: bool
+    blockReason: str | None
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+    memberCount: int = Field(..., ge=0)
+    channels: list[Channel]
+    members: list[Member]
+    roles: list[Role]
+
+
+class AdminServerPage(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    servers: list[AdminServer]
+    total: int = Field(..., ge=0)
+    page: int = Field(..., ge=1)
+    limit: int = Field(..., ge=1)
+    totalPages: int = Field(..., ge=0)
+
+
+class AdminStats(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    users: UserStats
+    servers: ServerStats
+    channels: ChannelStats
+    messages: MessageStats
+
+
 class ServerDetail(BaseModel):
     """
     A server with its channels, members and roles.
@@ -833,38 +962,3 @@ class ServerDetail(BaseModel):
     channels: list[Channel]
     members: list[Member]
     roles: list[Role]
-
-
-class MyMembership(BaseModel):
-    """
-    The caller's membership with their roles (including @everyone) and the effective permission bits.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    userId: int
-    serverId: int
-    role: MemberRole
-    isMuted: bool
-    isDeafened: bool
-    joinedAt: AwareDatetime
-    roleIds: list[int]
-    user: PublicUser
-    roles: list[Role]
-    totalPermissions: str = Field(
-        ...,
-        description='Effective permission bitfield as a decimal string (every bit for the owner and for ADMINISTRATOR).',
-        pattern='^[0-9]+$',
-    )
-
-
-class AdminStats(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    users: UserStats
-    servers: ServerStats
-    channels: ChannelStats
-    messages: MessageStats

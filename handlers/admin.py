@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, UTC
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import audit, db, membership, sql, views
+from models import audit, db, membership, sessions, sql, views
 from models.tables import AuditLog, Ban, Channel, Message, Server, ServerMember, User, utcnow
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
@@ -194,6 +194,8 @@ async def update_user(user: int, id: int, body: dict):
                                                      User.is_active == target.is_active).values(**values))
             if res.rowcount != 1:
                 raise BadRequest("The user changed at the same moment; try again", "concurrent_change")
+            if changes.get("isActive") == [True, False]:
+                await sessions.end_all(s, id)  # a blocked account's sessions all end
             audit.record(s, user, "user.update", "user", id,
                          details={"username": target.username, **changes})
             await s.refresh(target)
@@ -223,13 +225,30 @@ async def delete_user(user: int, id: int):
     await hooks.user_gone(id)
     for server_id in owned:
         await hooks.server_closed(server_id)
-    return None, 204
+    return {"message": f"User {target.username} deleted"}, 200
 
 
 # ---------------------------------------------------------------- servers
 def _member_counts():
     return (select(ServerMember.server_id.label("sid"), sa.func.count().label("n"))
             .group_by(ServerMember.server_id).subquery())
+
+
+async def _channels_by_server(s, server_ids: list[int]) -> dict[int, list]:
+    """server id -> its channels (id, name, type), in one statement for the whole page."""
+    out: dict[int, list] = {sid: [] for sid in server_ids}
+    if server_ids:
+        res = await s.execute(select(Channel.id, Channel.name, Channel.type, Channel.server_id)
+                              .where(Channel.server_id.in_(server_ids))
+                              .order_by(Channel.server_id, Channel.position, Channel.id))
+        for c in res.all():
+            out[c.server_id].append(c)
+    return out
+
+
+async def _server_out(s, server: Server, count: int) -> dict:
+    channels = await _channels_by_server(s, [server.id])
+    return views.admin_server_view(server, count, channels[server.id])
 
 
 async def _server_with_count(s, id: int) -> tuple[Server, int]:
@@ -257,7 +276,9 @@ async def list_servers(user: int, page: int = 1, limit: int = 20, search: str | 
         page_q = (q.add_columns(sa.func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.sid == Server.id)
                   .order_by(Server.created_at.desc(), Server.id.desc()).offset((page - 1) * limit).limit(limit))
         res = await s.execute(page_q)  # execute, not exec: rows of (Server, count), not scalars
-        items = [views.admin_server_view(sv, int(n)) for sv, n in res.all()]
+        rows = res.all()
+        channels = await _channels_by_server(s, [sv.id for sv, _n in rows])
+        items = [views.admin_server_view(sv, int(n), channels[sv.id]) for sv, n in rows]
     return views.page_view("servers", items, total, page, limit), 200
 
 
@@ -287,8 +308,9 @@ async def block_server(user: int, id: int, body: dict):
         audit.record(s, user, "server.block", "server", id, server_id=id, details={"reason": reason})
         server, count = await _server_with_count(s, id)
         await s.refresh(server)
+        out = await _server_out(s, server, count)
     await hooks.server_closed(id)
-    return views.admin_server_view(server, count), 200
+    return out, 200
 
 
 async def unblock_server(user: int, id: int, body: dict | None = None):
@@ -305,7 +327,8 @@ async def unblock_server(user: int, id: int, body: dict | None = None):
         audit.record(s, user, "server.unblock", "server", id, server_id=id, details={"previousReason": reason})
         server, count = await _server_with_count(s, id)
         await s.refresh(server)
-    return views.admin_server_view(server, count), 200
+        out = await _server_out(s, server, count)
+    return out, 200
 
 
 async def delete_server(user: int, id: int):
@@ -321,7 +344,7 @@ async def delete_server(user: int, id: int):
         if res.rowcount != 1:
             raise NotFound("Server not found", "server_not_found")
     await hooks.server_closed(id)
-    return None, 204
+    return {"message": f"Server {server.name} deleted"}, 200
 
 
 # ---------------------------------------------------------------- logs

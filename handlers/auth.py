@@ -1,4 +1,4 @@
-"""Accounts: register, login, me, and the desktop client's account edits."""
+"""Accounts: register, login, me, the desktop client's account edits, and sessions."""
 from __future__ import annotations
 
 import secrets
@@ -7,11 +7,39 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import db, views
+from models import db, sessions, views
 from models.tables import User, utcnow
 from projectvoice import auth
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
+
+
+def _client() -> tuple[str | None, str | None]:
+    """(user agent, IP as the rate limits see it: the peer address, or the proxy's forwarded one
+    when the proxy is trusted) of the request being handled."""
+    from connexion.context import scope
+
+    agent = None
+    for name, value in scope.get("headers", ()):
+        if name == b"user-agent":
+            agent = value.decode("latin-1")
+            break
+    client = scope.get("client")
+    return agent, (client[0] if client else None)
+
+
+async def _new_session(s, user: User, password_hash: str | None):
+    """A session for the account, unless it changed since the password was verified: deleted
+    (404), blocked (403) or its password changed (400, the password given is no longer it)."""
+    agent, ip = _client()
+    session, locked = await sessions.create(s, user.id, password_hash, agent, ip)
+    if locked is None:
+        raise NotFound("User not found", "user_not_found")
+    if not locked.is_active:
+        raise Forbidden("This account is blocked", "account_blocked")
+    if session is None:
+        raise BadRequest("Wrong password", "wrong_password")
+    return session, locked
 
 
 def _new_tag() -> str:
@@ -34,9 +62,10 @@ async def register(body: dict):
             user = User(username=username, email=email, password_hash=password_hash, tag=_new_tag())
             s.add(user)
             await s.flush()
+            session, user = await _new_session(s, user, None)
     except IntegrityError:
         raise BadRequest("User already exists (username or email taken)", "user_exists")
-    return {"token": auth.issue_token(user), "user": views.user_private(user)}, 201
+    return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 201
 
 
 async def login(body: dict):
@@ -49,11 +78,13 @@ async def login(body: dict):
         raise BadRequest("Wrong password", "wrong_password")
     if not user.is_active:
         raise Forbidden("This account is blocked", "account_blocked")
-    if needs_rehash:
-        new_hash = await auth.hash_password(body["password"])
-        async with db.session() as s:
+    new_hash = await auth.hash_password(body["password"]) if needs_rehash else None
+    async with db.session() as s:
+        # Made only if the password verified is still the account's and it is still active.
+        session, user = await _new_session(s, user, user.password_hash)
+        if new_hash is not None:
             await s.exec(sa.update(User).where(User.id == user.id).values(password_hash=new_hash))
-    return {"token": auth.issue_token(user), "user": views.user_private(user)}, 200
+    return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 200
 
 
 async def me(user: int):
@@ -94,7 +125,8 @@ async def update_account(user: int, id: int, body: dict | None = None):
     return views.user_private(u), 200
 
 
-async def change_password(user: int, id: int, body: dict):
+async def change_password(user: int, id: int, body: dict, token_info: dict):
+    """Keeps the caller's session (its token keeps working) and ends every other one."""
     _only_self(user, id)
     async with db.session() as s:
         u = await s.get(User, id)
@@ -105,12 +137,45 @@ async def change_password(user: int, id: int, body: dict):
         raise BadRequest("Old password is incorrect", "wrong_password")
     new_hash = await auth.hash_password(body["newPassword"])
     async with db.session() as s:
+        # Conditional on the hash just verified: of two changes at once, the second is a 400.
+        res = await s.exec(sa.update(User).where(User.id == id, User.password_hash == u.password_hash)
+                           .values(password_hash=new_hash, updated_at=utcnow()))
+        if res.rowcount != 1:
+            raise BadRequest("Old password is incorrect", "wrong_password")
+        ended = await sessions.end_others(s, id, token_info["sid"])
         u = await s.get(User, id)
-        u.password_hash = new_hash
-        # Every other session ends; the caller gets a fresh token.
-        u.token_version += 1
-        u.updated_at = utcnow()
-        await s.flush()
+        await s.refresh(u)  # (the UPDATE above went around the session's copy)
     # The other sessions' sockets end now, not at their next event.
     await hooks.revalidate_user_sockets(id)
-    return {"message": "Password changed", "token": auth.issue_token(u)}, 200
+    return {"message": "Password changed", "token": auth.issue_token(u, token_info["sid"]),
+            "endedSessions": ended}, 200
+
+
+# ---------------------------------------------------------------- sessions
+
+async def list_sessions(user: int, token_info: dict):
+    async with db.session() as s:
+        rows = await sessions.list_for(s, user)
+    return [views.session_view(r, r.id == token_info["sid"]) for r in rows], 200
+
+
+async def end_session(user: int, id: int):
+    async with db.session() as s:
+        if not await sessions.end_one(s, user, id):
+            raise NotFound("Session not found", "session_not_found")
+    await hooks.revalidate_user_sockets(user)
+    return None, 204
+
+
+async def logout(user: int, token_info: dict):
+    async with db.session() as s:
+        await sessions.end_one(s, user, token_info["sid"])
+    await hooks.revalidate_user_sockets(user)
+    return None, 204
+
+
+async def logout_others(user: int, token_info: dict):
+    async with db.session() as s:
+        ended = await sessions.end_others(s, user, token_info["sid"])
+    await hooks.revalidate_user_sockets(user)
+    return {"message": f"Signed out of {ended} other session(s)", "endedSessions": ended}, 200

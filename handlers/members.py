@@ -16,8 +16,7 @@ from realtime import hooks
 
 async def _member_out(s, member: ServerMember) -> dict:
     user = await s.get(User, member.user_id)
-    rids = await membership.role_ids_by_member(s, [member.id])
-    return views.member_view(member, user, rids.get(member.id, []))
+    return views.member_view(member, user, await membership.roles_of_member(s, member.id))
 
 
 @account_checked_in_query
@@ -25,15 +24,16 @@ async def list_members(user: int, serverId: int):
     async with sql.connection() as conn:
         await read_server_access(conn, user, serverId)
         rows = (await membership.member_rows(conn, [serverId]))[serverId]
-    return [views.member_row_view(m, rids) for m, rids in rows], 200
+    return [views.member_row_view(m, mroles) for m, mroles in rows], 200
 
 
 async def get_my_membership(user: int, serverId: int):
     async with db.session() as s:
         access = await server_access(s, user, serverId)
         u = await s.get(User, user)
-        own = [r.id for r in access.roles if not r.is_everyone]
-        return views.my_membership_view(access.member, u, own, access.roles, access.total), 200
+        ordered = sorted(access.roles, key=lambda r: (-r.position, r.id))
+        own = [r for r in ordered if not r.is_everyone]
+        return views.my_membership_view(access.member, u, own, ordered, access.total), 200
 
 
 async def add_member(user: int, serverId: int, body: dict):

@@ -7,7 +7,7 @@ fixed number of queries whatever the number of members, channels or roles.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -150,33 +150,41 @@ async def recompute_coarse_role(s, member: ServerMember, is_owner: bool) -> None
     await s.flush()
 
 
-async def role_ids_by_member(s, member_ids: list[int]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = defaultdict(list)
-    if member_ids:
-        res = await s.exec(select(MemberRole).where(MemberRole.member_id.in_(member_ids)))
-        for mr in res.all():
-            out[mr.member_id].append(mr.role_id)
-    return out
+async def roles_of_member(s, member_id: int) -> list[Role]:
+    """The member's assigned roles (never @everyone), highest first."""
+    res = await s.exec(select(Role).join(MemberRole, MemberRole.role_id == Role.id)
+                       .where(MemberRole.member_id == member_id).order_by(Role.position.desc(), Role.id))
+    return list(res.all())
 
 
 # The read side, in hand-written SQL on a models.sql connection (sql.connection() for a read,
 # sql.of_session(s) inside a write's transaction): a fixed number of statements whatever the
 # number of servers, members, channels or roles.
 
+RoleRef = namedtuple("RoleRef", "id name color permissions position")
+
+
 async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
-    """server id -> [(member row, role ids)] in join order, in one statement. A member row has
-    the member's columns and its user's public ones (username, profile_picture, tag, status)."""
+    """server id -> [(member row, roles)] in join order, in one statement whatever the number of
+    members and roles. A member row has the member's columns and its user's public ones
+    (username, profile_picture, tag, status); roles are RoleRefs, highest first."""
     out: dict[int, list[tuple]] = defaultdict(list)
     if not server_ids:
         return out
     ids, params = sql.in_list("s", server_ids)
-    role_ids = sql.id_list("mr.role_id", "member_roles mr WHERE mr.member_id = m.id")
+    last = None
     for m in await conn.all(
             "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
-            f"u.username, u.profile_picture, u.tag, u.status, ({role_ids}) AS role_ids "
-            f"FROM server_members m JOIN users u ON u.id = m.user_id WHERE m.server_id IN ({ids}) "
-            "ORDER BY m.server_id, m.id", **params):
-        out[m.server_id].append((m, sql.parse_id_list(m.role_ids)))
+            "u.username, u.profile_picture, u.tag, u.status, r.id AS role_id, r.name AS role_name, "
+            "r.color AS role_color, r.permissions AS role_permissions, r.position AS role_position "
+            "FROM server_members m JOIN users u ON u.id = m.user_id "
+            "LEFT JOIN member_roles mr ON mr.member_id = m.id LEFT JOIN roles r ON r.id = mr.role_id "
+            f"WHERE m.server_id IN ({ids}) ORDER BY m.server_id, m.id, r.position DESC, r.id", **params):
+        if last is None or last[0].id != m.id:
+            last = (m, [])
+            out[m.server_id].append(last)
+        if m.role_id is not None:
+            last[1].append(RoleRef(m.role_id, m.role_name, m.role_color, m.role_permissions, m.role_position))
     return out
 
 

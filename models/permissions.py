@@ -259,12 +259,15 @@ CHANNEL_ACCESS_SQL = (
     f"{_ROLE_JOINS} WHERE c.id = %(channel)s")
 # The same with the caller's account (projectvoice.auth.account_checked_in_query): the account
 # row leads, so a gone account is no row at all and a missing server or channel is NULL columns.
-_ACCOUNT = "a.is_active AS is_active, a.token_version AS token_version"
+# The token's session is joined in too (models/sessions.py): NULL session columns when it ended.
+_ACCOUNT = ("a.is_active AS is_active, a.token_version AS token_version, sess.id AS session_id, "
+            "sess.last_seen_at AS session_seen_at")
+_FROM_ACCOUNT = "FROM users a LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id"
 SERVER_ACCESS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM users a "
+    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} {_FROM_ACCOUNT} "
     f"LEFT JOIN servers s ON s.id = %(server)s {_ROLE_JOINS} WHERE a.id = %(user)s")
 CHANNEL_ACCESS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM users a "
+    f"SELECT {_ACCOUNT}, {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} {_FROM_ACCOUNT} "
     f"LEFT JOIN channels c ON c.id = %(channel)s LEFT JOIN servers s ON s.id = c.server_id {_ROLE_JOINS} "
     f"WHERE a.id = %(user)s")
 
@@ -292,7 +295,7 @@ async def _read_access(conn, plain: str, with_account: str, user_id: int, **para
     claims = auth.take_unchecked_account(user_id)
     if claims is None:
         return await conn.all(plain, user=user_id, **params)
-    rows = await conn.all(with_account, user=user_id, **params)
+    rows = await conn.all(with_account, user=user_id, sid=claims["sid"], **params)
     auth.check_account(rows[0] if rows else None, claims)
     return [] if rows[0].id is None else rows
 
@@ -303,7 +306,7 @@ MY_SERVERS_SQL = (f"SELECT {_SERVER_COLUMNS} FROM servers s JOIN server_members 
 # (Named: SQLite names the columns of a parenthesized join "id:1" and the like otherwise.)
 _SERVER_COLUMNS_NAMED = ", ".join(f"{c} AS {c.split('.')[1]}" for c in _SERVER_COLUMNS.split(", "))
 MY_SERVERS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS_NAMED} FROM users a LEFT JOIN (server_members m JOIN servers s "
+    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS_NAMED} {_FROM_ACCOUNT} LEFT JOIN (server_members m JOIN servers s "
     "ON s.id = m.server_id AND NOT s.is_blocked) ON m.user_id = a.id WHERE a.id = %(user)s ORDER BY s.id")
 
 

@@ -325,20 +325,6 @@ async def one(sql: str, **params: Any):
         return await conn.one(sql, **params)
 
 
-def id_list(column: str, source: str) -> str:
-    """A scalar subquery giving `column` of `source` (FROM ... WHERE ...) as one comma-separated
-    string, read back with parse_id_list: a member's role ids beside the member."""
-    from models import db
-
-    if db.is_postgres():
-        return f"SELECT string_agg(CAST({column} AS text), ',') FROM {source}"
-    return f"SELECT group_concat({column}) FROM {source}"
-
-
-def parse_id_list(value: str | None) -> list[int]:
-    return [int(v) for v in value.split(",")] if value else []
-
-
 def in_list(prefix: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """`IN (...)` for a list, as placeholders both drivers take: ("%(p0)s, %(p1)s", {...})."""
     names = [f"{prefix}{i}" for i in range(len(values))]

@@ -236,3 +236,19 @@ class AuditLog(SQLModel, table=True):
     server_id: Optional[int] = Field(default=None, index=True)
     details: Optional[dict] = Field(default=None, sa_type=sa.JSON)
     created_at: datetime = _ts(index=True)
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in session: one per login or registration. Its id is the `sid` claim of the
+    token issued for it; the token works only while this row exists (ending a session deletes
+    it, and deleting the account deletes them all)."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = _fk("users.id")
+    user_agent: Optional[str] = Field(default=None, max_length=512)
+    ip: Optional[str] = Field(default=None, max_length=64)
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()

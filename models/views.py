@@ -37,6 +37,11 @@ def user_private(u: User) -> dict[str, Any]:
     }
 
 
+def auth_answer(token: str, u: User, session_id: int) -> dict[str, Any]:
+    """Register's and login's answer: the token of the session they started."""
+    return {"token": token, "user": user_private(u), "sessionId": session_id}
+
+
 def user_profile(u: User) -> dict[str, Any]:
     """GET/PUT /users/: the caller's profile."""
     return {
@@ -104,7 +109,13 @@ def role_view(r) -> dict[str, Any]:
     }
 
 
-def member_view(m, user: User, role_ids: list[int]) -> dict[str, Any]:
+def member_role_view(r) -> dict[str, Any]:
+    """A role as a member entry lists it (the badge the client draws)."""
+    return {"id": r.id, "name": r.name, "color": r.color, "permissions": str(r.permissions), "position": r.position}
+
+
+def member_view(m, user: User, roles) -> dict[str, Any]:
+    """`roles`: the member's assigned roles (never @everyone), highest first."""
     return {
         "id": m.id,
         "userId": m.user_id,
@@ -113,7 +124,9 @@ def member_view(m, user: User, role_ids: list[int]) -> dict[str, Any]:
         "isMuted": m.is_muted,
         "isDeafened": m.is_deafened,
         "joinedAt": iso(m.joined_at),
-        "roleIds": sorted(role_ids),
+        "createdAt": iso(m.joined_at),
+        "roleIds": sorted(r.id for r in roles),
+        "roles": [member_role_view(r) for r in roles],
         "user": user_public(user),
     }
 
@@ -142,17 +155,17 @@ class _MemberUser:
         self.tag, self.status = row.tag, row.status
 
 
-def member_row_view(row, role_ids: list[int]) -> dict[str, Any]:
-    """A member from a member row (its user's public columns joined in)."""
-    return member_view(row, _MemberUser(row), role_ids)
+def member_row_view(row, roles) -> dict[str, Any]:
+    """A member from a member row (its user's public columns joined in) and its roles."""
+    return member_view(row, _MemberUser(row), roles)
 
 
 def server_detail_view(sv, channels, members, roles) -> dict[str, Any]:
-    """`members` is a list of (member row, role_ids) from models.membership.member_rows."""
+    """`members` is a list of (member row, roles) from models.membership.member_rows."""
     return {
         **server_view(sv),
         "channels": [channel_view(c) for c in channels],
-        "members": [member_row_view(m, rids) for m, rids in members],
+        "members": [member_row_view(m, mroles) for m, mroles in members],
         "roles": [role_view(r) for r in roles],
     }
 
@@ -178,8 +191,10 @@ def admin_user_view(u: User) -> dict[str, Any]:
     return user_private(u)
 
 
-def admin_server_view(sv, member_count: int) -> dict[str, Any]:
-    return {**server_view(sv), "memberCount": member_count}
+def admin_server_view(sv, member_count: int, channels) -> dict[str, Any]:
+    """`channels`: rows with id, name, type (the panel counts them)."""
+    return {**server_view(sv), "memberCount": member_count,
+            "channels": [{"id": c.id, "name": c.name, "type": c.type} for c in channels]}
 
 
 def admin_server_detail_view(detail: dict[str, Any]) -> dict[str, Any]:
@@ -249,9 +264,10 @@ def invite_info_view(i, server) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- members and bans
 
-def my_membership_view(m, user: User, role_ids: list[int], roles, total: int) -> dict[str, Any]:
+def my_membership_view(m, user: User, own_roles, roles, total: int) -> dict[str, Any]:
+    """`own_roles`: the assigned roles, highest first; `roles` (listed in full) adds @everyone."""
     return {
-        **member_view(m, user, role_ids),
+        **member_view(m, user, own_roles),
         "roles": [role_view(r) for r in sorted(roles, key=lambda r: (-r.position, r.id))],
         "totalPermissions": str(total),
     }
@@ -315,3 +331,17 @@ def message_row_view(r) -> dict[str, Any]:
 def message_page_view(rows: list, total: int, page: int, limit: int) -> dict[str, Any]:
     """`rows` are message rows (message_row_view), already in the page's order."""
     return page_view("messages", [message_row_view(r) for r in rows], total, page, limit)
+
+
+# ---------------------------------------------------------------- sessions (issue 18)
+
+def session_view(sess, current: bool) -> dict[str, Any]:
+    """A signed-in session as its owner sees it (GET /auth/sessions)."""
+    return {
+        "id": sess.id,
+        "createdAt": iso(sess.created_at),
+        "lastSeenAt": iso(sess.last_seen_at),
+        "userAgent": sess.user_agent,
+        "ip": sess.ip,
+        "current": current,
+    }

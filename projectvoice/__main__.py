@@ -35,7 +35,7 @@ async def _create_admin(username: str, email: str, password: str) -> str:
     from sqlalchemy.exc import IntegrityError
 
     from handlers.auth import _new_tag, find_by_email
-    from models import db
+    from models import db, sessions
     from models.tables import User
     from projectvoice import auth
 
@@ -50,6 +50,7 @@ async def _create_admin(username: str, email: str, password: str) -> str:
                 existing.is_active = True
                 existing.password_hash = hashed
                 existing.token_version += 1
+                await sessions.end_all(s, existing.id)  # the old password's sessions all end
                 msg = f"promoted existing user {existing.username} (id {existing.id}) to admin"
             else:
                 user = User(username=username, email=email.lower(), password_hash=hashed,

@@ -16,9 +16,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
 from models import db, sql
-from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31, textcheck
-from projectvoice.readretry import ReadRetryResolver
+from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31, slashes, textcheck
 from projectvoice.middleware import DefaultJsonContentType, HeadLimits, LimitsMiddleware
+from projectvoice.readretry import ReadRetryResolver
 from projectvoice.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
 
@@ -112,5 +112,7 @@ def create_app(settings: Settings | None = None):
     # Request ids, access log and metrics around everything HTTP (GET /metrics served here).
     http_app = diagnostics.wrap(http_app, settings)  # X-Query-Count when QUERY_COUNT_HEADER=1
     http_app = observability.ObservabilityMiddleware(http_app, settings, observability.route_templates(SPEC))
+    # `/api/users` answers as the document's `/api/users/`, `/api/servers/` as `/api/servers`.
+    http_app = slashes.TrailingSlash(http_app, SPEC)
     sio = realtime_server.build(settings)
     return HeadLimits(realtime_server.wrap(sio, http_app), settings)

@@ -12,7 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import db, sql
+from models import db, sessions, sql
 from models.tables import User
 from projectvoice.errors import ApiError, Unauthorized
 from projectvoice.settings import get_settings
@@ -61,15 +61,44 @@ async def verify_password(stored: str, password: str) -> tuple[bool, bool]:
     return await asyncio.to_thread(_verify_sync, stored, password)
 
 
-def issue_token(user: User) -> str:
+def issue_token(user: User, session_id: int) -> str:
+    """A token for one session of the account (`sid`): it works while that session lasts."""
     now = int(time.time())
     payload = {
         "sub": str(user.id),
         "ver": user.token_version,
+        "sid": session_id,
         "iat": now,
         "exp": now + get_settings().jwt_ttl_seconds,
     }
     return jwt.encode(payload, _jwt_secret(), algorithm="HS256")
+
+
+_ID_MAX = 2**31 - 1  # ids are 32-bit integer columns
+
+
+def _claim_int(value, low: int = 0) -> int | None:
+    if type(value) is not int or not low <= value <= 2**62:  # bool and float are not claims we issue
+        return None
+    return value
+
+
+def _valid_claims(claims: dict) -> dict | None:
+    """The claims exactly as issue_token writes them, or None. A token signed with our secret
+    but shaped otherwise (a string `exp`, a `sub` of " 1 ", no `ver` or `sid`) is refused like a
+    bad signature: only the secret's holder can make one, but it must never reach a statement
+    or the cache (a string `exp` there failed on the next use)."""
+    sub = claims.get("sub")
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and not sub.startswith("0") and len(sub) <= 10):
+        return None
+    user_id = int(sub)
+    sid = _claim_int(claims.get("sid"), 1)
+    if user_id > _ID_MAX or sid is None or sid > _ID_MAX:
+        return None
+    if _claim_int(claims.get("ver")) is None or _claim_int(claims.get("exp")) is None \
+            or _claim_int(claims.get("iat")) is None:
+        return None
+    return {**claims, "sub": user_id}
 
 
 # Tokens whose signature and claims were verified, so a client's next requests skip the HMAC
@@ -89,8 +118,10 @@ def decode_token(token: str) -> dict | None:
     try:
         claims = jwt.decode(token, _jwt_secret(), algorithms=["HS256"],
                             options={"require": ["sub", "exp", "iat"]})
-        claims["sub"] = int(claims["sub"])
     except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+    claims = _valid_claims(claims)
+    if claims is None:
         return None
     _verified[token] = claims
     if len(_verified) > _VERIFIED_MAX:
@@ -99,37 +130,48 @@ def decode_token(token: str) -> dict | None:
 
 
 async def user_for_token(token: str | None) -> User | None:
-    """The active user a token belongs to, or None when it is missing, bad, expired or revoked."""
+    """The active user a token belongs to, or None when it is missing, bad, expired or revoked,
+    or its session has ended (the socket's check: the same account verdict as the bearer check)."""
     if not token:
         return None
     claims = decode_token(token)
     if claims is None:
         return None
-    async with db.session() as s:
-        user = await s.get(User, claims["sub"])
     try:
-        check_account(user, claims)
+        check_account(await _account(claims), claims)
     except Unauthorized:
         return None
-    return user
+    async with db.session() as s:
+        user = await s.get(User, claims["sub"])
+    return user if user is not None and user.is_active else None
 
 
-async def _account(user_id: int):
-    """The account's row as it is now (never cached: a blocked or deleted account's token fails
-    on the very next request), in one statement outside any transaction."""
-    return await sql.one("SELECT id, role, username, profile_picture, is_active, token_version FROM users "
-                         "WHERE id = %(id)s", id=user_id)
+# The account and the token's session in one statement (the session is NULL columns when it ended).
+ACCOUNT_SQL = ("SELECT a.id, a.role, a.username, a.profile_picture, a.is_active, a.token_version, "
+               "sess.id AS session_id, sess.last_seen_at AS session_seen_at FROM users a "
+               "LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id WHERE a.id = %(id)s")
+
+
+async def _account(claims: dict):
+    """The account's row as it is now, with the token's session (never cached: a blocked or
+    deleted account's token, or an ended session's, fails on the very next request), in one
+    statement outside any transaction."""
+    return await sql.one(ACCOUNT_SQL, id=claims["sub"], sid=claims["sid"])
 
 
 def check_account(row, claims: dict) -> None:
-    """The token's account must exist, be active and not have revoked its tokens since this one
-    was issued. `row` has is_active and token_version (None: no such account)."""
+    """The token's account must exist, be active, not have revoked its tokens since this one
+    was issued, and the token's session must still exist. `row` has is_active, token_version,
+    session_id and session_seen_at (None: no such account)."""
     if row is None:
         raise Unauthorized("Unauthorized: account no longer exists", "invalid_token")
     if not row.is_active:
         raise Unauthorized("Unauthorized: account is blocked", "account_blocked")
-    if row.token_version != claims.get("ver", 0):
+    if row.token_version != claims["ver"]:
         raise Unauthorized("Unauthorized: token revoked", "invalid_token")
+    if row.session_id is None:
+        raise Unauthorized("Unauthorized: session ended", "session_ended")
+    sessions.seen(row.session_id, row.session_seen_at)
 
 
 # ----------------------------------------------------------- the account read, folded into a query
@@ -174,7 +216,7 @@ async def settle_account() -> None:
     claims = _unchecked.get()
     if claims is not None:
         _unchecked.set(None)
-        check_account(await _account(claims["sub"]), claims)
+        check_account(await _account(claims), claims)
 
 
 async def bearer_info(token: str, request=None) -> dict:
@@ -186,8 +228,10 @@ async def bearer_info(token: str, request=None) -> dict:
         routing = request.scope.get("extensions", {}).get("connexion_routing", {})
         if routing.get("operation_id") in _DEFERRED:
             _unchecked.set(claims)
-            return {"sub": claims["sub"]}
-    user = await _account(claims["sub"])
+            return {"sub": claims["sub"], "sid": claims["sid"]}
+    user = await _account(claims)
     check_account(user, claims)
-    # Handlers that accept `token_info` get this (create_message: the author without a query).
-    return {"sub": user.id, "role": user.role, "username": user.username, "profilePicture": user.profile_picture}
+    # Handlers that accept `token_info` get this (create_message: the author without a query;
+    # the session routes: the caller's session).
+    return {"sub": user.id, "sid": claims["sid"], "role": user.role, "username": user.username,
+            "profilePicture": user.profile_picture}

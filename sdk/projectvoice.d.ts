@@ -133,10 +133,89 @@ export interface paths {
         get?: never;
         /**
          * Change the caller's password (self only)
-         * @description Checks the old password, revokes every earlier token of the account and returns a fresh one.
+         * @description Checks the old password, then ends every other session of the account (their tokens answer
+         *     401 on their next request, their sockets are disconnected) and keeps the caller's: the
+         *     caller's token keeps working, and `token` is a fresh one for the same session.
          */
         put: operations["handlers.auth.change_password"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's sessions
+         * @description Every session of the caller's account, the most recently started first; `current` marks the one making the request.
+         */
+        get: operations["handlers.auth.list_sessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of the caller's sessions
+         * @description Its token answers 401 from its next request on (in every server process), and its sockets are disconnected. Ending the current session is a logout. Another account's session id is 404.
+         */
+        delete: operations["handlers.auth.end_session"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End the current session
+         * @description The token used for this request answers 401 from then on.
+         */
+        post: operations["handlers.auth.logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/logout-others": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End every session of the caller but the current one */
+        post: operations["handlers.auth.logout_others"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1301,20 +1380,65 @@ export interface components {
             status: string;
         };
         AuthResponse: {
-            /** @description JWT, valid 7 days. */
+            /** @description JWT, valid 7 days, for the session this login or registration started. */
             token: string;
             user: components["schemas"]["User"];
+            /** @description The session the token belongs to (`GET /auth/sessions`). */
+            sessionId: number;
         };
         /**
-         * @description Every earlier token of the account is revoked; `token` is a fresh one for the caller.
+         * @description Every other session of the account ended; the caller's goes on (its token keeps working), and `token` is a fresh token for it.
          * @example {
          *       "message": "Password changed",
-         *       "token": "eyJhbGciOiJIUzI1NiJ9.e30.x"
+         *       "token": "eyJhbGciOiJIUzI1NiJ9.e30.x",
+         *       "endedSessions": 2
          *     }
          */
         PasswordChanged: {
             message: string;
             token: string;
+            /** @description How many other sessions ended. */
+            endedSessions: number;
+        };
+        /**
+         * @description A signed-in session of the caller (one per login or registration).
+         * @example {
+         *       "id": 7,
+         *       "createdAt": "2024-01-01T00:00:00.000Z",
+         *       "lastSeenAt": "2024-01-02T10:00:00.000Z",
+         *       "userAgent": "Mozilla/5.0",
+         *       "ip": "127.0.0.1",
+         *       "current": true
+         *     }
+         */
+        Session: {
+            id: number;
+            /**
+             * Format: date-time
+             * @description When the login or registration happened.
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Last request made with it (updated at most about once a minute).
+             */
+            lastSeenAt: string;
+            /** @description The User-Agent header of the login. */
+            userAgent: string | null;
+            /** @description The client's address as the rate limits see it (the trusted proxy's X-Forwarded-For, else the peer). */
+            ip: string | null;
+            /** @description True for the session of the token making this request. */
+            current: boolean;
+        };
+        /**
+         * @example {
+         *       "message": "Signed out of 2 other session(s)",
+         *       "endedSessions": 2
+         *     }
+         */
+        SessionsEnded: {
+            message: string;
+            endedSessions: number;
         };
         /**
          * @example {
@@ -1409,8 +1533,18 @@ export interface components {
          *           "isMuted": false,
          *           "isDeafened": false,
          *           "joinedAt": "2024-01-01T00:00:00.000Z",
+         *           "createdAt": "2024-01-01T00:00:00.000Z",
          *           "roleIds": [
          *             5
+         *           ],
+         *           "roles": [
+         *             {
+         *               "id": 5,
+         *               "name": "Owner",
+         *               "color": "#F1C40F",
+         *               "permissions": "8",
+         *               "position": 4
+         *             }
          *           ],
          *           "user": {
          *             "id": 1,
@@ -1668,8 +1802,18 @@ export interface components {
          *       "isMuted": false,
          *       "isDeafened": false,
          *       "joinedAt": "2024-01-01T00:00:00.000Z",
+         *       "createdAt": "2024-01-01T00:00:00.000Z",
          *       "roleIds": [
          *         2
+         *       ],
+         *       "roles": [
+         *         {
+         *           "id": 2,
+         *           "name": "Member",
+         *           "color": "#57F287",
+         *           "permissions": "70323264",
+         *           "position": 1
+         *         }
          *       ],
          *       "user": {
          *         "id": 1,
@@ -1690,11 +1834,27 @@ export interface components {
             isDeafened: boolean;
             /** Format: date-time */
             joinedAt: string;
+            /**
+             * Format: date-time
+             * @description When the member joined (the same as `joinedAt`; the desktop client reads this one).
+             */
+            createdAt: string;
             /** @description Ids of the roles assigned to the member (@everyone is implicit and not listed). */
             roleIds: number[];
+            /** @description The roles assigned to the member (@everyone is implicit and not listed), highest position first. */
+            roles: components["schemas"]["MemberRoleRef"][];
             user: components["schemas"]["PublicUser"];
         };
-        /** @description The caller's membership with their roles (including @everyone) and the effective permission bits. */
+        /** @description A role as a member entry lists it. */
+        MemberRoleRef: {
+            id: number;
+            name: string;
+            color: string;
+            /** @description Permission bitfield as a decimal string. */
+            permissions: string;
+            position: number;
+        };
+        /** @description The caller's membership with their roles (here including @everyone, as the full role objects) and the effective permission bits. */
         MyMembership: {
             id: number;
             userId: number;
@@ -1704,8 +1864,15 @@ export interface components {
             isDeafened: boolean;
             /** Format: date-time */
             joinedAt: string;
+            /**
+             * Format: date-time
+             * @description When the caller joined (the same as `joinedAt`).
+             */
+            createdAt: string;
+            /** @description Ids of the assigned roles (@everyone not listed). */
             roleIds: number[];
             user: components["schemas"]["PublicUser"];
+            /** @description The caller's roles, @everyone included, highest position first. */
             roles: components["schemas"]["Role"][];
             /** @description Effective permission bitfield as a decimal string (every bit for the owner and for ADMINISTRATOR). */
             totalPermissions: string;
@@ -2081,7 +2248,14 @@ export interface components {
          *       "blockReason": "Violates the rules",
          *       "createdAt": "2024-01-01T00:00:00.000Z",
          *       "updatedAt": "2024-01-02T00:00:00.000Z",
-         *       "memberCount": 12
+         *       "memberCount": 12,
+         *       "channels": [
+         *         {
+         *           "id": 1,
+         *           "name": "general",
+         *           "type": "text"
+         *         }
+         *       ]
          *     }
          */
         AdminServer: {
@@ -2097,6 +2271,14 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             memberCount: number;
+            /** @description The server's channels, in their order (the admin panel counts them). */
+            channels: components["schemas"]["ChannelRef"][];
+        };
+        ChannelRef: {
+            id: number;
+            name: string;
+            /** @enum {string} */
+            type: "text" | "voice";
         };
         /** @description A server with its channels, members, roles and member count. */
         AdminServerDetail: {
@@ -2263,7 +2445,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Missing, malformed, expired or revoked token (the only cause of a 401). */
+        /** @description Missing, malformed, expired or revoked token, or one whose session has ended (the only causes of a 401). */
         Unauthorized: {
             headers: {
                 [name: string]: unknown;
@@ -2541,7 +2723,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Logged in. */
+            /** @description Logged in; a new session. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2740,6 +2922,120 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    "handlers.auth.list_sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    "handlers.auth.end_session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Session ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description The caller has no session with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Session not found",
+                     *       "code": "session_not_found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    "handlers.auth.logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EmptyBody"];
+            };
+        };
+        responses: {
+            /** @description Logged out. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    "handlers.auth.logout_others": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EmptyBody"];
+            };
+        };
+        responses: {
+            /** @description The other sessions ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsEnded"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -3410,8 +3706,18 @@ export interface operations {
                      *         "isMuted": false,
                      *         "isDeafened": false,
                      *         "joinedAt": "2024-01-01T00:00:00.000Z",
+                     *         "createdAt": "2024-01-01T00:00:00.000Z",
                      *         "roleIds": [
                      *           2
+                     *         ],
+                     *         "roles": [
+                     *           {
+                     *             "id": 2,
+                     *             "name": "Member",
+                     *             "color": "#57F287",
+                     *             "permissions": "70323264",
+                     *             "position": 1
+                     *           }
                      *         ],
                      *         "user": {
                      *           "id": 1,
@@ -4839,12 +5145,19 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description User deleted. */
-            204: {
+            /** @description User deleted (the admin panel reads `message`). */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "User alice deleted"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -4923,12 +5236,19 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Server deleted. */
-            204: {
+            /** @description Server deleted (the admin panel reads `message`). */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Server My Server deleted"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];

@@ -36,10 +36,13 @@ class Contract:
         self._validators: dict[str, Draft202012Validator] = {}
 
     def find(self, method: str, path: str) -> str | None:
+        """The operation's template; a path that differs from one only by a trailing slash is
+        that operation too (projectvoice/slashes.py answers it the same)."""
         method = method.lower()
-        for m, regex, template in self.routes:
-            if m == method and regex.match(path):
-                return template
+        for candidate in (path, path[:-1] if path.endswith("/") else path + "/"):
+            for m, regex, template in self.routes:
+                if m == method and regex.match(candidate):
+                    return template
         return None
 
     def _validator(self, pointer: str) -> Draft202012Validator:

@@ -15,6 +15,7 @@ import os
 import secrets
 
 import httpx
+import jwt
 import schemathesis
 
 
@@ -28,6 +29,10 @@ def fresh_owner_token() -> str:
                    json={"username": name, "email": f"{name}@example.com", "password": "password123"})
     r.raise_for_status()
     token = r.json()["token"]
+    # A second session (another device), started after the registration's: the session links
+    # (GET /auth/sessions -> DELETE /auth/sessions/{id} on the newest) end it, not this token's.
+    httpx.post(f"{_base()}/api/auth/login", timeout=30,
+               json={"email": f"{name}@example.com", "password": "password123"}).raise_for_status()
     # Give the account something to act on: a server with a text and a voice channel.
     h = {"Authorization": f"Bearer {token}"}
     s = httpx.post(f"{_base()}/api/servers", headers=h, json={"name": name}, timeout=30).json()
@@ -49,13 +54,48 @@ def admin_token() -> str | None:
 # retry_on=[]: a 401 (the account was deleted, blocked or changed its password mid-run) is not
 # replayed with the next fresh account, which would act on the first account's resources as a
 # stranger and turn "created, then gone with its owner" into a false ensure_resource_availability.
+# The operations that end sessions get a session of their own, started for the one case, on an
+# account kept for them: ending it (or all the others) never signs the run's shared account out.
+SESSION_ENDING = {"/auth/logout", "/auth/logout-others", "/auth/sessions/{id}"}
+_session_account: dict = {}
+
+
+def throwaway_session_token() -> str:
+    if not _session_account:
+        name = "fs" + secrets.token_hex(6)
+        body = {"username": name, "email": f"{name}@example.com", "password": "password123"}
+        httpx.post(f"{_base()}/api/auth/register", json=body, timeout=30).raise_for_status()
+        _session_account.update(email=body["email"], password=body["password"])
+    r = httpx.post(f"{_base()}/api/auth/login", json=_session_account, timeout=30)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def _linked_token(case) -> bool:
+    """True when the case already carries a token of ours put there by an OpenAPI link (login ->
+    sessions with the token just issued): a JWT naming a session. Anything else in the header
+    (nothing, or a credential drawn at random) gives way to the run's account."""
+    value = (case.headers or {}).get("Authorization", "")
+    if not isinstance(value, str) or not value.startswith("Bearer "):
+        return False
+    try:
+        claims = jwt.decode(value[7:], options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return isinstance(claims, dict) and "sid" in claims and "sub" in claims
+
+
 @schemathesis.auth(refresh_interval=3, retry_on=[])
 class ContractAccounts:
     def get(self, case, ctx):
         return {"owner": fresh_owner_token(), "admin": admin_token()}
 
     def set(self, case, data, ctx):
+        if _linked_token(case):
+            return
         token = data["owner"]
+        if case.operation.path in SESSION_ENDING:
+            token = throwaway_session_token()
         if case.operation.path.startswith("/admin") and data["admin"]:
             token = data["admin"]
         case.headers = case.headers or {}

@@ -72,7 +72,8 @@ def test_token_stops_working_when_it_expires(api, server, alice):
     """The server remembers tokens it verified (projectvoice/auth.py); expiry still counts on
     every request: a token that worked a moment ago is refused once its `exp` has passed."""
     now = int(time.time())
-    token = jwt.encode({"sub": str(alice.id), "ver": 0, "iat": now, "exp": now + 2}, server.jwt_secret,
+    sid = jwt.decode(alice.token, options={"verify_signature": False})["sid"]
+    token = jwt.encode({"sub": str(alice.id), "ver": 0, "sid": sid, "iat": now, "exp": now + 2}, server.jwt_secret,
                        algorithm="HS256")
     assert api.get("/auth/me", token=token).status_code == 200
     assert api.get("/auth/me", token=token).status_code == 200  # the remembered path
@@ -119,6 +120,10 @@ def test_account_edit_is_self_only(api, alice, bob):
 
 
 def test_password_change_checks_old_and_revokes_other_tokens(api, alice):
+    """The other sessions' tokens stop; the caller's own token keeps working (issue 18: the
+    desktop client ignores the fresh token and must not be logged out). tests/test_sessions.py
+    has the rest."""
+    other = api.post("/auth/login", json={"email": alice.email, "password": alice.password}).json()["token"]
     r = api.put(f"/auth/users/{alice.id}/password", token=alice.token,
                 json={"oldPassword": "wrong-old-pw", "newPassword": "new-password-1"})
     assert r.status_code == 400
@@ -126,7 +131,9 @@ def test_password_change_checks_old_and_revokes_other_tokens(api, alice):
                 json={"oldPassword": alice.password, "newPassword": "new-password-1"})
     assert r.status_code == 200
     fresh = r.json()["token"]
-    assert api.get("/auth/me", token=alice.token).status_code == 401
+    assert r.json()["endedSessions"] == 1
+    assert api.get("/auth/me", token=other).status_code == 401
+    assert api.get("/auth/me", token=alice.token).status_code == 200
     assert api.get("/auth/me", token=fresh).status_code == 200
     assert api.post("/auth/login", json={"email": alice.email, "password": "new-password-1"}).status_code == 200
     assert api.post("/auth/login", json={"email": alice.email, "password": alice.password}).status_code == 400

@@ -64,8 +64,8 @@ def test_roles_per_operation(api, admin, moderator, alice):
     assert api.put(f"/admin/users/{uid}", admin.token, json={"isActive": True}).status_code == 200
     assert api.post(f"/admin/servers/{sid}/block", admin.token, json={"reason": "spam spam"}).status_code == 200
     assert api.post(f"/admin/servers/{sid}/unblock", admin.token, json={}).status_code == 200
-    assert api.delete(f"/admin/servers/{sid}", admin.token).status_code == 204
-    assert api.delete(f"/admin/users/{uid}", admin.token).status_code == 204
+    assert api.delete(f"/admin/servers/{sid}", admin.token).status_code == 200
+    assert api.delete(f"/admin/users/{uid}", admin.token).status_code == 200
     assert api.get(f"/admin/users/{uid}", admin.token).status_code == 404
     assert api.get(f"/admin/servers/{sid}", admin.token).status_code == 404
 
@@ -292,7 +292,8 @@ def test_admin_deletes_user_and_owned_servers(api, admin):
     victim = api.register()
     server = create_server(api, victim)
     r = api.delete(f"/admin/users/{victim.id}", admin.token)
-    assert r.status_code == 204 and r.content == b""
+    # 200 with a message: the admin panel reads result.message and throws on an empty answer.
+    assert r.status_code == 200 and r.json() == {"message": f"User {victim.user['username']} deleted"}
     assert api.get("/auth/me", victim.token).status_code == 401
     assert api.get(f"/admin/servers/{server['id']}", admin.token).status_code == 404
     r = api.post("/auth/login", json={"email": victim.email, "password": victim.password})
@@ -328,7 +329,8 @@ def test_admin_delete_server_cascades(api, admin):
     owner = api.register()
     server = create_server(api, owner)
     channel = create_channel(api, owner, server["id"])
-    assert api.delete(f"/admin/servers/{server['id']}", admin.token).status_code == 204
+    r = api.delete(f"/admin/servers/{server['id']}", admin.token)
+    assert r.status_code == 200 and r.json() == {"message": f"Server {server['name']} deleted"}
     assert api.get(f"/servers/{server['id']}", owner.token).status_code == 404
     assert api.get(f"/servers/{server['id']}/channels/{channel['id']}", owner.token).status_code == 404
     assert server["id"] not in [s["id"] for s in api.get("/servers", owner.token).json()]
@@ -383,3 +385,25 @@ def test_logs_summaries_entries_and_filters(api, admin, server):
     assert r.json()["entries"] == [] and r.json()["total"] == 0
     assert api.get("/admin/logs", admin.token, params={"limit": 101}).status_code == 400
     assert api.get("/admin/logs", admin.token, params={"actorId": 0}).status_code == 400
+
+
+def test_admin_server_list_items_carry_their_channels(api, admin):
+    """The admin panel shows channels.length per server (issue 18): each list item, and the
+    block/unblock answers of the same shape, carry channels [{id, name, type}] in their order."""
+    owner = api.register()
+    server = create_server(api, owner, name=unique("chans"))
+    create_channel(api, owner, server["id"], "text")
+    voice = create_channel(api, owner, server["id"], "voice")
+    empty = create_server(api, owner, name=unique("chans"))
+    expected = [{"id": c["id"], "name": c["name"], "type": c["type"]}
+                for c in api.get(f"/servers/{server['id']}/channels", owner.token).json()]
+    assert {"id": voice["id"], "name": voice["name"], "type": "voice"} in expected and len(expected) >= 2
+    page = api.get("/admin/servers", admin.token, params={"search": server["name"]}).json()
+    (item,) = page["servers"]
+    assert item["channels"] == expected
+    r = api.get("/admin/servers", admin.token, params={"search": empty["name"]})
+    assert [s["channels"] for s in r.json()["servers"]] == [[]]
+    r = api.post(f"/admin/servers/{server['id']}/block", admin.token, json={"reason": "spam spam"})
+    assert r.status_code == 200 and r.json()["channels"] == expected
+    r = api.post(f"/admin/servers/{server['id']}/unblock", admin.token)
+    assert r.status_code == 200 and r.json()["channels"] == expected

@@ -159,7 +159,7 @@ def test_invites_to_blocked_server_fail(api, admin, alice, bob):
 def test_deleted_account_token_fails(api, admin):
     victim = api.register()
     assert api.get("/auth/me", victim.token).status_code == 200
-    assert api.delete(f"/admin/users/{victim.id}", admin.token).status_code == 204
+    assert api.delete(f"/admin/users/{victim.id}", admin.token).status_code == 200
     assert api.get("/auth/me", victim.token).status_code == 401
     assert api.get("/friends", victim.token).status_code == 401
 
@@ -198,24 +198,31 @@ def test_every_folded_account_check_is_tested_here():
 
 
 def test_reads_that_fold_the_account_check_refuse_blocked_revoked_and_deleted(api, admin):
-    """A page, a search, a server or its members: the account is checked in the same statement
-    as the permission, and still before anything else (401, not the 404 of a missing channel)."""
-    blocked, revoked, deleted = api.register(), api.register(), api.register()
-    reads = {a.id: _folded_reads(api, a) for a in (blocked, revoked, deleted)}
+    """A page, a search, a server or its members: the account (and the token's session) is
+    checked in the same statement as the permission, and still before anything else (401, not
+    the 404 of a missing channel). "Revoked" is now a session ended by a password change made
+    from another session (whose own token goes on working), or by a logout."""
+    blocked, revoked, deleted, logged_out = api.register(), api.register(), api.register(), api.register()
+    reads = {a.id: _folded_reads(api, a) for a in (blocked, revoked, deleted, logged_out)}
     for path, params in reads[blocked.id][::2]:
         assert api.get(path, blocked.token, params=params).status_code == 200, path
+    second = api.post("/auth/login", json={"email": revoked.email, "password": revoked.password}).json()["token"]
 
     assert api.put(f"/admin/users/{blocked.id}", admin.token, json={"isActive": False}).status_code == 200
-    r = api.put(f"/auth/users/{revoked.id}/password", token=revoked.token,
+    r = api.put(f"/auth/users/{revoked.id}/password", token=second,
                 json={"oldPassword": revoked.password, "newPassword": "new-password-1"})
     assert r.status_code == 200
     assert api.delete("/users/", token=deleted.token).status_code == 200
+    assert api.post("/auth/logout", token=logged_out.token).status_code == 204
 
-    for acct, code in ((blocked, "account_blocked"), (revoked, "invalid_token"), (deleted, "invalid_token")):
+    for acct, code in ((blocked, "account_blocked"), (revoked, "session_ended"), (deleted, "invalid_token"),
+                       (logged_out, "session_ended")):
         for path, params in reads[acct.id]:
             r = api.get(path, acct.token, params=params)
             assert r.status_code == 401, (acct, path, params, r.text)
             assert r.json()["code"] == code, (path, r.json())
+    for path, params in reads[revoked.id]:  # the session that changed the password reads on
+        assert api.get(path, second, params=params).status_code in (200, 404), path
 
 
 def test_server_list_hides_a_blocked_server_among_others(api, admin):
@@ -235,12 +242,12 @@ def test_folded_handler_that_skips_its_statement_still_gets_the_account_checked(
     from projectvoice import auth
     from projectvoice.errors import NotFound, Unauthorized
 
-    accounts = {1: SimpleNamespace(is_active=True, token_version=0), 2: None}
+    accounts = {1: SimpleNamespace(is_active=True, token_version=0, session_id=5, session_seen_at=None), 2: None}
     reads = []
 
-    async def account(user_id):
-        reads.append(user_id)
-        return accounts[user_id]
+    async def account(claims):
+        reads.append(claims["sub"])
+        return accounts[claims["sub"]]
 
     monkeypatch.setattr(auth, "_account", account)
 
@@ -255,7 +262,7 @@ def test_folded_handler_that_skips_its_statement_still_gets_the_account_checked(
         return {"ok": user}, 200
 
     async def call(handler, user):
-        auth._unchecked.set({"sub": user, "ver": 0})
+        auth._unchecked.set({"sub": user, "ver": 0, "sid": 5})
         wrapped = auth.account_checked_in_query(handler)
         auth._DEFERRED.discard(f"{handler.__module__}.{handler.__name__}")  # not an API operation
         return await wrapped(user=user)

@@ -345,3 +345,62 @@ def test_new_user_registers_builds_a_server_and_invites_a_friend(browser, api, s
     finally:
         for ctx in made:
             ctx.close()
+
+
+def test_member_role_badges_and_sessions_list(clients, api, community):
+    """Issue 18 item 6: the members list shows each member's role badges (highest first, the
+    role's colour); the sessions list shows every signed-in device, ends one, and "log out other
+    sessions" ends the rest, while this page's own session goes on."""
+    alice, bob, srv, _text, _voice = community
+    roles = {r["name"]: r for r in api.get(f"/servers/{srv['id']}/roles", alice.token).json()}
+    bob_mid = next(m["id"] for m in api.get(f"/serverMembers/{srv['id']}/members", alice.token).json()
+                   if m["userId"] == bob.id)
+    r = api.put(f"/serverMembers/{srv['id']}/members/{bob_mid}/roles", alice.token,
+                json={"roleIds": [roles["Member"]["id"], roles["Moderator"]["id"]]})
+    assert r.status_code == 200, r.text
+    # Two more sessions of bob's elsewhere, before his page signs in.
+    phone = api.post("/auth/login", json={"email": bob.email, "password": bob.password},
+                     headers={"User-Agent": "PhoneApp/2.0"}).json()["token"]
+    tablet = api.post("/auth/login", json={"email": bob.email, "password": bob.password},
+                      headers={"User-Agent": "TabletApp/3.0"}).json()["token"]
+
+    b = clients(bob, "bob")
+    b.page.click(f"#server-list li[data-id='{srv['id']}']")
+    b.page.wait_for_selector(f"#member-list li[data-user-id='{bob.id}'] .badge")
+    badges = b.page.eval_on_selector_all(f"#member-list li[data-user-id='{bob.id}'] .badge",
+                                         "els => els.map(e => [e.textContent, getComputedStyle(e).color])")
+    assert [name for name, _ in badges] == ["Moderator", "Member"]
+    assert badges[0][1] == "rgb(88, 101, 242)"  # #5865F2
+    assert b.page.eval_on_selector_all(f"#member-list li[data-user-id='{alice.id}'] .badge",
+                                       "els => els.map(e => e.textContent)") == ["Owner"]
+
+    b.page.click("#sessions-button")
+    b.page.wait_for_selector("#sessions-view:not([hidden]) #session-list li")
+    assert b.page.locator("#session-list li").count() == 4  # registration, phone, tablet, this page
+    assert b.page.locator("#session-list li.current").count() == 1
+    assert "PhoneApp/2.0" in b.page.text_content("#session-list")
+    # End the tablet's session from the list.
+    tablet_row = b.page.locator("#session-list li", has_text="TabletApp/3.0")
+    tablet_row.locator("button.end-session").click()
+    b.page.wait_for_function("() => !document.querySelector('#session-list').textContent.includes('TabletApp')")
+    assert api.get("/auth/me", tablet).status_code == 401
+    assert api.get("/auth/me", phone).status_code == 200
+    # Then every other one.
+    b.page.click("#logout-others")
+    b.wait("() => document.querySelectorAll('#session-list li').length === 1", what="only this session left")
+    assert b.page.locator("#session-list li.current").count() == 1
+    for token in (phone, bob.token):
+        assert api.get("/auth/me", token).status_code == 401
+    # The page itself is still signed in and working.
+    b.page.click(f"#server-list li[data-id='{srv['id']}']")
+    b.page.wait_for_selector(f"#member-list li[data-user-id='{bob.id}']")
+    assert not b.js("() => document.querySelector('#app').hidden")
+    b.screenshot("sessions")
+    # Logging out ends the page's session on the server too. (The answers so far are checked
+    # now: a reload leaves their bodies unreadable.)
+    check_contract(b.ctx)
+    b.ctx.pv_responses.clear()
+    page_token = b.js("() => window.pv.state.token")
+    b.page.click("#logout")
+    b.page.wait_for_selector("#auth:not([hidden])")
+    assert api.get("/auth/me", page_token).status_code == 401

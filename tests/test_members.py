@@ -313,3 +313,52 @@ def test_leaving_while_being_made_owner(api, server, alice):
         detail = api.get(f"/servers/{sid}", owner.token)
         assert detail.status_code == 200 and detail.json()["ownerId"] == owner.id
         assert owner.id in {m["userId"] for m in detail.json()["members"]}
+
+
+def test_member_entries_carry_roles_highest_first_and_created_at(api, alice, bob):
+    """Issue 18 item 1: the desktop client draws badges from `roles` and ticks the roles dialog
+    from them, and sorts by `createdAt`; every member entry (list, members/me, a server's
+    members, a member route's answer) carries both, beside roleIds and joinedAt."""
+    sid = _setup(api, alice, bob)
+    r = api.post(f"/servers/{sid}/roles", alice.token, json={"name": "Helpers", "color": "#123456"})
+    assert r.status_code == 201, r.text
+    custom = r.json()
+    roles = {ro["name"]: ro for ro in api.get(f"/servers/{sid}/roles", alice.token).json()}
+    moderator = roles["Moderator"]
+    mid = _member(api, alice.token, sid, bob.id)["id"]
+    r = api.put(f"/serverMembers/{sid}/members/{mid}/roles", alice.token,
+                json={"roleIds": [custom["id"], moderator["id"]]})
+    assert r.status_code == 200, r.text
+
+    def badge(role):
+        return {k: role[k] for k in ("id", "name", "color", "permissions", "position")}
+
+    expected = sorted([badge(custom), badge(moderator)], key=lambda b: (-b["position"], b["id"]))
+    assert [b["position"] for b in expected] == sorted((b["position"] for b in expected), reverse=True)
+    answered = r.json()
+    assert answered["roles"] == expected and answered["roleIds"] == sorted([custom["id"], moderator["id"]])
+
+    listed = _member(api, bob.token, sid, bob.id)
+    assert listed["roles"] == expected
+    assert listed["createdAt"] == listed["joinedAt"]
+    owner_entry = _member(api, bob.token, sid, alice.id)
+    assert [b["name"] for b in owner_entry["roles"]] == ["Owner"]
+
+    server_entry = next(m for m in api.get(f"/servers/{sid}", bob.token).json()["members"] if m["userId"] == bob.id)
+    assert server_entry["roles"] == expected and server_entry["createdAt"] == listed["joinedAt"]
+    listed_servers = api.get("/servers", bob.token).json()
+    from_list = next(m for s in listed_servers if s["id"] == sid for m in s["members"] if m["userId"] == bob.id)
+    assert from_list["roles"] == expected
+
+    me = api.get(f"/serverMembers/{sid}/members/me", bob.token).json()
+    assert me["createdAt"] == me["joinedAt"] == listed["joinedAt"]
+    assert [ro["id"] for ro in me["roles"] if not ro["isEveryone"]] == [b["id"] for b in expected]
+    positions = [ro["position"] for ro in me["roles"]]
+    assert positions == sorted(positions, reverse=True)
+
+    # The coarse-role route answers the same shape; a member with no roles has an empty list.
+    r = api.put(f"/serverMembers/{sid}/members/{mid}/roles", alice.token, json={"roleIds": []})
+    assert r.status_code == 200 and r.json()["roles"] == [] and r.json()["roleIds"] == []
+    assert _member(api, alice.token, sid, bob.id)["roles"] == []
+    r = api.put(f"/serverMembers/{sid}/members/{mid}", alice.token, json={"role": "moderator"})
+    assert r.status_code == 200 and r.json()["roles"] == [badge(moderator)]

@@ -38,7 +38,7 @@ async function api(method, path, body) {
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   const res = await fetch(`/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (res.status === 401 && state.token) logout();
+  if (res.status === 401 && state.token) logout(false);  // the session is over already
   if (!res.ok) throw new Error((data && data.error) || `${method} ${path}: HTTP ${res.status}`);
   return data;
 }
@@ -72,12 +72,17 @@ async function start(user) {
   await loadServers();
 }
 
-function logout() {
+// Log out: the server ends this session (its token stops working everywhere), then the page forgets it.
+async function logout(endSession = true) {
   leaveVoice();
   if (socket) socket.disconnect();
   socket = null;
+  const token = state.token;
   state.token = null;
   localStorage.removeItem('pv.token');
+  if (endSession && token) {
+    await fetch('/api/auth/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  }
   location.reload();
 }
 
@@ -104,6 +109,24 @@ async function selectServer(id) {
   $('#invite-token').textContent = '';
   $('#channel-form').hidden = false;
   renderChannels();
+  renderMembers();
+}
+
+// Members with their role badges (`roles`, highest first, in the role's colour).
+function renderMembers() {
+  const members = [...state.server.members].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id - b.id);
+  $('#members-title').hidden = false;
+  $('#member-list').replaceChildren(...members.map((m) => {
+    const li = el('li', {}, el('span', { className: 'member-name', textContent: m.user.username }),
+      ...m.roles.map((r) => {
+        const badge = el('span', { className: 'badge', textContent: r.name, title: `position ${r.position}` });
+        badge.style.color = r.color;
+        badge.dataset.roleId = r.id;
+        return badge;
+      }));
+    li.dataset.userId = m.userId;
+    return li;
+  }));
 }
 
 function renderChannels() {
@@ -126,6 +149,41 @@ async function selectChannel(channel) {
   $('#voice-view').hidden = channel.type !== 'voice';
   if (channel.type === 'text') await openText(channel);
   else renderVoice();
+}
+
+// ---------------------------------------------------------------- sessions
+
+async function showSessions() {
+  const sessions = await api('GET', '/auth/sessions');
+  $('#sessions-view').hidden = false;
+  $('#session-list').replaceChildren(...sessions.map((s) => {
+    const seen = new Date(s.lastSeenAt).toLocaleString();
+    const li = el('li', {}, el('span', {
+      className: 'session-info',
+      textContent: `${s.userAgent || 'unknown device'} — ${s.ip || 'unknown address'} — last seen ${seen}` }));
+    li.dataset.id = s.id;
+    li.classList.toggle('current', s.current);
+    if (s.current) li.append(' (this device)');
+    else {
+      const end = el('button', { className: 'link end-session', textContent: 'log out' });
+      end.onclick = async () => {
+        try {
+          await api('DELETE', `/auth/sessions/${s.id}`);
+          await showSessions();
+        } catch (e) {
+          status(e.message, true);
+        }
+      };
+      li.append(' ', end);
+    }
+    return li;
+  }));
+}
+
+async function logoutOthers() {
+  const { message } = await api('POST', '/auth/logout-others', {});
+  status(message);
+  await showSessions();
 }
 
 // ---------------------------------------------------------------- text channels
@@ -415,7 +473,10 @@ $('#invite-button').onclick = async () => {
     status(e.message, true);
   }
 };
-$('#logout').onclick = logout;
+$('#logout').onclick = () => logout();
+$('#sessions-button').onclick = () => showSessions().catch((e) => status(e.message, true));
+$('#sessions-close').onclick = () => { $('#sessions-view').hidden = true; };
+$('#logout-others').onclick = () => logoutOthers().catch((e) => status(e.message, true));
 $('#voice-join').onclick = () => joinVoice(state.channel);
 $('#voice-leave').onclick = leaveVoice;
 $('#voice-mute').onclick = () => { toggleMic(); renderVoice(); };
