@@ -120,85 +120,6 @@ class ChannelType(StrEnum):
     voice = 'voice'
 
 
-class User(BaseModel):
-    """
-    The account as its owner (and global admins/moderators) see it.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    username: str
-    email: str
-    role: GlobalRole
-    isActive: bool = Field(..., description='false when the account is blocked.')
-    profilePicture: str | None
-    status: str = Field(..., description='Presence, e.g. `online`, `offline`.')
-    tag: str = Field(..., description='Discriminator shown after the username.')
-    bio: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
-class UserProfile(BaseModel):
-    """
-    The caller's own profile (`/users/`).
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    username: str
-    profilePicture: str | None
-    bio: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
-class UserPublicProfile(BaseModel):
-    """
-    Anybody's profile by id (`/users/{id}`); `name` and `username` carry the same value.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    name: str = Field(..., description="Same as `username` (the seed's name for it).")
-    username: str
-    profilePicture: str | None
-    bio: str | None
-    status: str
-    tag: str
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
-class PublicUser(BaseModel):
-    """
-    A user as other people see them (members, friends, bans, requests).
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    username: str
-    profilePicture: str | None
-    tag: str
-    status: str
-
-
-class AuthResponse(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    token: str = Field(..., description='JWT, valid 7 days.')
-    user: User
-
-
 class PasswordChanged(BaseModel):
     """
     Every earlier token of the account is revoked; `token` is a fresh one for the caller.
@@ -237,15 +158,27 @@ class PasswordChange(BaseModel):
     newPassword: str = Field(..., max_length=128, min_length=8)
 
 
-class ProfileUpdate(BaseModel):
+class StatusChoice(StrEnum):
     """
-    `name` (the seed's field) and `username` mean the same; `username` wins when both are sent. An empty `profilePicture` or `bio` clears it.
+    The presence status a user chooses for themselves. `online` is the default (no choice); `idle` and `dnd` (do not disturb) are shown to others while the user is connected; `invisible` shows as `offline` to everyone else while the user stays connected. Who is not connected at all is `offline` whatever their choice.
     """
 
-    name: str | None = Field(None, max_length=32, min_length=3)
-    username: str | None = Field(None, max_length=32, min_length=3)
-    profilePicture: str | None = Field(None, max_length=2048, pattern='^$|^https?://')
-    bio: str | None = Field(None, max_length=500)
+    online = 'online'
+    idle = 'idle'
+    dnd = 'dnd'
+    invisible = 'invisible'
+
+
+class Presence(StrEnum):
+    """
+    Live presence. `offline` when the user has no connected, authenticated Socket.IO socket, or chose `invisible` (as everyone else sees them); else their chosen status. The user sees their own choice on themselves, `invisible` included, while connected. Only the user, people who share a server with them and their friends see it; everyone else, and anyone on either side of a block with them, sees `offline`. Changes arrive as the socket event `presence-updated`.
+    """
+
+    online = 'online'
+    idle = 'idle'
+    dnd = 'dnd'
+    invisible = 'invisible'
+    offline = 'offline'
 
 
 class ServerCreate(BaseModel):
@@ -346,26 +279,6 @@ class MessageUpdate(BaseModel):
     )
 
 
-class Member(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int = Field(
-        ..., description='ServerMember row id (the `memberId` of member routes).'
-    )
-    userId: int
-    serverId: int
-    role: MemberRole
-    isMuted: bool
-    isDeafened: bool
-    joinedAt: AwareDatetime
-    roleIds: list[int] = Field(
-        ...,
-        description='Ids of the roles assigned to the member (@everyone is implicit and not listed).',
-    )
-    user: PublicUser
-
-
 class MemberAdd(BaseModel):
     userId: int = Field(..., ge=1, le=2147483647)
     role: AssignableMemberRole | None = 'member'
@@ -403,21 +316,6 @@ class BanRequest(BaseModel):
     """
 
     reason: str | None = Field(None, max_length=500)
-
-
-class Ban(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    userId: int
-    serverId: int
-    reason: str | None
-    bannedBy: int | None = Field(
-        ..., description='User id of who banned (null once that account is gone).'
-    )
-    user: PublicUser
-    bannedAt: AwareDatetime
 
 
 class Role(BaseModel):
@@ -575,30 +473,6 @@ class InviteAccepted(BaseModel):
     serverId: int = Field(..., description='The server joined.')
 
 
-class FriendRequest(BaseModel):
-    """
-    A pending friend request; `user` is the other party.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int = Field(
-        ...,
-        description='Request (friendship row) id, used by `/friends/accept/{requestId}` and `DELETE /friends/{id}`.',
-    )
-    user: PublicUser
-    createdAt: AwareDatetime
-
-
-class FriendRequests(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    incoming: list[FriendRequest]
-    outgoing: list[FriendRequest]
-
-
 class FriendRequestCreate(BaseModel):
     friendId: int = Field(..., description='User id of the person to befriend.', ge=1)
 
@@ -639,17 +513,6 @@ class ServerBlock(BaseModel):
     reason: str = Field(..., max_length=500, min_length=3)
 
 
-class AdminUserPage(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    users: list[User]
-    total: int = Field(..., ge=0)
-    page: int = Field(..., ge=1)
-    limit: int = Field(..., ge=1)
-    totalPages: int = Field(..., ge=0)
-
-
 class AdminServer(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -664,29 +527,6 @@ class AdminServer(BaseModel):
     createdAt: AwareDatetime
     updatedAt: AwareDatetime
     memberCount: int = Field(..., ge=0)
-
-
-class AdminServerDetail(BaseModel):
-    """
-    A server with its channels, members, roles and member count.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    name: str
-    description: str | None
-    icon: str | None
-    ownerId: int
-    isBlocked: bool
-    blockReason: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-    memberCount: int = Field(..., ge=0)
-    channels: list[Channel]
-    members: list[Member]
-    roles: list[Role]
 
 
 class AdminServerPage(BaseModel):
@@ -797,26 +637,116 @@ class AdminLogs(BaseModel):
     totalPages: int = Field(..., ge=0)
 
 
-class ServerDetail(BaseModel):
+class User(BaseModel):
     """
-    A server with its channels, members and roles.
+    The account as its owner (and global admins/moderators) see it.
     """
 
     model_config = ConfigDict(
         extra='forbid',
     )
     id: int
-    name: str
-    description: str | None
-    icon: str | None
-    ownerId: int
-    isBlocked: bool
-    blockReason: str | None
+    username: str
+    email: str
+    role: GlobalRole
+    isActive: bool = Field(..., description='false when the account is blocked.')
+    profilePicture: str | None
+    status: Presence
+    tag: str = Field(..., description='Discriminator shown after the username.')
+    bio: str | None
     createdAt: AwareDatetime
     updatedAt: AwareDatetime
-    channels: list[Channel]
-    members: list[Member]
-    roles: list[Role]
+
+
+class UserProfile(BaseModel):
+    """
+    The caller's own profile (`/users/`).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+    profilePicture: str | None
+    bio: str | None
+    status: StatusChoice
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+
+
+class UserPublicProfile(BaseModel):
+    """
+    Anybody's profile by id (`/users/{id}`); `name` and `username` carry the same value.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    name: str = Field(..., description="Same as `username` (the seed's name for it).")
+    username: str
+    profilePicture: str | None
+    bio: str | None
+    status: Presence
+    tag: str
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+
+
+class PublicUser(BaseModel):
+    """
+    A user as other people see them (members, friends, bans, requests).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+    profilePicture: str | None
+    tag: str
+    status: Presence
+
+
+class AuthResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    token: str = Field(..., description='JWT, valid 7 days.')
+    user: User
+
+
+class ProfileUpdate(BaseModel):
+    """
+    `name` (the seed's field) and `username` mean the same; `username` wins when both are sent. An empty `profilePicture` or `bio` clears it.
+    """
+
+    name: str | None = Field(None, max_length=32, min_length=3)
+    username: str | None = Field(None, max_length=32, min_length=3)
+    profilePicture: str | None = Field(None, max_length=2048, pattern='^$|^https?://')
+    bio: str | None = Field(None, max_length=500)
+    status: StatusChoice | None = None
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int = Field(
+        ..., description='ServerMember row id (the `memberId` of member routes).'
+    )
+    userId: int
+    serverId: int
+    role: MemberRole
+    isMuted: bool
+    isDeafened: bool
+    joinedAt: AwareDatetime
+    roleIds: list[int] = Field(
+        ...,
+        description='Ids of the roles assigned to the member (@everyone is implicit and not listed).',
+    )
+    user: PublicUser
 
 
 class MyMembership(BaseModel):
@@ -844,6 +774,79 @@ class MyMembership(BaseModel):
     )
 
 
+class Ban(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    userId: int
+    serverId: int
+    reason: str | None
+    bannedBy: int | None = Field(
+        ..., description='User id of who banned (null once that account is gone).'
+    )
+    user: PublicUser
+    bannedAt: AwareDatetime
+
+
+class FriendRequest(BaseModel):
+    """
+    A pending friend request; `user` is the other party.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int = Field(
+        ...,
+        description='Request (friendship row) id, used by `/friends/accept/{requestId}` and `DELETE /friends/{id}`.',
+    )
+    user: PublicUser
+    createdAt: AwareDatetime
+
+
+class FriendRequests(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    incoming: list[FriendRequest]
+    outgoing: list[FriendRequest]
+
+
+class AdminUserPage(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    users: list[User]
+    total: int = Field(..., ge=0)
+    page: int = Field(..., ge=1)
+    limit: int = Field(..., ge=1)
+    totalPages: int = Field(..., ge=0)
+
+
+class AdminServerDetail(BaseModel):
+    """
+    A server with its channels, members, roles and member count.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    name: str
+    description: str | None
+    icon: str | None
+    ownerId: int
+    isBlocked: bool
+    blockReason: str | None
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+    memberCount: int = Field(..., ge=0)
+    channels: list[Channel]
+    members: list[Member]
+    roles: list[Role]
+
+
 class AdminStats(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -852,3 +855,25 @@ class AdminStats(BaseModel):
     servers: ServerStats
     channels: ChannelStats
     messages: MessageStats
+
+
+class ServerDetail(BaseModel):
+    """
+    A server with its channels, members and roles.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    name: str
+    description: str | None
+    icon: str | None
+    ownerId: int
+    isBlocked: bool
+    blockReason: str | None
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+    channels: list[Channel]
+    members: list[Member]
+    roles: list[Role]

@@ -11,6 +11,7 @@ from models import db, views
 from models.tables import User, utcnow
 from projectvoice import auth
 from projectvoice.errors import BadRequest, Forbidden, NotFound
+from realtime.presence import statuses
 
 
 def _new_tag() -> str:
@@ -52,7 +53,7 @@ async def login(body: dict):
         new_hash = await auth.hash_password(body["password"])
         async with db.session() as s:
             await s.exec(sa.update(User).where(User.id == user.id).values(password_hash=new_hash))
-    return {"token": auth.issue_token(user), "user": views.user_private(user)}, 200
+    return {"token": auth.issue_token(user), "user": views.user_private(user, await statuses(user.id, [user.id]))}, 200
 
 
 async def me(user: int):
@@ -60,7 +61,7 @@ async def me(user: int):
         u = await s.get(User, user)
     if u is None:
         raise NotFound("User not found", "user_not_found")
-    return views.user_private(u), 200
+    return views.user_private(u, await statuses(user, [user])), 200
 
 
 def _only_self(user: int, target: int) -> None:
@@ -90,7 +91,7 @@ async def update_account(user: int, id: int, body: dict | None = None):
             await s.flush()
     except IntegrityError:
         raise BadRequest("Username or email already taken", "user_exists")
-    return views.user_private(u), 200
+    return views.user_private(u, await statuses(user, [user])), 200
 
 
 async def change_password(user: int, id: int, body: dict):

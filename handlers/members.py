@@ -12,12 +12,13 @@ from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from projectvoice.auth import account_checked_in_query
 from realtime import hooks
+from realtime.presence import seen_for, statuses
 
 
-async def _member_out(s, member: ServerMember) -> dict:
+async def _member_out(s, member: ServerMember, viewer: int) -> dict:
     user = await s.get(User, member.user_id)
     rids = await membership.role_ids_by_member(s, [member.id])
-    return views.member_view(member, user, rids.get(member.id, []))
+    return views.member_view(member, user, rids.get(member.id, []), await statuses(viewer, [member.user_id]))
 
 
 @account_checked_in_query
@@ -25,7 +26,8 @@ async def list_members(user: int, serverId: int):
     async with sql.connection() as conn:
         await read_server_access(conn, user, serverId)
         rows = (await membership.member_rows(conn, [serverId]))[serverId]
-    return [views.member_row_view(m, rids) for m, rids in rows], 200
+    seen = await statuses(user, [m.user_id for m, _ in rows])
+    return [views.member_row_view(m, rids, seen) for m, rids in rows], 200
 
 
 async def get_my_membership(user: int, serverId: int):
@@ -33,7 +35,8 @@ async def get_my_membership(user: int, serverId: int):
         access = await server_access(s, user, serverId)
         u = await s.get(User, user)
         own = [r.id for r in access.roles if not r.is_everyone]
-        return views.my_membership_view(access.member, u, own, access.roles, access.total), 200
+        seen = await statuses(user, [user])
+        return views.my_membership_view(access.member, u, own, access.roles, access.total, seen), 200
 
 
 async def add_member(user: int, serverId: int, body: dict):
@@ -47,9 +50,10 @@ async def add_member(user: int, serverId: int, body: dict):
             if await s.get(User, body["userId"]) is None:
                 raise NotFound("User not found", "user_not_found")
             member = await membership.join(s, serverId, body["userId"], role=role)
-            out = await _member_out(s, member)
+            out = await _member_out(s, member, user)
     except IntegrityError:
         raise BadRequest("User is already a member of this server", "already_member")
+    await hooks.member_joined(serverId, body["userId"])
     return out, 201
 
 
@@ -74,7 +78,7 @@ async def update_member_role(user: int, serverId: int, memberId: int, body: dict
         await membership.set_coarse_role(s, member, body["role"])
         audit.record(s, user, "member.role", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "from": before, "to": body["role"]})
-        out = await _member_out(s, member)
+        out = await _member_out(s, member, user)
     await hooks.permissions_changed(serverId, member.user_id)
     return out, 200
 
@@ -103,7 +107,7 @@ async def replace_member_roles(user: int, serverId: int, memberId: int, body: di
         await membership.recompute_coarse_role(s, member, target.is_owner)
         audit.record(s, user, "member.roles", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "roleIds": sorted(wanted)})
-        out = await _member_out(s, member)
+        out = await _member_out(s, member, user)
     await hooks.permissions_changed(serverId, member.user_id)
     return out, 200
 
@@ -171,7 +175,7 @@ async def update_voice_state(user: int, serverId: int, memberId: int, body: dict
         s.add(member)
         audit.record(s, user, "member.voice", "member", member.id, server_id=serverId,
                      details={k: body[k] for k in ("isMuted", "isDeafened") if k in body})
-        out = await _member_out(s, member)
+        out = await _member_out(s, member, user)
     await hooks.voice_state_changed(serverId, member.user_id, member.is_muted, member.is_deafened)
     return out, 200
 
@@ -200,7 +204,7 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
                      details={"from": user, "to": new_owner})
         server = await s.get(Server, serverId)
         await s.refresh(server)
-        (detail,) = await membership.server_details(await sql.of_session(s), [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     return detail, 200
 
 

@@ -59,3 +59,26 @@ async def message_event(event: str, channel_id: int, payload: dict) -> None:
 async def voice_state_changed(server_id: int, user_id: int, is_muted: bool, is_deafened: bool) -> None:
     """A server mute/deafen: force the member's mic state in their voice room."""
     await _call("voice_state_changed", server_id, user_id, is_muted, is_deafened)
+
+
+async def member_joined(server_id: int, user_id: int) -> None:
+    """A user became a member of a server (created it, accepted an invite, was added): their
+    sockets start receiving the presence of its members."""
+    await _call("presence_rooms", server_id, user_id, True)
+
+
+async def presence_choice_changed(user_id: int, status: str) -> None:
+    """PUT /api/users/ changed the user's chosen status: tell who sees them, if they are online."""
+    rt = _current_presence()
+    if rt is None:
+        return
+    try:
+        await rt.choice_changed(user_id, status)
+    except Exception:
+        log.exception("realtime hook presence_choice_changed failed")
+
+
+def _current_presence():
+    from realtime import presence
+
+    return presence.current()
