@@ -103,7 +103,10 @@ class MemoryPresence:
     async def lookup(self, uids: Iterable[int]) -> dict[int, str]:
         return {u: self.prefs[u] for u in uids if u in self.socks}
 
-    async def renew(self, counts: dict[int, tuple[int, str]]) -> None:
+    async def renew(self, uids: list[int]) -> list[int]:
+        return []
+
+    async def restore(self, uid: int, count: int, pref: str) -> str | None:
         return None
 
     async def sweep(self) -> list[tuple[int, str]]:
@@ -178,20 +181,39 @@ if redis.call('EXISTS', on) == 1 then redis.call('SET', on, ARGV[3], 'KEEPTTL') 
 return before
 """
 
-# ARGV: prefix, owner, ttl, then (uid, count, pref) triples: this process's counts, restated
+# ARGV: prefix, owner, ttl, then this process's user ids. Renews the on: key of each user this
+# process still has counted; returns those it has not (counted nowhere: see RedisPresence.renew).
+# Never writes a count: a disconnect between the caller's snapshot and this script would
+# otherwise be undone.
 _RENEW = """
 local p, owner, ttl = ARGV[1], ARGV[2], ARGV[3]
-for i = 4, #ARGV, 3 do
+local missing = {}
+for i = 4, #ARGV do
   local uid = ARGV[i]
   local u = p .. 'u:' .. uid
-  redis.call('HSET', u, owner, ARGV[i + 1])
-  local pref = redis.call('HGET', u, 'pref')
-  if not pref then pref = ARGV[i + 2]; redis.call('HSET', u, 'pref', pref) end
-  redis.call('SET', p .. 'on:' .. uid, pref, 'EX', ttl)
-  redis.call('SADD', p .. 'ou:' .. owner, uid)
+  if redis.call('HEXISTS', u, owner) == 1 then
+    redis.call('SET', p .. 'on:' .. uid, redis.call('HGET', u, 'pref') or 'online', 'EX', ttl)
+  else
+    missing[#missing + 1] = uid
+  end
 end
-if #ARGV >= 4 then redis.call('SADD', p .. 'owners', owner) end
-return 1
+return missing
+"""
+
+# ARGV: prefix, rt prefix, uid, owner, count, pref, ttl: restate this process's count of a user
+# whose entry was swept while the process lived (a stall longer than the heartbeat window);
+# returns the choice before if the user was online, else false.
+_RESTORE = """
+local p, uid, owner = ARGV[1], ARGV[3], ARGV[4]
+local u, on = p .. 'u:' .. uid, p .. 'on:' .. uid
+local before = redis.call('GET', on)
+redis.call('HSET', u, owner, ARGV[5])
+local pref = redis.call('HGET', u, 'pref')
+if not pref then pref = ARGV[6]; redis.call('HSET', u, 'pref', pref) end
+redis.call('SET', on, pref, 'EX', ARGV[7])
+redis.call('SADD', p .. 'ou:' .. owner, uid)
+redis.call('SADD', p .. 'owners', owner)
+return before
 """
 
 
@@ -212,6 +234,7 @@ class RedisPresence:
         self._sweep_user = self.r.register_script(_SWEEP_USER)
         self._set_pref = self.r.register_script(_SET_PREF)
         self._renew = self.r.register_script(_RENEW)
+        self._restore = self.r.register_script(_RESTORE)
 
     async def connect(self, uid: int, sid: str, pref: str) -> str | None:
         return await self._connect(keys=[], args=[self.prefix, self.rt, uid, self.owner, pref, self.ttl]) or None
@@ -229,11 +252,15 @@ class RedisPresence:
         values = await self.r.mget([f"{self.prefix}on:{u}" for u in uids])
         return {u: v for u, v in zip(uids, values, strict=True) if v is not None}
 
-    async def renew(self, counts: dict[int, tuple[int, str]]) -> None:
-        args: list = [self.prefix, self.owner, self.ttl]
-        for uid, (n, pref) in counts.items():
-            args += [uid, n, pref]
-        await self._renew(keys=[], args=args)
+    async def renew(self, uids: list[int]) -> list[int]:
+        """Keep this process's users online; the ones it holds no count for (swept)."""
+        if not uids:
+            return []
+        return [int(u) for u in await self._renew(keys=[], args=[self.prefix, self.owner, self.ttl, *uids])]
+
+    async def restore(self, uid: int, count: int, pref: str) -> str | None:
+        return await self._restore(keys=[], args=[self.prefix, self.rt, uid, self.owner, count, pref,
+                                                  self.ttl]) or None
 
     async def sweep(self) -> list[tuple[int, str]]:
         """Counts of processes that stopped renewing their heartbeat: removed, and the users who
@@ -357,8 +384,16 @@ class Presence:
     # the heartbeat -----------------------------------------------------------------------
     async def beat(self) -> None:
         """Renew this process's users (Redis) and announce those a dead process took offline."""
-        counts = {uid: (len(socks), self.prefs.get(uid, "online")) for uid, socks in self.local.items() if socks}
-        await self.backend.renew(counts)
+        for uid in await self.backend.renew([uid for uid, socks in self.local.items() if socks]):
+            # Swept while this process lived (it stalled past the window): count it again, under
+            # the user's lock so that no connect or disconnect interleaves.
+            async with self._locks[uid]:
+                socks = self.local.get(uid)
+                if socks:
+                    pref = self.prefs.get(uid, "online")
+                    if await self.backend.restore(uid, len(socks), pref) is None:
+                        self._announce(uid, None, pref)
+            self._release(uid)
         for uid, pref in await self.backend.sweep():
             log.info("presence: user %s went offline with a stopped process", uid)
             self._announce(uid, pref, None)
