@@ -15,6 +15,8 @@ machines are shared and noisy.
    measured. The table shows each side's median round: taking turns spreads the machine's
    noise over both.
 5. The signalling row: bench/signalling.py (its own server; no floor).
+6. The presence line: bench/presence.py (its own SQLite server): a user in 10 servers of 1,000
+   members connecting against a user in one server of 2, alternating rounds (short).
 
     .venv/bin/python bench/run_all.py [--seconds 5] [--rounds 3] [--concurrency 64] [--no-signalling]
 
@@ -154,6 +156,14 @@ def signalling(seconds: float) -> dict:
     return out
 
 
+def presence() -> str:
+    """bench/presence.py's result line (connecting in 10 servers of 1,000 members vs 1 of 2)."""
+    r = subprocess.run([PY, str(ROOT / "bench" / "presence.py"), "--rounds", "20"], capture_output=True,
+                       text=True, timeout=900, env=dict(os.environ, PV_TEST_DB="sqlite"))
+    lines = [line for line in r.stdout.splitlines() if line.startswith("presence connect")]
+    return lines[-1] if lines and r.returncode == 0 else f"presence bench failed (exit {r.returncode}): {r.stderr[-500:]}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -162,6 +172,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--log-level", default="info", help="the product's LOG_LEVEL (info: access log on, the default)")
     ap.add_argument("--no-signalling", action="store_true")
+    ap.add_argument("--no-presence", action="store_true")
     ap.add_argument("--only", help="run only endpoints whose name contains this")
     args = ap.parse_args()
 
@@ -198,6 +209,7 @@ def main() -> None:
             database.drop()
 
     sig = None if args.no_signalling else signalling(args.seconds)
+    pres = None if args.no_presence else presence()
     print()
     print(f"{args.concurrency} connections, {args.seconds:g} s per round, median of {args.rounds} rounds, "
           f"load by {'wrk' if WRK else 'bench/load.py'}, PostgreSQL, one worker; "
@@ -215,6 +227,8 @@ def main() -> None:
         print(f"| {'signalling (relayed/s)':<26} | {sig['rps']:>7.0f} | {sig['p50']:>7.1f} | {sig['p99']:>7.1f} | "
               f"{sig['errors']:>6} | {'-':>11} | {'-':>9} | {'-':>9} | {'-':>9} | {'-':>11} | {'-':>11} |")
         print(f"\nidle sockets: {sig['kib']:.1f} KiB per idle socket (1,000 sockets)")
+    if pres:
+        print(f"\n{pres}")
 
 
 if __name__ == "__main__":

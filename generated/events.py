@@ -247,6 +247,7 @@ class Code(StrEnum):
     channel_deleted = 'channel_deleted'
     session_ended = 'session_ended'
     malformed_event = 'malformed_event'
+    not_subscribed = 'not_subscribed'
     internal_error = 'internal_error'
 
 
@@ -316,3 +317,35 @@ class MessageDeleted(BaseModel):
     )
     id: int
     channelId: int
+
+
+class Status(StrEnum):
+    """
+    What the receiver sees now (the REST API's `status`): `offline` when the user has no authenticated socket left or chose `invisible`; `invisible` only to the user's own sockets.
+    """
+
+    online = 'online'
+    idle = 'idle'
+    dnd = 'dnd'
+    invisible = 'invisible'
+    offline = 'offline'
+
+
+class PresenceUpdated(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    userId: int
+    status: Status = Field(
+        ...,
+        description="What the receiver sees now (the REST API's `status`): `offline` when the user has no authenticated socket left or chose `invisible`; `invisible` only to the user's own sockets.",
+    )
+
+
+class UserTyping(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    channelId: int
+    userId: int
+    username: str

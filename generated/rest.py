@@ -120,91 +120,6 @@ class ChannelType(StrEnum):
     voice = 'voice'
 
 
-class User(BaseModel):
-    """
-    The account as its owner (and global admins/moderators) see it.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    username: str
-    email: str
-    role: GlobalRole
-    isActive: bool = Field(..., description='false when the account is blocked.')
-    profilePicture: str | None
-    status: str = Field(..., description='Presence, e.g. `online`, `offline`.')
-    tag: str = Field(..., description='Discriminator shown after the username.')
-    bio: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
-class UserProfile(BaseModel):
-    """
-    The caller's own profile (`/users/`).
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    username: str
-    profilePicture: str | None
-    bio: str | None
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
-class UserPublicProfile(BaseModel):
-    """
-    Anybody's profile by id (`/users/{id}`); `name` and `username` carry the same value.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    name: str = Field(..., description="Same as `username` (the seed's name for it).")
-    username: str
-    profilePicture: str | None
-    bio: str | None
-    status: str
-    tag: str
-    createdAt: AwareDatetime
-    updatedAt: AwareDatetime
-
-
-class PublicUser(BaseModel):
-    """
-    A user as other people see them (members, friends, bans, requests).
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    username: str
-    profilePicture: str | None
-    tag: str
-    status: str
-
-
-class AuthResponse(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    token: str = Field(
-        ...,
-        description='JWT, valid 7 days, for the session this login or registration started.',
-    )
-    user: User
-    sessionId: int = Field(
-        ..., description='The session the token belongs to (`GET /auth/sessions`).'
-    )
-
-
 class PasswordChanged(BaseModel):
     """
     Every other session of the account ended; the caller's goes on (its token keeps working), and `token` is a fresh token for it.
@@ -280,15 +195,27 @@ class PasswordChange(BaseModel):
     newPassword: str = Field(..., max_length=128, min_length=8)
 
 
-class ProfileUpdate(BaseModel):
+class StatusChoice(StrEnum):
     """
-    `name` (the seed's field) and `username` mean the same; `username` wins when both are sent. An empty `profilePicture` or `bio` clears it.
+    The presence status a user chooses for themselves. `online` is the default (no choice); `idle` and `dnd` (do not disturb) are shown to others while the user is connected; `invisible` shows as `offline` to everyone else while the user stays connected. Who is not connected at all is `offline` whatever their choice.
     """
 
-    name: str | None = Field(None, max_length=32, min_length=3)
-    username: str | None = Field(None, max_length=32, min_length=3)
-    profilePicture: str | None = Field(None, max_length=2048, pattern='^$|^https?://')
-    bio: str | None = Field(None, max_length=500)
+    online = 'online'
+    idle = 'idle'
+    dnd = 'dnd'
+    invisible = 'invisible'
+
+
+class Presence(StrEnum):
+    """
+    Live presence. `offline` when the user has no connected, authenticated Socket.IO socket, or chose `invisible` (as everyone else sees them); else their chosen status. The user sees their own choice on themselves, `invisible` included, while connected. Only the user, people who share a server with them and their friends see it; everyone else, and anyone on either side of a block with them, sees `offline`. Changes arrive as the socket event `presence-updated`.
+    """
+
+    online = 'online'
+    idle = 'idle'
+    dnd = 'dnd'
+    invisible = 'invisible'
+    offline = 'offline'
 
 
 class ServerCreate(BaseModel):
@@ -461,21 +388,6 @@ class BanRequest(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-class Ban(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int
-    userId: int
-    serverId: int
-    reason: str | None
-    bannedBy: int | None = Field(
-        ..., description='User id of who banned (null once that account is gone).'
-    )
-    user: PublicUser
-    bannedAt: AwareDatetime
-
-
 class Role(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -631,30 +543,6 @@ class InviteAccepted(BaseModel):
     serverId: int = Field(..., description='The server joined.')
 
 
-class FriendRequest(BaseModel):
-    """
-    A pending friend request; `user` is the other party.
-    """
-
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    id: int = Field(
-        ...,
-        description='Request (friendship row) id, used by `/friends/accept/{requestId}` and `DELETE /friends/{id}`.',
-    )
-    user: PublicUser
-    createdAt: AwareDatetime
-
-
-class FriendRequests(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    incoming: list[FriendRequest]
-    outgoing: list[FriendRequest]
-
-
 class FriendRequestCreate(BaseModel):
     friendId: int = Field(..., description='User id of the person to befriend.', ge=1)
 
@@ -693,17 +581,6 @@ class AdminUserUpdate(BaseModel):
 
 class ServerBlock(BaseModel):
     reason: str = Field(..., max_length=500, min_length=3)
-
-
-class AdminUserPage(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    users: list[User]
-    total: int = Field(..., ge=0)
-    page: int = Field(..., ge=1)
-    limit: int = Field(..., ge=1)
-    totalPages: int = Field(..., ge=0)
 
 
 class Type(StrEnum):
@@ -817,6 +694,104 @@ class AdminLogs(BaseModel):
     totalPages: int = Field(..., ge=0)
 
 
+class User(BaseModel):
+    """
+    The account as its owner (and global admins/moderators) see it.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+    email: str
+    role: GlobalRole
+    isActive: bool = Field(..., description='false when the account is blocked.')
+    profilePicture: str | None
+    status: Presence
+    tag: str = Field(..., description='Discriminator shown after the username.')
+    bio: str | None
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+
+
+class UserProfile(BaseModel):
+    """
+    The caller's own profile (`/users/`).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+    profilePicture: str | None
+    bio: str | None
+    status: StatusChoice
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+
+
+class UserPublicProfile(BaseModel):
+    """
+    Anybody's profile by id (`/users/{id}`); `name` and `username` carry the same value.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    name: str = Field(..., description="Same as `username` (the seed's name for it).")
+    username: str
+    profilePicture: str | None
+    bio: str | None
+    status: Presence
+    tag: str
+    createdAt: AwareDatetime
+    updatedAt: AwareDatetime
+
+
+class PublicUser(BaseModel):
+    """
+    A user as other people see them (members, friends, bans, requests).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+    profilePicture: str | None
+    tag: str
+    status: Presence
+
+
+class AuthResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    token: str = Field(
+        ...,
+        description='JWT, valid 7 days, for the session this login or registration started.',
+    )
+    user: User
+    sessionId: int = Field(
+        ..., description='The session the token belongs to (`GET /auth/sessions`).'
+    )
+
+
+class ProfileUpdate(BaseModel):
+    """
+    `name` (the seed's field) and `username` mean the same; `username` wins when both are sent. An empty `profilePicture` or `bio` clears it.
+    """
+
+    name: str | None = Field(None, max_length=32, min_length=3)
+    username: str | None = Field(None, max_length=32, min_length=3)
+    profilePicture: str | None = Field(None, max_length=2048, pattern='^$|^https?://')
+    bio: str | None = Field(None, max_length=500)
+    status: StatusChoice | None = None
+
+
 class Member(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -876,6 +851,56 @@ class MyMembership(BaseModel):
         description='Effective permission bitfield as a decimal string (every bit for the owner and for ADMINISTRATOR).',
         pattern='^[0-9]+$',
     )
+
+
+class Ban(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    userId: int
+    serverId: int
+    reason: str | None
+    bannedBy: int | None = Field(
+        ..., description='User id of who banned (null once that account is gone).'
+    )
+    user: PublicUser
+    bannedAt: AwareDatetime
+
+
+class FriendRequest(BaseModel):
+    """
+    A pending friend request; `user` is the other party.
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int = Field(
+        ...,
+        description='Request (friendship row) id, used by `/friends/accept/{requestId}` and `DELETE /friends/{id}`.',
+    )
+    user: PublicUser
+    createdAt: AwareDatetime
+
+
+class FriendRequests(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    incoming: list[FriendRequest]
+    outgoing: list[FriendRequest]
+
+
+class AdminUserPage(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    users: list[User]
+    total: int = Field(..., ge=0)
+    page: int = Field(..., ge=1)
+    limit: int = Field(..., ge=1)
+    totalPages: int = Field(..., ge=0)
 
 
 class AdminServer(BaseModel):

@@ -18,6 +18,7 @@ from models import audit, db, membership, sessions, sql, views
 from models.tables import AuditLog, Ban, Channel, Message, Server, ServerMember, User, utcnow
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
+from realtime.presence import seen_for, statuses
 
 STAFF = ("moderator", "admin")
 
@@ -149,7 +150,9 @@ async def list_users(user: int, page: int = 1, limit: int = 20, search: str | No
         total = await _count(s, q)
         res = await s.exec(q.order_by(User.created_at.desc(), User.id.desc())
                            .offset((page - 1) * limit).limit(limit))
-        items = [views.admin_user_view(u) for u in res.all()]
+        found = res.all()
+        seen = await statuses(user, [u.id for u in found])
+        items = [views.admin_user_view(u, seen) for u in found]
     return views.page_view("users", items, total, page, limit), 200
 
 
@@ -159,7 +162,7 @@ async def get_user(user: int, id: int):
         target = await s.get(User, id)
         if target is None:
             raise NotFound("User not found", "user_not_found")
-    return views.admin_user_view(target), 200
+    return views.admin_user_view(target, await statuses(user, [id])), 200
 
 
 async def update_user(user: int, id: int, body: dict):
@@ -201,7 +204,7 @@ async def update_user(user: int, id: int, body: dict):
             await s.refresh(target)
     if changes.get("isActive") == [True, False]:
         await hooks.user_gone(id)
-    return views.admin_user_view(target), 200
+    return views.admin_user_view(target, await statuses(user, [id])), 200
 
 
 async def delete_user(user: int, id: int):
@@ -288,7 +291,7 @@ async def get_server(user: int, id: int):
         server = await s.get(Server, id)
         if server is None:
             raise NotFound("Server not found", "server_not_found")
-        (detail,) = await membership.server_details(await sql.of_session(s), [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     return views.admin_server_detail_view(detail), 200
 
 

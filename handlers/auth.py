@@ -12,6 +12,7 @@ from models.tables import User, utcnow
 from projectvoice import auth
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
+from realtime.presence import statuses
 
 
 def _client() -> tuple[str | None, str | None]:
@@ -84,7 +85,8 @@ async def login(body: dict):
         session, user = await _new_session(s, user, user.password_hash)
         if new_hash is not None:
             await s.exec(sa.update(User).where(User.id == user.id).values(password_hash=new_hash))
-    return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 200
+    return views.auth_answer(auth.issue_token(user, session.id), user, session.id,
+                             await statuses(user.id, [user.id])), 200
 
 
 async def me(user: int):
@@ -92,7 +94,7 @@ async def me(user: int):
         u = await s.get(User, user)
     if u is None:
         raise NotFound("User not found", "user_not_found")
-    return views.user_private(u), 200
+    return views.user_private(u, await statuses(user, [user])), 200
 
 
 def _only_self(user: int, target: int) -> None:
@@ -122,7 +124,7 @@ async def update_account(user: int, id: int, body: dict | None = None):
             await s.flush()
     except IntegrityError:
         raise BadRequest("Username or email already taken", "user_exists")
-    return views.user_private(u), 200
+    return views.user_private(u, await statuses(user, [user])), 200
 
 
 async def change_password(user: int, id: int, body: dict, token_info: dict):

@@ -17,6 +17,7 @@ from sqlmodel import select
 from models import db, views
 from models.tables import Friendship, User, UserBlock, utcnow
 from projectvoice.errors import BadRequest, Forbidden, NotFound
+from realtime.presence import statuses
 
 SENT = "Запрос в друзья отправлен."
 ACCEPTED = "Запрос в друзья принят."
@@ -55,8 +56,9 @@ async def list_friends(user: int):
                            .where(Friendship.status == "accepted",
                                   sa.or_(Friendship.user_id == user, Friendship.friend_id == user))
                            .order_by(sa.func.lower(User.username), User.id))
-        friends = [views.user_public(u) for u in res.all()]
-    return friends, 200
+        found = res.all()
+    seen = await statuses(user, [u.id for u in found])
+    return [views.user_public(u, seen) for u in found], 200
 
 
 async def list_requests(user: int):

@@ -12,6 +12,7 @@ from models import db, membership, views
 from models.permissions import Perm, server_access
 from models.tables import Invite, Server, ServerMember, utcnow
 from projectvoice.errors import BadRequest, Forbidden, NotFound
+from realtime import hooks
 
 
 def parse_instant(value: str, field: str) -> datetime:
@@ -128,6 +129,7 @@ async def accept_invite(user: int, token: str, body: dict | None = None):
                 raise _AlreadyMember()
     except _AlreadyMember:
         return {"message": "Already a member of this server", "serverId": server_id}, 200
+    await hooks.member_joined(server_id, user)
     return {"message": "User added to server", "serverId": server_id}, 200
 
 

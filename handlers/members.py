@@ -12,11 +12,13 @@ from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
 from projectvoice.errors import BadRequest, Forbidden, NotFound
 from projectvoice.auth import account_checked_in_query
 from realtime import hooks
+from realtime.presence import seen_for, statuses
 
 
-async def _member_out(s, member: ServerMember) -> dict:
+async def _member_out(s, member: ServerMember, viewer: int) -> dict:
     user = await s.get(User, member.user_id)
-    return views.member_view(member, user, await membership.roles_of_member(s, member.id))
+    return views.member_view(member, user, await membership.roles_of_member(s, member.id),
+                             await statuses(viewer, [member.user_id]))
 
 
 @account_checked_in_query
@@ -24,7 +26,8 @@ async def list_members(user: int, serverId: int):
     async with sql.connection() as conn:
         await read_server_access(conn, user, serverId)
         rows = (await membership.member_rows(conn, [serverId]))[serverId]
-    return [views.member_row_view(m, mroles) for m, mroles in rows], 200
+    seen = await statuses(user, [m.user_id for m, _ in rows])
+    return [views.member_row_view(m, mroles, seen) for m, mroles in rows], 200
 
 
 async def get_my_membership(user: int, serverId: int):
@@ -33,7 +36,8 @@ async def get_my_membership(user: int, serverId: int):
         u = await s.get(User, user)
         ordered = sorted(access.roles, key=lambda r: (-r.position, r.id))
         own = [r for r in ordered if not r.is_everyone]
-        return views.my_membership_view(access.member, u, own, ordered, access.total), 200
+        seen = await statuses(user, [user])
+        return views.my_membership_view(access.member, u, own, ordered, access.total, seen), 200
 
 
 async def add_member(user: int, serverId: int, body: dict):
@@ -53,9 +57,10 @@ async def add_member(user: int, serverId: int, body: dict):
             if await membership.lock_server(s, serverId, exclusive=False) is None:
                 raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
             member = await membership.join(s, serverId, body["userId"], role=role)
-            out = await _member_out(s, member)
+            out = await _member_out(s, member, user)
     except IntegrityError:
         raise BadRequest("User is already a member of this server", "already_member")
+    await hooks.member_joined(serverId, body["userId"])
     return out, 201
 
 
@@ -80,7 +85,7 @@ async def update_member_role(user: int, serverId: int, memberId: int, body: dict
         await membership.set_coarse_role(s, member, body["role"])
         audit.record(s, user, "member.role", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "from": before, "to": body["role"]})
-        out = await _member_out(s, member)
+        out = await _member_out(s, member, user)
     await hooks.permissions_changed(serverId, member.user_id)
     return out, 200
 
@@ -109,7 +114,7 @@ async def replace_member_roles(user: int, serverId: int, memberId: int, body: di
         await membership.recompute_coarse_role(s, member, target.is_owner)
         audit.record(s, user, "member.roles", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "roleIds": sorted(wanted)})
-        out = await _member_out(s, member)
+        out = await _member_out(s, member, user)
     await hooks.permissions_changed(serverId, member.user_id)
     return out, 200
 
@@ -180,7 +185,7 @@ async def update_voice_state(user: int, serverId: int, memberId: int, body: dict
         s.add(member)
         audit.record(s, user, "member.voice", "member", member.id, server_id=serverId,
                      details={k: body[k] for k in ("isMuted", "isDeafened") if k in body})
-        out = await _member_out(s, member)
+        out = await _member_out(s, member, user)
     await hooks.voice_state_changed(serverId, member.user_id, member.is_muted, member.is_deafened)
     return out, 200
 
@@ -209,7 +214,7 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
                      details={"from": user, "to": new_owner})
         server = await s.get(Server, serverId)
         await s.refresh(server)
-        (detail,) = await membership.server_details(await sql.of_session(s), [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     return detail, 200
 
 

@@ -9,6 +9,7 @@ from models.tables import Server, utcnow
 from projectvoice.errors import Forbidden
 from projectvoice.auth import account_checked_in_query
 from realtime import hooks
+from realtime.presence import seen_for
 
 
 def _clean(value):
@@ -29,7 +30,8 @@ async def create_server(user: int, body: dict):
             s.add(role)
         await s.flush()
         await membership.join(s, server.id, user, role="owner")
-        (detail,) = await membership.server_details(await sql.of_session(s), [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
+    await hooks.member_joined(server.id, user)
     return detail, 201
 
 
@@ -38,7 +40,7 @@ async def list_servers(user: int):
     """Servers the caller belongs to; blocked servers are hidden."""
     async with sql.connection() as conn:
         servers = await read_my_servers(conn, user)
-        details = await membership.server_details(conn, servers)
+        details = await membership.server_details(conn, servers, seen_for(user))
     return details, 200
 
 
@@ -46,7 +48,7 @@ async def list_servers(user: int):
 async def get_server(user: int, id: int):
     async with sql.connection() as conn:
         access = await read_server_access(conn, user, id)
-        (detail,) = await membership.server_details(conn, [access.server])
+        (detail,) = await membership.server_details(conn, [access.server], seen_for(user))
     return detail, 200
 
 
@@ -63,7 +65,7 @@ async def update_server(user: int, id: int, body: dict | None = None):
         server.updated_at = utcnow()
         s.add(server)
         await s.flush()
-        (detail,) = await membership.server_details(await sql.of_session(s), [server])
+        (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     return detail, 200
 
 

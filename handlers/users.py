@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from models import db, membership, views
+from models import db, membership, presence, sql, views
 from models.tables import User, utcnow
 from projectvoice.errors import BadRequest, NotFound
 from realtime import hooks
+from realtime.presence import statuses
 
 
 async def get_profile(user: int):
@@ -22,7 +23,15 @@ async def get_user(user: int, id: int):
         u = await s.get(User, id)
     if u is None:
         raise NotFound("User not found", "user_not_found")
-    return views.user_by_id(u), 200
+    # Presence only for who may see it: oneself, co-members and friends, no block between.
+    seen = None
+    if id == user:
+        seen = await statuses(user, [id])
+    else:
+        async with sql.connection() as conn:
+            if await presence.shares_with(conn, user, id):
+                seen = await statuses(user, [id])
+    return views.user_by_id(u, seen), 200
 
 
 async def update_profile(user: int, body: dict | None = None):
@@ -41,10 +50,14 @@ async def update_profile(user: int, body: dict | None = None):
             for field, attr in (("profilePicture", "profile_picture"), ("bio", "bio")):
                 if field in body:
                     setattr(u, attr, body[field] or None)
+            if body.get("status") is not None:
+                u.status = body["status"]  # the chosen presence (the spec's StatusChoice enum)
             u.updated_at = utcnow()
             await s.flush()
     except IntegrityError:
         raise BadRequest("Username already taken", "user_exists")
+    if body.get("status") is not None:
+        await hooks.presence_choice_changed(user, u.status)
     return views.user_profile(u), 200
 
 

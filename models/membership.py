@@ -188,9 +188,10 @@ async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
     return out
 
 
-async def server_details(conn, servers: list) -> list[dict]:
+async def server_details(conn, servers: list, seen_for=None) -> list[dict]:
     """Full server objects (channels, members, roles) in three statements, whatever their size.
-    `servers` are anything with the server's attributes (rows or Server objects)."""
+    `servers` are anything with the server's attributes (rows or Server objects). `seen_for`:
+    an async uids -> {uid: status} the members' presence comes from (one call; offline without)."""
     server_ids = [sv.id for sv in servers]
     if not server_ids:
         return []
@@ -206,4 +207,7 @@ async def server_details(conn, servers: list) -> list[dict]:
             f"FROM roles WHERE server_id IN ({ids}) ORDER BY server_id, position DESC, id", **params):
         roles[r.server_id].append(r)
     members = await member_rows(conn, server_ids)
-    return [views.server_detail_view(sv, channels[sv.id], members[sv.id], roles[sv.id]) for sv in servers]
+    seen = None
+    if seen_for is not None:
+        seen = await seen_for({m.user_id for rows in members.values() for m, _ in rows})
+    return [views.server_detail_view(sv, channels[sv.id], members[sv.id], roles[sv.id], seen) for sv in servers]

@@ -47,7 +47,9 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True, index=True)
     profile_picture: Optional[str] = Field(default=None, max_length=2048)
     bio: Optional[str] = Field(default=None, max_length=500)
-    status: str = Field(default="offline", max_length=16)
+    # The chosen presence: online (no choice), idle, dnd, invisible; older rows say offline,
+    # read as online (realtime/presence.py, models/views.py status_choice).
+    status: str = Field(default="online", max_length=16)
     tag: str = Field(max_length=8)
     # Bumped to revoke every token issued before (block, password change, deletion).
     token_version: int = Field(default=0)

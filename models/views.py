@@ -1,6 +1,7 @@
 """Table rows -> API dictionaries. The only place response shapes are built."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, UTC
 from typing import Any
 
@@ -20,7 +21,21 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def user_private(u: User) -> dict[str, Any]:
+# Presence: `seen` maps user ids to the status the caller sees (realtime.presence.statuses,
+# one lookup per response); a user missing from it is offline.
+Seen = Mapping[int, str] | None
+
+
+def _seen(seen: Seen, user_id: int) -> str:
+    return seen.get(user_id, "offline") if seen else "offline"
+
+
+def status_choice(stored: str | None) -> str:
+    """users.status holds the chosen status; rows from before presence say `offline` (no choice)."""
+    return stored if stored in ("online", "idle", "dnd", "invisible") else "online"
+
+
+def user_private(u: User, seen: Seen = None) -> dict[str, Any]:
     """The account as its owner (and admins) see it: /auth/me, login, register."""
     return {
         "id": u.id,
@@ -29,7 +44,7 @@ def user_private(u: User) -> dict[str, Any]:
         "role": u.role,
         "isActive": u.is_active,
         "profilePicture": u.profile_picture,
-        "status": u.status,
+        "status": _seen(seen, u.id),
         "tag": u.tag,
         "bio": u.bio,
         "createdAt": iso(u.created_at),
@@ -37,9 +52,9 @@ def user_private(u: User) -> dict[str, Any]:
     }
 
 
-def auth_answer(token: str, u: User, session_id: int) -> dict[str, Any]:
+def auth_answer(token: str, u: User, session_id: int, seen: Seen = None) -> dict[str, Any]:
     """Register's and login's answer: the token of the session they started."""
-    return {"token": token, "user": user_private(u), "sessionId": session_id}
+    return {"token": token, "user": user_private(u, seen), "sessionId": session_id}
 
 
 def user_profile(u: User) -> dict[str, Any]:
@@ -49,12 +64,13 @@ def user_profile(u: User) -> dict[str, Any]:
         "username": u.username,
         "profilePicture": u.profile_picture,
         "bio": u.bio,
+        "status": status_choice(u.status),
         "createdAt": iso(u.created_at),
         "updatedAt": iso(u.updated_at),
     }
 
 
-def user_by_id(u: User) -> dict[str, Any]:
+def user_by_id(u: User, seen: Seen = None) -> dict[str, Any]:
     """GET /users/{id}: `name` as the seed shows, `username` as the contract notes add."""
     return {
         "id": u.id,
@@ -62,21 +78,21 @@ def user_by_id(u: User) -> dict[str, Any]:
         "username": u.username,
         "profilePicture": u.profile_picture,
         "bio": u.bio,
-        "status": u.status,
+        "status": _seen(seen, u.id),
         "tag": u.tag,
         "createdAt": iso(u.created_at),
         "updatedAt": iso(u.updated_at),
     }
 
 
-def user_public(u: User) -> dict[str, Any]:
-    """A user as other people see them (members, friends, messages' authors)."""
+def user_public(u: User, seen: Seen = None) -> dict[str, Any]:
+    """A user as other people see them (members, friends, bans, requests)."""
     return {
         "id": u.id,
         "username": u.username,
         "profilePicture": u.profile_picture,
         "tag": u.tag,
-        "status": u.status,
+        "status": _seen(seen, u.id),
     }
 
 
@@ -114,7 +130,7 @@ def member_role_view(r) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "color": r.color, "permissions": str(r.permissions), "position": r.position}
 
 
-def member_view(m, user: User, roles) -> dict[str, Any]:
+def member_view(m, user: User, roles, seen: Seen = None) -> dict[str, Any]:
     """`roles`: the member's assigned roles (never @everyone), highest first."""
     return {
         "id": m.id,
@@ -127,7 +143,7 @@ def member_view(m, user: User, roles) -> dict[str, Any]:
         "createdAt": iso(m.joined_at),
         "roleIds": sorted(r.id for r in roles),
         "roles": [member_role_view(r) for r in roles],
-        "user": user_public(user),
+        "user": user_public(user, seen),
     }
 
 
@@ -155,26 +171,26 @@ class _MemberUser:
         self.tag, self.status = row.tag, row.status
 
 
-def member_row_view(row, roles) -> dict[str, Any]:
+def member_row_view(row, roles, seen: Seen = None) -> dict[str, Any]:
     """A member from a member row (its user's public columns joined in) and its roles."""
-    return member_view(row, _MemberUser(row), roles)
+    return member_view(row, _MemberUser(row), roles, seen)
 
 
-def server_detail_view(sv, channels, members, roles) -> dict[str, Any]:
+def server_detail_view(sv, channels, members, roles, seen: Seen = None) -> dict[str, Any]:
     """`members` is a list of (member row, roles) from models.membership.member_rows."""
     return {
         **server_view(sv),
         "channels": [channel_view(c) for c in channels],
-        "members": [member_row_view(m, mroles) for m, mroles in members],
+        "members": [member_row_view(m, mroles, seen) for m, mroles in members],
         "roles": [role_view(r) for r in roles],
     }
 
 
 # ---------------------------------------------------------------- friends and admin (issue 5)
 
-def friend_request_view(f, other: User) -> dict[str, Any]:
+def friend_request_view(f, other: User, seen: Seen = None) -> dict[str, Any]:
     """A pending request as listed by GET /friends/requests; `user` is the other party."""
-    return {"id": f.id, "user": user_public(other), "createdAt": iso(f.created_at)}
+    return {"id": f.id, "user": user_public(other, seen), "createdAt": iso(f.created_at)}
 
 
 def friendship_record(f) -> dict[str, Any]:
@@ -186,9 +202,9 @@ def page_view(key: str, items: list, total: int, page: int, limit: int) -> dict[
             "totalPages": (total + limit - 1) // limit}
 
 
-def admin_user_view(u: User) -> dict[str, Any]:
+def admin_user_view(u: User, seen: Seen = None) -> dict[str, Any]:
     """The admin panel's user: the account fields with email (never the password hash)."""
-    return user_private(u)
+    return user_private(u, seen)
 
 
 def admin_server_view(sv, member_count: int, channels) -> dict[str, Any]:
@@ -264,23 +280,23 @@ def invite_info_view(i, server) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- members and bans
 
-def my_membership_view(m, user: User, own_roles, roles, total: int) -> dict[str, Any]:
+def my_membership_view(m, user: User, own_roles, roles, total: int, seen: Seen = None) -> dict[str, Any]:
     """`own_roles`: the assigned roles, highest first; `roles` (listed in full) adds @everyone."""
     return {
-        **member_view(m, user, own_roles),
+        **member_view(m, user, own_roles, seen),
         "roles": [role_view(r) for r in sorted(roles, key=lambda r: (-r.position, r.id))],
         "totalPermissions": str(total),
     }
 
 
-def ban_view(b, user: User) -> dict[str, Any]:
+def ban_view(b, user: User, seen: Seen = None) -> dict[str, Any]:
     return {
         "id": b.id,
         "userId": b.user_id,
         "serverId": b.server_id,
         "reason": b.reason,
         "bannedBy": b.banned_by,
-        "user": user_public(user),
+        "user": user_public(user, seen),
         "bannedAt": iso(b.banned_at),
     }
 

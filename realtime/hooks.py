@@ -75,3 +75,24 @@ async def channel_type_changed(channel_id: int, channel_type: str) -> None:
     """A channel's type changed: a former voice channel's room is emptied (`not_a_voice_channel`),
     a former text channel's live message events end."""
     await _call("channel_type_changed", channel_id, channel_type)
+async def member_joined(server_id: int, user_id: int) -> None:
+    """A user became a member of a server (created it, accepted an invite, was added): their
+    sockets start receiving the presence of its members."""
+    await _call("presence_rooms", server_id, user_id, True)
+
+
+async def presence_choice_changed(user_id: int, status: str) -> None:
+    """PUT /api/users/ changed the user's chosen status: tell who sees them, if they are online."""
+    rt = _current_presence()
+    if rt is None:
+        return
+    try:
+        await rt.choice_changed(user_id, status)
+    except Exception:
+        log.exception("realtime hook presence_choice_changed failed")
+
+
+def _current_presence():
+    from realtime import presence
+
+    return presence.current()

@@ -26,6 +26,8 @@ from projectvoice import auth
 from projectvoice.errors import ApiError, Forbidden, NotFound
 from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from projectvoice.ratelimit import limiter
+from realtime.presence import Presence
+from realtime.typing_notices import Typing
 from realtime.validation import UNREADABLE, Malformed, check_event
 
 log = logging.getLogger("projectvoice.realtime")
@@ -91,7 +93,7 @@ def parse_channel_id(value, what: str = "roomId") -> int:
 
 _EVENTS = {"on_join_room": "join-room", "on_leave_room": "leave-room", "on_signal": "signal",
            "on_toggle_mic": "toggle-mic", "on_subscribe": "subscribe-channel",
-           "on_unsubscribe": "unsubscribe-channel", "on_unreadable": UNREADABLE}
+           "on_unsubscribe": "unsubscribe-channel", "on_typing": "typing", "on_unreadable": UNREADABLE}
 
 _RATED = {"join-room": "join_room", "signal": "signal"}
 
@@ -145,6 +147,8 @@ class Realtime:
         # Revalidations this process has begun (any user): a join or subscribe that checked its
         # token before one began checks it again once it is in the room (see _settle_join).
         self.revalidations = 0
+        self.presence = Presence(sio, store, NAMESPACES)  # realtime/presence.py
+        self.typing = Typing(sio, store, NAMESPACES, text_room)  # realtime/typing_notices.py
         for ns in NAMESPACES:
             sio.on("connect", self._connect_handler(ns), namespace=ns)
             sio.on("disconnect", self.on_disconnect, namespace=ns)
@@ -155,10 +159,12 @@ class Realtime:
             sio.on("subscribe-channel", self.on_subscribe, namespace=ns)
             sio.on("unsubscribe-channel", self.on_unsubscribe, namespace=ns)
             sio.on(UNREADABLE, self.on_unreadable, namespace=ns)
+            sio.on("typing", self.on_typing, namespace=ns)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.start()
+        self.presence.start()
         if self._task is None and hasattr(self.store, "r"):
             self._task = asyncio.create_task(self._renew_loop())
             self._notices_task = asyncio.create_task(self._notices_loop())
@@ -172,6 +178,7 @@ class Realtime:
                 except (asyncio.CancelledError, Exception):
                     pass
         self._task = self._notices_task = None
+        await self.presence.stop()
         await self.store.stop()
 
     async def _notices_loop(self) -> None:
@@ -184,6 +191,9 @@ class Realtime:
                         await self._recheck_texts(int(notice["serverId"]), notice.get("userId"))
                     elif kind == "revalidate-user":
                         await self._revalidate_here(int(notice["userId"]), notice["message"], notice["code"])
+                    elif kind == "presence-rooms":
+                        await self.presence.rooms_changed(int(notice["serverId"]), int(notice["userId"]),
+                                                          bool(notice["joined"]))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -197,6 +207,7 @@ class Realtime:
                 for e in await self.store.sweep():
                     log.info("voice: dropped %s of a stopped process from room %s", e["sid"], e["cid"])
                     await self._broadcast(e["cid"], "user-disconnected", e["sid"])
+                await self.presence.beat()
                 self.refresh_gauges()
             except asyncio.CancelledError:
                 raise
@@ -251,8 +262,10 @@ class Realtime:
         if sock is not None and sock.user_id != user.id:
             if sock.user_id is not None:
                 await self.store.remove_user_sock(sock.user_id, ns, sid)
+                await self.presence.socket_gone(sid, sock.user_id)
             sock.user_id = user.id
             await self.store.add_user_sock(user.id, ns, sid)
+            await self.presence.socket_authenticated(sid, ns, user.id, user.status, lambda: sid in self.socks)
         return user
 
     def _connected(self, sid: str, ns: str) -> bool:
@@ -289,8 +302,16 @@ class Realtime:
         if not token:
             q = parse_qs(environ.get("QUERY_STRING", ""))
             token = (q.get("token") or [None])[0]
-        self.socks[sid] = Sock(ns=ns, handshake_token=token or None)
+        sock = self.socks[sid] = Sock(ns=ns, handshake_token=token or None)
         OPEN_SOCKETS.set(len(self.socks))
+        if token:
+            # A valid handshake token makes the socket its user's at once (presence counts it).
+            user = await auth.user_for_token(token)
+            if user is not None and self.socks.get(sid) is sock and sock.user_id is None:
+                sock.user_id = user.id
+                await self.store.add_user_sock(user.id, ns, sid)
+                await self.presence.socket_authenticated(sid, ns, user.id, user.status,
+                                                         lambda: self.socks.get(sid) is sock)
         return True
 
     async def on_disconnect(self, sid, reason=None):
@@ -301,6 +322,7 @@ class Realtime:
         finally:
             if sock and sock.user_id is not None:
                 await self.store.remove_user_sock(sock.user_id, ns, sid)
+                await self.presence.socket_gone(sid, sock.user_id)
             self.refresh_gauges()
 
     # voice rooms -------------------------------------------------------------------------
@@ -490,6 +512,13 @@ class Realtime:
         await self.sio.emit("unsubscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
         return None
 
+    @_handler
+    async def on_typing(self, sid, sock: Sock, channel_id=None, *_rest):
+        if channel_id is None:
+            raise EventError("typing needs a channelId", "invalid_channel_id")
+        await self.typing.typing(sid, sock, parse_channel_id(channel_id, "channelId"))
+        return None
+
     # what the REST side tells us (realtime/hooks.py) -------------------------------------
     async def _drop_text(self, uid: int, channel_ids: list[int] | None) -> None:
         for ns, sid in await self.store.user_socks(uid):
@@ -556,6 +585,14 @@ class Realtime:
             if e["serverId"] == server_id:
                 await self.evict(e, "You were removed from this server", "removed_from_server")
         await self._drop_text(user_id, sorted(await self._channel_ids(server_id)))
+        await self.presence_rooms(server_id, user_id, joined=False)
+
+    async def presence_rooms(self, server_id: int, user_id: int, joined: bool) -> None:
+        """A membership began or ended: the user's sockets enter or leave the server's presence
+        room here, and in the other processes through a notice."""
+        await self.presence.rooms_changed(server_id, user_id, joined)
+        await self.store.publish({"kind": "presence-rooms", "serverId": server_id, "userId": user_id,
+                                  "joined": joined})
 
     @staticmethod
     async def _channel_ids(server_id: int) -> set[int]:
@@ -624,6 +661,8 @@ class Realtime:
     async def message_event(self, event: str, channel_id: int, payload: dict) -> None:
         if event == "message-deleted":
             payload = {"id": payload.get("id"), "channelId": channel_id}
+        elif event == "message-created" and isinstance(payload.get("userId"), int):
+            await self.typing.message_posted(channel_id, payload["userId"])
         for ns in NAMESPACES:
             await self.sio.emit(event, payload, room=text_room(channel_id), namespace=ns)
 

@@ -231,7 +231,10 @@ export interface paths {
         };
         /** The caller's profile */
         get: operations["handlers.users.get_profile"];
-        /** Update the caller's profile */
+        /**
+         * Update the caller's profile
+         * @description `status` sets the caller's chosen presence (`online`, `idle`, `dnd`, `invisible`); while they are connected, the people who see their presence get `presence-updated` when what they see changes (`invisible` looks like `offline` to them).
+         */
         put: operations["handlers.users.update_profile"];
         post?: never;
         /**
@@ -1303,8 +1306,7 @@ export interface components {
             /** @description false when the account is blocked. */
             isActive: boolean;
             profilePicture: string | null;
-            /** @description Presence, e.g. `online`, `offline`. */
-            status: string;
+            status: components["schemas"]["Presence"];
             /** @description Discriminator shown after the username. */
             tag: string;
             bio: string | null;
@@ -1320,6 +1322,7 @@ export interface components {
          *       "username": "testuser",
          *       "profilePicture": "https://example.com/avatar1.png",
          *       "bio": "Hello",
+         *       "status": "online",
          *       "createdAt": "2024-01-01T00:00:00.000Z",
          *       "updatedAt": "2024-01-01T00:00:00.000Z"
          *     }
@@ -1329,6 +1332,7 @@ export interface components {
             username: string;
             profilePicture: string | null;
             bio: string | null;
+            status: components["schemas"]["StatusChoice"];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1355,7 +1359,7 @@ export interface components {
             username: string;
             profilePicture: string | null;
             bio: string | null;
-            status: string;
+            status: components["schemas"]["Presence"];
             tag: string;
             /** Format: date-time */
             createdAt: string;
@@ -1377,7 +1381,7 @@ export interface components {
             username: string;
             profilePicture: string | null;
             tag: string;
-            status: string;
+            status: components["schemas"]["Presence"];
         };
         AuthResponse: {
             /** @description JWT, valid 7 days, for the session this login or registration started. */
@@ -1493,13 +1497,27 @@ export interface components {
          *       "profilePicture": "https://example.com/avatar1.png",
          *       "bio": "Hello"
          *     }
+         * @example {
+         *       "status": "dnd"
+         *     }
          */
         ProfileUpdate: {
             name?: string;
             username?: string;
             profilePicture?: string | null;
             bio?: string | null;
+            status?: components["schemas"]["StatusChoice"];
         };
+        /**
+         * @description The presence status a user chooses for themselves. `online` is the default (no choice); `idle` and `dnd` (do not disturb) are shown to others while the user is connected; `invisible` shows as `offline` to everyone else while the user stays connected. Who is not connected at all is `offline` whatever their choice.
+         * @enum {string}
+         */
+        StatusChoice: "online" | "idle" | "dnd" | "invisible";
+        /**
+         * @description Live presence. `offline` when the user has no connected, authenticated Socket.IO socket, or chose `invisible` (as everyone else sees them); else their chosen status. The user sees their own choice on themselves, `invisible` included, while connected. Only the user, people who share a server with them and their friends see it; everyone else, and anyone on either side of a block with them, sees `offline`. Changes arrive as the socket event `presence-updated`.
+         * @enum {string}
+         */
+        Presence: "online" | "idle" | "dnd" | "invisible" | "offline";
         /**
          * @description A server with its channels, members and roles.
          * @example {

@@ -404,3 +404,46 @@ def test_member_role_badges_and_sessions_list(clients, api, community):
     b.page.click("#logout")
     b.page.wait_for_selector("#auth:not([hidden])")
     assert api.get("/auth/me", page_token).status_code == 401
+def test_presence_dots_and_typing_between_two_browsers(clients, community, api):
+    """Bob's page shows alice's presence dot (members list and friends list) go online when she
+    logs in, red when she picks do-not-disturb, grey when her page's socket goes; and "alice is
+    typing..." under his message box while she types, gone when her message arrives."""
+    alice_acct, bob_acct, srv, text, _voice = community
+    r = api.post("/friends/request", bob_acct.token, json={"friendId": alice_acct.id})
+    assert r.status_code == 201, r.text
+    assert api.post(f"/friends/accept/{r.json()['request']['id']}", alice_acct.token).status_code == 200
+    bob = clients(bob_acct, "bob")
+    bob.open_channel(srv["id"], text["id"])
+    bob.wait("(cid) => window.pv.state.subscribed === cid", text["id"], what="bob subscribed")
+    dots = "(id) => [...document.querySelectorAll(`.people li[data-user-id='${id}'] .dot`)].map((d) => d.dataset.status)"
+    member_dot = f"#member-list li[data-user-id='{alice_acct.id}'] .dot"
+    friend_dot = f"#friend-list li[data-user-id='{alice_acct.id}'] .dot"
+    assert bob.page.get_attribute(member_dot, "data-status") == "offline"
+    assert bob.page.get_attribute(friend_dot, "data-status") == "offline"
+
+    alice = clients(alice_acct, "alice")
+    bob.wait(f"(id) => ({dots})(id).length === 2 && ({dots})(id).every((s) => s === 'online')",
+             alice_acct.id, timeout=5_000, what="alice's dots online")
+    alice.open_channel(srv["id"], text["id"])
+    alice.wait("(cid) => window.pv.state.subscribed === cid", text["id"], what="alice subscribed")
+    # bob is online on alice's page too (from the REST member list)
+    assert alice.page.get_attribute(f"#member-list li[data-user-id='{bob_acct.id}'] .dot", "data-status") == "online"
+
+    alice.page.type("#message-form input[name=content]", "hel", delay=50)
+    bob.wait("(n) => document.querySelector('#typing').textContent === `${n} is typing...`",
+             alice_acct.user["username"], timeout=5_000, what="alice is typing shown")
+    bob.screenshot("typing")
+    alice.page.type("#message-form input[name=content]", "lo", delay=50)
+    alice.page.press("#message-form input[name=content]", "Enter")
+    bob.wait("() => [...document.querySelectorAll('#messages .content')].some((e) => e.textContent === 'hello')",
+             timeout=5_000, what="alice's message shown")
+    assert bob.js("document.querySelector('#typing').textContent") == ""  # her message ended it
+    assert alice.js("document.querySelector('#typing').textContent") == ""  # never echoed
+
+    alice.page.select_option("#status-select", "dnd")
+    bob.wait(f"(id) => ({dots})(id).every((s) => s === 'dnd')", alice_acct.id, timeout=5_000,
+             what="alice's dots dnd")
+    bob.screenshot("presence-dnd")
+    alice.js("window.pv.socket.disconnect()")  # her page's only socket goes
+    bob.wait(f"(id) => ({dots})(id).every((s) => s === 'offline')", alice_acct.id, timeout=5_000,
+             what="alice's dots offline")

@@ -20,6 +20,9 @@ const state = {
   messages: new Map(),   // id -> message of textChannel
   voice: null,           // {channelId, participants: Map socketId -> {userData, micToggle}}
   micOn: true,
+  presence: new Map(),   // userId -> status, from REST user objects and `presence-updated`
+  friends: [],           // GET /friends
+  typing: new Map(),     // userId -> {username, until} in textChannel (from `user-typing`)
 };
 // `error` codes with which the server removes a socket from its voice room.
 const EVICTED = new Set(['removed_from_server', 'server_unavailable', 'channel_deleted', 'account_unavailable']);
@@ -69,7 +72,8 @@ async function start(user) {
   $('#app').hidden = false;
   $('#me').textContent = `${state.user.username}#${state.user.tag}`;
   connectSocket();
-  await loadServers();
+  api('GET', '/users/').then((p) => { $('#status-select').value = p.status; }).catch(() => {});
+  await Promise.all([loadServers(), loadFriends()]);
 }
 
 // Log out: the server ends this session (its token stops working everywhere), then the page forgets it.
@@ -108,23 +112,25 @@ async function selectServer(id) {
   $('#invite-button').hidden = false;
   $('#invite-token').textContent = '';
   $('#channel-form').hidden = false;
+  for (const m of state.server.members) state.presence.set(m.userId, m.user.status);
   renderChannels();
   renderMembers();
 }
 
 // Members with their role badges (`roles`, highest first, in the role's colour).
+// Members with their presence dot and role badges (`roles`, highest first, in the role's colour).
 function renderMembers() {
-  const members = [...state.server.members].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id - b.id);
-  $('#members-title').hidden = false;
+  const members = state.server ? [...state.server.members] : [];
+  members.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id - b.id);
+  $('#members-title').hidden = !state.server;
   $('#member-list').replaceChildren(...members.map((m) => {
-    const li = el('li', {}, el('span', { className: 'member-name', textContent: m.user.username }),
-      ...m.roles.map((r) => {
-        const badge = el('span', { className: 'badge', textContent: r.name, title: `position ${r.position}` });
-        badge.style.color = r.color;
-        badge.dataset.roleId = r.id;
-        return badge;
-      }));
-    li.dataset.userId = m.userId;
+    const li = person(m.userId, m.user.username);
+    li.append(...m.roles.map((r) => {
+      const badge = el('span', { className: 'badge', textContent: r.name, title: `position ${r.position}` });
+      badge.style.color = r.color;
+      badge.dataset.roleId = r.id;
+      return badge;
+    }));
     return li;
   }));
 }
@@ -193,6 +199,8 @@ async function openText(channel) {
   state.textChannel = channel.id;
   state.subscribed = null;
   state.messages = new Map();
+  state.typing = new Map();
+  renderTyping();
   $('#text-title').textContent = `# ${channel.name}`;
   renderMessages();
   // Subscribe first, then read the newest page: nothing posted in between is missed.
@@ -226,6 +234,66 @@ function onMessageEvent(m) {
   if (m.channelId !== state.textChannel) return;
   state.messages.set(m.id, m);
   renderMessages();
+  // A message ends its author's typing (the server sends no separate stop event).
+  if (state.typing.delete(m.userId)) renderTyping();
+}
+
+// ---------------------------------------------------------------- presence and typing
+
+async function loadFriends() {
+  state.friends = await api('GET', '/friends');
+  for (const f of state.friends) state.presence.set(f.id, f.status);
+  renderFriends();
+}
+
+function person(id, username) {
+  const status = state.presence.get(id) || 'offline';
+  const li = el('li', {}, el('span', { className: 'dot', title: status }),
+    el('span', { className: 'member-name', textContent: username }));
+  li.dataset.userId = id;
+  li.querySelector('.dot').dataset.status = status;
+  return li;
+}
+
+function renderFriends() {
+  $('#friend-list').replaceChildren(...state.friends.map((f) => person(f.id, f.username)));
+}
+
+function onPresence({ userId, status }) {
+  state.presence.set(userId, status);
+  for (const dot of document.querySelectorAll(`.people li[data-user-id="${userId}"] .dot`)) {
+    dot.dataset.status = status;
+    dot.title = status;
+  }
+}
+
+// Listeners drop a notice 8 s after its last repeat, or at the author's message.
+const TYPING_SHOWN_MS = 8000;
+// Senders repeat `typing` every 3 s while typing (the server relays at most that often).
+const TYPING_REPEAT_MS = 3000;
+let lastTypingSent = 0;
+
+function onUserTyping({ channelId, userId, username }) {
+  if (channelId !== state.textChannel) return;
+  state.typing.set(userId, { username, until: Date.now() + TYPING_SHOWN_MS });
+  renderTyping();
+}
+
+function renderTyping() {
+  const now = Date.now();
+  for (const [id, t] of state.typing) if (t.until <= now) state.typing.delete(id);
+  const names = [...state.typing.values()].map((t) => t.username);
+  $('#typing').textContent = names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing...`
+      : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are typing...`;
+}
+setInterval(() => { if (state.typing.size) renderTyping(); }, 1000);
+
+function onTypingInput() {
+  const now = Date.now();
+  if (!socket || !state.subscribed || now - lastTypingSent < TYPING_REPEAT_MS) return;
+  lastTypingSent = now;
+  socket.emit('typing', state.subscribed);
 }
 
 // ---------------------------------------------------------------- socket
@@ -268,6 +336,8 @@ function connectSocket() {
     renderVoice();
   });
   socket.on('signal', onSignal);
+  socket.on('presence-updated', onPresence);
+  socket.on('user-typing', onUserTyping);
 }
 
 // ---------------------------------------------------------------- voice
@@ -463,6 +533,7 @@ form('#channel-form', async (f) => {
 form('#message-form', async (f) => {
   const m = await api('POST', '/messages', { content: f.content.value, channelId: state.textChannel });
   f.reset();
+  lastTypingSent = 0;  // posting ended typing: the next keystroke tells the others at once
   onMessageEvent(m);
 });
 $('#invite-button').onclick = async () => {
@@ -477,6 +548,14 @@ $('#logout').onclick = () => logout();
 $('#sessions-button').onclick = () => showSessions().catch((e) => status(e.message, true));
 $('#sessions-close').onclick = () => { $('#sessions-view').hidden = true; };
 $('#logout-others').onclick = () => logoutOthers().catch((e) => status(e.message, true));
+$('#message-form').content.addEventListener('input', onTypingInput);
+$('#status-select').onchange = async (ev) => {
+  try {
+    await api('PUT', '/users/', { status: ev.target.value });  // `presence-updated` follows
+  } catch (e) {
+    status(e.message, true);
+  }
+};
 $('#voice-join').onclick = () => joinVoice(state.channel);
 $('#voice-leave').onclick = leaveVoice;
 $('#voice-mute').onclick = () => { toggleMic(); renderVoice(); };

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0003_client'
-down_revision = '0002'
+down_revision = '0003_input'
 branch_labels = None
 depends_on = None
 

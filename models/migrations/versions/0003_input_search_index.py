@@ -18,7 +18,7 @@ from alembic import op
 
 
 revision = "0003_input"
-down_revision = "0002"
+down_revision = "0003_domain"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,274 @@
+"""Presence and typing over Socket.IO (python-socketio's client against the real server), with
+the REST side's `status` checked against what the sockets were told. Every event is validated
+against asyncapi/projectvoice.yaml by tests.test_voice.Client."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support import Account, Api, create_channel, create_server, join_server
+from tests.test_voice import Client, subscribe, take_bits
+from tests.test_voice import clients as clients  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.timeout(120)]
+SEND_MESSAGES = 1 << 11
+
+
+def presence_of(client: Client, user_id: int) -> list[str]:
+    """Every presence-updated about the user this client received, taken by wait() or not."""
+    out = []
+    for ev, args in client.log:
+        e = args[0] if args else None
+        if ev in ("presence-updated", "<taken>") and isinstance(e, dict) and set(e) == {"userId", "status"} \
+                and e["userId"] == user_id:
+            out.append(e["status"])
+    return out
+
+
+async def quiet_about(client: Client, user_id: int, within: float = 0.5) -> None:
+    """No presence-updated about `user_id` that was not taken yet (a socket also hears about
+    its own user: its own view)."""
+    await asyncio.sleep(within)
+    got = [a[0] for ev, a in client.log if ev == "presence-updated" and a[0]["userId"] == user_id]
+    assert not got, f"unexpected presence-updated about {user_id}: {got}"
+
+
+async def wait_presence(client: Client, user_id: int, status: str, timeout: float = 10) -> None:
+    got = await client.wait("presence-updated", timeout, where=lambda e: e["userId"] == user_id)
+    assert got == {"userId": user_id, "status": status}
+
+
+def member_status(api: Api, viewer: Account, server_id: int, user_id: int) -> str:
+    """The user's status in the three REST answers that list a server's members."""
+    seen = set()
+    r = api.get(f"/servers/{server_id}", viewer.token)
+    seen.add(next(m["user"]["status"] for m in r.json()["members"] if m["userId"] == user_id))
+    r = api.get(f"/serverMembers/{server_id}/members", viewer.token)
+    seen.add(next(m["user"]["status"] for m in r.json() if m["userId"] == user_id))
+    r = api.get("/servers", viewer.token)
+    sv = next(s for s in r.json() if s["id"] == server_id)
+    seen.add(next(m["user"]["status"] for m in sv["members"] if m["userId"] == user_id))
+    assert len(seen) == 1, seen
+    return seen.pop()
+
+
+async def eventually_status(api: Api, viewer: Account, server_id: int, user_id: int, want: str,
+                            timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (got := member_status(api, viewer, server_id, user_id)) != want:
+        assert asyncio.get_running_loop().time() < deadline, f"status {got!r}, wanted {want!r}"
+        await asyncio.sleep(0.1)
+
+
+def befriend(api: Api, a: Account, b: Account) -> None:
+    r = api.post("/friends/request", a.token, json={"friendId": b.id})
+    assert r.status_code == 201, r.text
+    r = api.post(f"/friends/accept/{r.json()['request']['id']}", b.token)
+    assert r.status_code == 200, r.text
+
+
+def set_status(api: Api, acct: Account, status: str) -> dict:
+    r = api.put("/users/", acct.token, json={"status": status})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == status
+    return r.json()
+
+
+@pytest.mark.asyncio
+async def test_online_on_connect_offline_after_the_last_socket(api, clients):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    assert member_status(api, bob, sv["id"], alice.id) == "offline"
+    b = await clients(bob.token, "desktop")
+    a1 = await clients(alice.token, "seed")
+    await wait_presence(b, alice.id, "online")
+    assert member_status(api, bob, sv["id"], alice.id) == "online"
+    assert api.get(f"/users/{alice.id}", bob.token).json()["status"] == "online"
+    assert api.get("/auth/me", alice.token).json()["status"] == "online"
+    # a second socket of alice (the other form) changes nothing for bob
+    a2 = await clients(alice.token, "desktop")
+    await a1.close()
+    await quiet_about(b, alice.id, 0.8)
+    assert presence_of(b, alice.id) == ["online"]
+    assert member_status(api, bob, sv["id"], alice.id) == "online"
+    await a2.close()
+    await wait_presence(b, alice.id, "offline")
+    await eventually_status(api, bob, sv["id"], alice.id, "offline")
+    assert presence_of(b, alice.id) == ["online", "offline"]
+
+
+@pytest.mark.asyncio
+async def test_socket_without_handshake_token_counts_from_its_first_token(api, clients):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    voice = create_channel(api, alice, sv["id"], "voice")
+    b = await clients(bob.token, "seed")
+    a = await clients("", "desktop")  # the desktop client connects before login
+    await quiet_about(b, alice.id, 0.5)
+    assert member_status(api, bob, sv["id"], alice.id) == "offline"
+    await a.join(voice["id"], alice.token)
+    await wait_presence(b, alice.id, "online")
+    await a.close()
+    await wait_presence(b, alice.id, "offline")
+
+
+@pytest.mark.asyncio
+async def test_chosen_status_and_invisible(api, clients):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    assert api.get("/users/", alice.token).json()["status"] == "online"
+    set_status(api, alice, "invisible")
+    b = await clients(bob.token, "seed")
+    a = await clients(alice.token, "seed")
+    await quiet_about(b, alice.id, 0.8)
+    # invisible stays offline to others, the user sees their own choice
+    assert member_status(api, bob, sv["id"], alice.id) == "offline"
+    assert member_status(api, alice, sv["id"], alice.id) == "invisible"
+    assert api.get("/auth/me", alice.token).json()["status"] == "invisible"
+    assert api.get(f"/users/{alice.id}", bob.token).json()["status"] == "offline"
+    assert api.get("/users/", alice.token).json()["status"] == "invisible"
+    await wait_presence(a, alice.id, "invisible")  # her own socket: her view
+    set_status(api, alice, "dnd")
+    await wait_presence(b, alice.id, "dnd")
+    await wait_presence(a, alice.id, "dnd")
+    assert member_status(api, bob, sv["id"], alice.id) == "dnd"
+    set_status(api, alice, "idle")
+    await wait_presence(b, alice.id, "idle")
+    set_status(api, alice, "invisible")
+    await wait_presence(b, alice.id, "offline")
+    assert member_status(api, bob, sv["id"], alice.id) == "offline"
+    await a.close()
+    await quiet_about(b, alice.id, 0.8)  # she was offline to bob already
+    assert presence_of(b, alice.id) == ["dnd", "idle", "offline"]
+    # a choice made while not connected shows nothing until she connects
+    set_status(api, alice, "online")
+    await quiet_about(b, alice.id, 0.3)
+    assert presence_of(b, alice.id) == ["dnd", "idle", "offline"]
+    r = api.put("/users/", alice.token, json={"status": "offline"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]
+
+
+@pytest.mark.asyncio
+async def test_friends_get_it_strangers_and_blocked_users_do_not(api, clients):
+    alice, member, friend, stranger, blocked = (api.register() for _ in range(5))
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], member, blocked)
+    befriend(api, alice, friend)
+    r = api.post(f"/friends/block/{blocked.id}", alice.token)
+    assert r.status_code == 200, r.text
+    watchers = {name: await clients(acct.token, "seed")
+                for name, acct in (("member", member), ("friend", friend), ("stranger", stranger),
+                                   ("blocked", blocked))}
+    a = await clients(alice.token, "seed")
+    await wait_presence(watchers["member"], alice.id, "online")
+    await wait_presence(watchers["friend"], alice.id, "online")
+    await quiet_about(watchers["stranger"], alice.id, 0.8)
+    await quiet_about(watchers["blocked"], alice.id, 0.1)
+    # and alice hears nothing about the user she blocked coming online
+    assert presence_of(a, blocked.id) == []
+    # REST: friends list shows her online; a stranger asking by id sees offline
+    assert next(f for f in api.get("/friends", friend.token).json() if f["id"] == alice.id)["status"] == "online"
+    assert api.get(f"/users/{alice.id}", stranger.token).json()["status"] == "offline"
+    assert api.get(f"/users/{alice.id}", blocked.token).json()["status"] == "offline"
+    assert api.get(f"/users/{alice.id}", friend.token).json()["status"] == "online"
+    await a.close()
+    await wait_presence(watchers["member"], alice.id, "offline")
+    await wait_presence(watchers["friend"], alice.id, "offline")
+    await quiet_about(watchers["stranger"], alice.id, 0.5)
+    await quiet_about(watchers["blocked"], alice.id, 0.1)
+
+
+@pytest.mark.asyncio
+async def test_joining_a_server_starts_its_presence(api, clients):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    b = await clients(bob.token, "seed")
+    a = await clients(alice.token, "seed")
+    await quiet_about(b, alice.id, 0.5)
+    assert presence_of(b, alice.id) == []
+    join_server(api, alice, sv["id"], bob)  # bob's connected socket now shares a server with alice
+    await a.close()
+    await wait_presence(b, alice.id, "offline")
+    # and a kick stops it again
+    mid = next(m["id"] for m in api.get(f"/servers/{sv['id']}", alice.token).json()["members"]
+               if m["userId"] == bob.id)
+    assert api.delete(f"/serverMembers/{sv['id']}/members/{mid}", alice.token).status_code in (200, 204)
+    a = await clients(alice.token, "seed")
+    await asyncio.sleep(0.8)
+    assert presence_of(b, alice.id) == ["offline"]
+
+
+# typing ---------------------------------------------------------------------------------------
+async def typing_pair(api, clients):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    text = create_channel(api, alice, sv["id"], "text")
+    a = await clients(alice.token, "seed")
+    b = await clients(bob.token, "desktop")
+    await subscribe(a, text["id"])
+    await subscribe(b, text["id"])
+    return alice, bob, sv, text, a, b
+
+
+@pytest.mark.asyncio
+async def test_typing_relayed_not_echoed_and_throttled(api, clients):
+    alice, bob, sv, text, a, b = await typing_pair(api, clients)
+    a2 = await clients(alice.token, "desktop")  # alice's other socket, subscribed too
+    await subscribe(a2, text["id"])
+    for _ in range(5):
+        await a.emit("typing", text["id"])
+    got = await b.wait("user-typing")
+    assert got == {"channelId": text["id"], "userId": alice.id, "username": alice.user["username"]}
+    await b.quiet("user-typing", 1.0)
+    await a.quiet("user-typing", 0.01)
+    await a2.quiet("user-typing", 0.01)
+    # the other socket of the same user shares the window
+    await a2.emit("typing", f"channel-{text['id']}")
+    await b.quiet("user-typing", 0.5)
+    await asyncio.sleep(1.7)  # past 3 s since the relay
+    await a.emit("typing", text["id"])
+    await b.wait("user-typing")
+    # bob typing reaches alice's two sockets, not bob
+    await b.emit("typing", text["id"])
+    assert (await a.wait("user-typing"))["userId"] == bob.id
+    assert (await a2.wait("user-typing"))["userId"] == bob.id
+    await b.quiet("user-typing", 0.3)
+
+
+@pytest.mark.asyncio
+async def test_posting_ends_typing(api, clients):
+    alice, bob, sv, text, a, b = await typing_pair(api, clients)
+    await a.emit("typing", text["id"])
+    await b.wait("user-typing")
+    r = api.post("/messages", alice.token, json={"channelId": text["id"], "content": "done typing"})
+    assert r.status_code == 201, r.text
+    created = await b.wait("message-created")
+    assert (created["userId"], created["channelId"]) == (alice.id, text["id"])
+    # typing again right away is relayed (the window ended with the message)
+    await a.emit("typing", text["id"])
+    assert (await b.wait("user-typing", 2))["userId"] == alice.id
+
+
+@pytest.mark.asyncio
+async def test_typing_refusals(api, clients):
+    alice, bob, sv, text, a, b = await typing_pair(api, clients)
+    other = create_channel(api, alice, sv["id"], "text")
+    await a.emit("typing", other["id"])  # not subscribed there
+    assert (await a.wait("error"))["code"] == "not_subscribed"
+    for bad in (None, "abc", {}):
+        await a.emit("typing", bad)
+        assert (await a.wait("error"))["code"] in ("invalid_channel_id", "invalid_room_id")
+    anon = await clients(None, "seed")
+    await anon.emit("typing", text["id"])
+    assert (await anon.wait("error"))["code"] == "not_subscribed"
+    # without SEND_MESSAGES (still reading): refused, nothing relayed
+    take_bits(api, alice, sv["id"], SEND_MESSAGES)
+    await b.emit("typing", text["id"])
+    assert (await b.wait("error"))["code"] == "missing_permission"
+    await a.quiet("user-typing", 0.5)

@@ -1,0 +1,131 @@
+"""Presence and typing across two server processes sharing PostgreSQL and Redis, and a crashed
+process's users going offline. PostgreSQL runs only (PV_TEST_DB=postgres), like
+tests/test_voice_redis.py."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+
+import pytest
+
+from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, join_server
+from tests.test_presence import eventually_status, member_status, presence_of, quiet_about, wait_presence
+from tests.test_voice import Client, subscribe
+
+pytestmark = [pytest.mark.timeout(180)]
+REDIS_DB = 12
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if backend() != "postgres":
+        pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
+    redis = pytest.importorskip("redis")
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    try:
+        r = redis.Redis.from_url(url)
+        r.flushdb()
+    except Exception as e:  # pragma: no cover
+        pytest.skip(f"Redis not reachable: {e}")
+    tmp = tmp_path_factory.mktemp("presence-cluster")
+    database = Database.fresh(tmp)
+    secret = secrets.token_urlsafe(32)
+    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1",
+           "VOICE_REDIS_CHANNEL": f"pv-test-{secrets.token_hex(4)}"}
+    procs = []
+    try:
+        for i in range(2):  # one after the other: the first runs the migrations
+            procs.append(ServerProcess(database=database, data_dir=tmp / f"data{i}", jwt_secret=secret,
+                                       extra_env=dict(env)).start())
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+        database.drop()
+        r.flushdb()
+
+
+@pytest.fixture
+async def made():
+    clients: list[Client] = []
+
+    async def make(base, token, form="seed") -> Client:
+        c = Client(base, form, token)
+        clients.append(c)
+        return await c.connect()
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+def setup(api: Api):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    return alice, bob, sv
+
+
+@pytest.mark.asyncio
+async def test_presence_spans_processes(cluster, made):
+    p1, p2 = cluster
+    api1, api2 = Api(p1.base), Api(p2.base)
+    alice, bob, sv = setup(api1)
+    b = await made(p2.base, bob.token)
+    a1 = await made(p1.base, alice.token)
+    await wait_presence(b, alice.id, "online")
+    assert member_status(api2, bob, sv["id"], alice.id) == "online"
+    a2 = await made(p2.base, alice.token, "desktop")  # her second socket, on the other process
+    await a1.close()
+    await quiet_about(b, alice.id, 1.0)
+    assert member_status(api1, bob, sv["id"], alice.id) == "online"
+    r = api1.put("/users/", alice.token, json={"status": "dnd"})
+    assert r.status_code == 200, r.text
+    await wait_presence(b, alice.id, "dnd")
+    assert member_status(api2, bob, sv["id"], alice.id) == "dnd"
+    await a2.close()
+    await wait_presence(b, alice.id, "offline")
+    await eventually_status(api1, bob, sv["id"], alice.id, "offline")
+    assert presence_of(b, alice.id) == ["online", "dnd", "offline"]
+
+
+@pytest.mark.asyncio
+async def test_typing_throttle_holds_across_processes(cluster, made):
+    p1, p2 = cluster
+    api = Api(p1.base)
+    alice, bob, sv = setup(api)
+    text = create_channel(api, alice, sv["id"], "text")
+    b = await made(p1.base, bob.token)
+    a1 = await made(p1.base, alice.token)
+    a2 = await made(p2.base, alice.token)
+    for c in (b, a1, a2):
+        await subscribe(c, text["id"])
+    await a1.emit("typing", text["id"])
+    assert (await b.wait("user-typing"))["userId"] == alice.id
+    await a2.emit("typing", text["id"])  # same user, other process, inside the window
+    await b.quiet("user-typing", 1.0)
+    await a1.quiet("user-typing", 0.01)
+    await a2.quiet("user-typing", 0.01)
+    await b.emit("typing", text["id"])  # bob's notice reaches alice's socket on the other process
+    assert (await a2.wait("user-typing"))["userId"] == bob.id
+    assert (await a1.wait("user-typing"))["userId"] == bob.id
+
+
+@pytest.mark.asyncio
+async def test_crashed_process_users_go_offline(cluster, made):
+    p1, p2 = cluster
+    api = Api(p1.base)
+    alice, bob, sv = setup(api)
+    b = await made(p1.base, bob.token)
+    await made(p2.base, alice.token)
+    await wait_presence(b, alice.id, "online")
+    p2.proc.send_signal(signal.SIGKILL)
+    p2.proc.wait()
+    # heartbeat 1 s: three missed beats, then the live process's sweep announces her
+    await wait_presence(b, alice.id, "offline", timeout=15)
+    assert member_status(api, bob, sv["id"], alice.id) == "offline"
+    # she comes back on the live process
+    await made(p1.base, alice.token)
+    await wait_presence(b, alice.id, "online")
+    await asyncio.sleep(0.1)
