@@ -12,6 +12,7 @@ import os
 import socketio
 
 from projectvoice.settings import Settings
+from realtime import codec, fastpath
 from realtime.store import MemoryStore, RedisStore
 from realtime.voice import NAMESPACES, Realtime
 
@@ -25,8 +26,19 @@ def current() -> Realtime | None:
     return _current
 
 
+class FastManager(socketio.AsyncManager):
+    """One process: emits without a callback go through fastpath.fast_emit."""
+
+    async def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        if callback is None and fastpath.enabled():
+            return await fastpath.fast_emit(self, event, data, namespace, to or room, skip_sid)
+        return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
+                                  to=to, **kwargs)
+
+
 def build(settings: Settings) -> socketio.AsyncServer:
     global _current
+    fastpath.install(settings.socket_fastpath)
     # Seconds between participant heartbeats in Redis; participants of a process that stops
     # renewing vanish after three missed beats.
     heartbeat = settings.voice_heartbeat_seconds
@@ -36,10 +48,13 @@ def build(settings: Settings) -> socketio.AsyncServer:
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.voice_redis_channel)
         store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
     else:
+        manager = FastManager()
         store = MemoryStore()
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
+        # orjson encodes and decodes every packet (realtime/codec.py).
+        json=codec,
         # The configured origins, and the server's own (the web client at / connects from it).
         cors_allowed_origins=lambda origin, environ: bool(origin) and (
             origin in settings.cors_origin_list or origin.partition("://")[2] == environ.get("HTTP_HOST")),
