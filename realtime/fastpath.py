@@ -90,7 +90,7 @@ async def _poll(self):
         async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
             packets = [await self.queue.get()]
         self.queue.task_done()
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         raise exceptions.QueueEmpty()
     if packets == [None]:
         return []

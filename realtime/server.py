@@ -1,8 +1,10 @@
 """The Socket.IO server, served at engine.io path /socket (namespace /) and at the default path
 /socket.io (namespace /socket), with identical handlers (realtime/voice.py).
 
-Without REDIS_URL one process keeps voice rooms in memory; with it, python-socketio's Redis
-manager carries emits between processes and participants live in Redis (realtime/store.py).
+Without REDIS_URL one process keeps voice rooms in memory; with it, a Redis manager with a channel
+per process (realtime/cluster.py) carries emits between processes and participants live in Redis
+(realtime/store.py). orjson is the packet codec (realtime/codec.py) and realtime/fastpath.py trims
+python-socketio's per-message work (SOCKET_FASTPATH).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import socketio
 
 from projectvoice.settings import Settings
 from realtime import codec, fastpath
+from realtime.cluster import ClusterManager
 from realtime.store import MemoryStore, RedisStore
 from realtime.voice import NAMESPACES, Realtime
 
@@ -45,7 +48,10 @@ def build(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if settings.redis_url:
         # Processes of one deployment share a pub/sub channel (pub/sub ignores the Redis db number).
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.voice_redis_channel)
+        # An emit to a socket of this process stays here; one to a socket of another process goes
+        # to that process's own channel (realtime/cluster.py).
+        manager = ClusterManager(settings.redis_url, channel=settings.voice_redis_channel, ttl=3 * heartbeat,
+                                 json=codec)
         store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
     else:
         manager = FastManager()
