@@ -92,6 +92,7 @@ class Target:
     room: int | str
     pids: list[int]
     stop: list = field(default_factory=list)
+    logs: list = field(default_factory=list)  # callables: a server's log tail, shown on failure
     rounds: list[dict] = field(default_factory=list)
 
 
@@ -125,7 +126,9 @@ def start_ours(tmp: Path) -> Target:
     proc = ServerProcess(database=Database(url=f"sqlite+aiosqlite:///{tmp / 'ours.db'}"), data_dir=tmp / "ours",
                          extra_env={"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0"}).start()
     tokens, cid = seed(Api(proc.base))
-    return Target("ours", [proc.base], tokens, cid, [proc.proc.pid], [proc.stop])
+    t = Target("ours", [proc.base], tokens, cid, [proc.proc.pid], [proc.stop])
+    t.logs = [proc.log]
+    return t
 
 
 def start_cluster(tmp: Path) -> Target:
@@ -139,8 +142,10 @@ def start_cluster(tmp: Path) -> Target:
         procs.append(ServerProcess(database=database, data_dir=tmp / f"cluster{i}", jwt_secret=secret,
                                    extra_env=env).start())
     tokens, cid = seed(Api(procs[0].base))
-    return Target("ours x2", [p.base for p in procs], tokens, cid, [p.proc.pid for p in procs],
-                  [p.stop for p in procs] + [database.drop])
+    t = Target("ours x2", [p.base for p in procs], tokens, cid, [p.proc.pid for p in procs],
+               [p.stop for p in procs] + [database.drop])
+    t.logs = [p.log for p in procs]
+    return t
 
 
 def relay_command(port: int) -> list[str]:
@@ -195,7 +200,9 @@ def run_round(t: Target, sockets: int, seconds: float) -> dict:
     for line in drv.stdout:
         msg = json.loads(line)
         if msg.get("failed"):
-            raise RuntimeError(f"{t.name}: {msg['failed']}")
+            drv.kill()
+            tails = "\n".join(log() for log in t.logs)
+            raise RuntimeError(f"{t.name}: {msg['failed']}\n{tails}")
         phase = msg.get("phase")
         if phase == "signal-start":
             cpu0 = cpu_seconds(t.pids)
@@ -208,6 +215,31 @@ def run_round(t: Target, sockets: int, seconds: float) -> dict:
     if drv.wait(60) != 0 or "rps" not in out:
         raise RuntimeError(f"{t.name}: the driver failed ({out})")
     return out
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def idle_memory(t: Target, n: int) -> float:
+    """KiB of server memory per idle socket (RSS before and after `n` sockets connect)."""
+    time.sleep(1.0)
+    before = rss_kib(t.pids[0])
+    cfg = {"urls": t.urls, "tokens": t.tokens, "room": t.room, "sockets": n, "idle": True}
+    drv = subprocess.Popen([NODE, str(JS / "drive.mjs"), json.dumps(cfg)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    assert drv.stdout is not None and drv.stdin is not None
+    line = json.loads(drv.stdout.readline())
+    if line.get("phase") != "connected":
+        raise RuntimeError(f"idle sockets: {line}")
+    time.sleep(2.0)
+    after = rss_kib(t.pids[0])
+    drv.stdin.close()
+    drv.wait(60)
+    return (after - before) / n
 
 
 def median(rounds: list[dict]) -> dict:
@@ -243,6 +275,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sockets", type=int, default=200)
+    ap.add_argument("--idle", type=int, default=1000, help="idle sockets for the memory figure (0: none)")
     ap.add_argument("--no-cluster", action="store_true", help="skip the two processes + Redis row")
     ap.add_argument("--relay-servers", help="also the tuned bare relay on these ASGI servers (granian)")
     ap.add_argument("--only", help="comma-separated: ours,py,py-tuned,node,cluster")
@@ -253,6 +286,7 @@ def main(argv: list[str] | None = None) -> str:
     if args.no_cluster:
         only.discard("cluster")
     targets: list[Target] = []
+    idle = None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         try:
@@ -271,6 +305,8 @@ def main(argv: list[str] | None = None) -> str:
                     print(f"round {i + 1} {t.name}: {r['rps']:,.0f} relayed/s, p50 {r['p50']:.1f} ms, "
                           f"p99 {r['p99']:.1f} ms, join {r['join']:.2f} s, {r['cpu_us']:.0f} us CPU/signal",
                           flush=True)
+            ours = next((t for t in targets if t.name == "ours"), None)
+            idle = idle_memory(ours, args.idle) if ours is not None and args.idle else None
         finally:
             for t in targets:
                 for stop in t.stop:
@@ -279,6 +315,8 @@ def main(argv: list[str] | None = None) -> str:
                     except Exception as e:  # noqa: BLE001
                         print(f"stopping {t.name}: {e}", file=sys.stderr)
     text = table(targets, args.seconds, args.sockets)
+    if idle is not None:
+        text += f"\n\nIdle sockets (ours): {idle:.1f} KiB of server memory each ({args.idle:,} sockets)."
     print()
     print(text)
     return text

@@ -60,6 +60,19 @@ class ClusterManager(socketio.AsyncRedisManager):
             self._redis_connect()
         return self.redis
 
+    def _redis_connect(self):
+        """As python-socketio's, with a pool that waits for a free connection instead of failing
+        (200 sockets joining at once would otherwise exceed the default pool of 100)."""
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            return super()._redis_connect()
+        import redis.asyncio as aioredis
+
+        pool = aioredis.BlockingConnectionPool.from_url(self.redis_url, max_connections=64, timeout=20,
+                                                        **self.redis_options)
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.connected = True
+
     def initialize(self):
         super().initialize()
         if not self.write_only:
@@ -101,17 +114,20 @@ class ClusterManager(socketio.AsyncRedisManager):
                 log.exception("socket directory: could not remove %s", sid)
         return result
 
-    async def _host_of(self, sid: str) -> str | None:
-        host = self.hosts.get(sid)
-        if host is None:
-            raw = await self._r().get(self._key(sid))
-            if raw is None:
-                return None
-            host = raw.decode() if isinstance(raw, bytes) else raw
-            if len(self.hosts) >= _CACHE_MAX:
+    async def _hosts_of(self, sids: list[str]) -> list[str | None]:
+        """Each socket's host id (None: not in the directory), in one round trip for those not cached."""
+        missing = [s for s in sids if s not in self.hosts]
+        if missing:
+            raws = await self._r().mget([self._key(s) for s in missing])
+            if len(self.hosts) + len(missing) >= _CACHE_MAX:
                 self.hosts.clear()
-            self.hosts[sid] = host
-        return host
+            for s, raw in zip(missing, raws, strict=True):
+                if raw is not None:
+                    self.hosts[s] = raw.decode() if isinstance(raw, bytes) else raw
+        return [self.hosts.get(s) for s in sids]
+
+    async def _host_of(self, sid: str) -> str | None:
+        return (await self._hosts_of([sid]))[0]
 
     # emits ------------------------------------------------------------------------------
     def _is_local_sid(self, sid, namespace) -> bool:
@@ -140,10 +156,9 @@ class ClusterManager(socketio.AsyncRedisManager):
                 await self._deliver(event, data, namespace, here, skip_sid)
             by_host: dict[str, list[str]] = {}
             unknown = []
-            for s in room:
-                if s in here:
-                    continue
-                host = await self._host_of(s)
+            here_set = set(here)
+            others = [s for s in room if s not in here_set]
+            for s, host in zip(others, await self._hosts_of(others) if others else [], strict=True):
                 if host is None:
                     unknown.append(s)
                 elif host != self.host_id:

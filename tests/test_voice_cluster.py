@@ -22,8 +22,9 @@ REDIS_DB = 14
 CHANNEL = f"pv-test-{secrets.token_hex(4)}"
 
 
-@pytest.fixture(scope="module")
-def trio(tmp_path_factory):
+@pytest.fixture(scope="module", params=["fastpath", "plain"])
+def trio(request, tmp_path_factory):
+    """Three processes, with realtime/fastpath.py on and (the libraries as shipped) off."""
     if backend() != "postgres":
         pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
     redis = pytest.importorskip("redis")
@@ -36,7 +37,8 @@ def trio(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trio")
     database = Database.fresh(tmp)
     secret = secrets.token_urlsafe(32)
-    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1", "VOICE_REDIS_CHANNEL": CHANNEL}
+    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1", "VOICE_REDIS_CHANNEL": CHANNEL,
+           "SOCKET_FASTPATH": "1" if request.param == "fastpath" else "0"}
     procs = []
     try:
         for i in range(3):  # one after the other: the first runs the migrations

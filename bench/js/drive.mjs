@@ -3,7 +3,9 @@
 //
 //   node drive.mjs '<json config>'
 //   config: {urls: [base url per socket, cycled], tokens: [token per socket, cycled], room,
-//            sockets: 200, seconds: 10}
+//            sockets: 200, seconds: 10, idle: false}
+// With idle: true it only connects the sockets, prints {phase: "connected"} and holds them until its
+// stdin closes (the idle-memory figure).
 //
 // 1. Connects `sockets` sockets (in batches of 50) and waits for all of them.
 // 2. Join: every socket emits join-room for the ONE room at once; timed until every socket has its
@@ -45,6 +47,14 @@ for (let i = 0; i < n; i += 50) {
   socks.push(...(await Promise.all(batch).catch(fail)));
 }
 out({ phase: 'connected', sockets: socks.length });
+if (cfg.idle) {
+  // idle sockets for the memory figure: held until the caller closes our stdin
+  process.stdin.resume();
+  await new Promise((r) => process.stdin.on('end', r));
+  for (const s of socks) s.disconnect();
+  setTimeout(() => process.exit(0), 200);
+  await new Promise(() => {});
+}
 
 // 2. join, all at once
 const joinSeconds = await new Promise((resolve) => {
