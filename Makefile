@@ -69,8 +69,17 @@ generate: install lint/node_modules
 	lint/node_modules/.bin/openapi-typescript openapi/projectvoice.yaml -o sdk/projectvoice.d.ts
 
 # Benchmark suite on PostgreSQL: product against the bare floor app (bench/run_all.py, README "Performance").
-bench: install services
+# REST load by wrk (Debian: `apt-get install -y wrk`; installed here when missing and apt-get is
+# there, else bench/load.py drives it); signalling load by Node's socket.io-client (bench/js).
+bench: install services bench/js/node_modules
+	@command -v wrk >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1) \
+		|| echo "wrk not found (apt-get install -y wrk): bench/load.py drives the REST load"
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# socket.io-client 4 (the signalling load) and socket.io 4 (the bare Node relay it compares against).
+bench/js/node_modules: bench/js/package.json bench/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix bench/js --no-audit --no-fund && touch $@; \
+	else echo "npm not found: make bench skips the signalling rows"; fi
 
 # Client SDKs from the OpenAPI document, for integrators: TypeScript types (committed as
 # sdk/projectvoice.d.ts, tests/test_sdk.py checks they are fresh) and an installable Python client

@@ -9,6 +9,16 @@ import sys
 from projectvoice.settings import get_settings
 
 
+def socket_server_command(app: str, host: str, port: int) -> list[str]:
+    """The command that serves an ASGI app the way `run` serves the product (bench/signalling.py
+    starts its bare python-socketio relay with it)."""
+    if os.environ.get("PV_SOCKET_SERVER") == "granian":  # for comparison only (bench --relay-servers)
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
+                "--loop", "uvloop", "--log-level", "warning", app]
+    return [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--loop", "uvloop",
+            "--http", "httptools", "--log-level", "warning", "--ws-per-message-deflate", "false"]
+
+
 def _run(_args) -> None:
     import uvicorn
 
@@ -28,6 +38,9 @@ def _run(_args) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
+        # Signalling messages are small JSON: compressing each costs more CPU than it saves
+        # (Node's socket.io leaves permessage-deflate off by default too).
+        ws_per_message_deflate=False,
     )
 
 

@@ -56,6 +56,9 @@ VOICE_ROOMS = Gauge("projectvoice_voice_rooms", "Voice rooms with at least one p
                     multiprocess_mode="livesum")
 VOICE_PARTICIPANTS = Gauge("projectvoice_voice_participants", "Sockets in voice rooms",
                            multiprocess_mode="livesum")
+CLUSTER_MESSAGES = Counter("projectvoice_socket_cluster_messages", "Socket.IO messages this process took "
+                           "from Redis (REDIS_URL), by channel: shared (every process reads it) or own "
+                           "(this process's channel: emits to its sockets from another process)", ["channel"])
 
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # processes of one deployment share (pub/sub ignores the Redis db number).
     voice_heartbeat_seconds: float = Field(default=5.0, gt=0)
     voice_redis_channel: str = Field(default="projectvoice", min_length=1)
+    # Signalling speed (realtime/fastpath.py): python-socketio/engine.io's per-message work trimmed
+    # (only on the pinned releases). Off: the libraries' own code, as shipped.
+    socket_fastpath: bool = True
     cors_origins: str = "http://localhost:3000,http://localhost:3001"
     log_level: str = "info"
     db_pool_size: int = 10

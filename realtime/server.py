@@ -1,8 +1,10 @@
 """The Socket.IO server, served at engine.io path /socket (namespace /) and at the default path
 /socket.io (namespace /socket), with identical handlers (realtime/voice.py).
 
-Without REDIS_URL one process keeps voice rooms in memory; with it, python-socketio's Redis
-manager carries emits between processes and participants live in Redis (realtime/store.py).
+Without REDIS_URL one process keeps voice rooms in memory; with it, a Redis manager with a channel
+per process (realtime/cluster.py) carries emits between processes and participants live in Redis
+(realtime/store.py). orjson is the packet codec (realtime/codec.py) and realtime/fastpath.py trims
+python-socketio's per-message work (SOCKET_FASTPATH).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import os
 import socketio
 
 from projectvoice.settings import Settings
+from realtime import codec, fastpath
+from realtime.cluster import ClusterManager
 from realtime.store import MemoryStore, RedisStore
 from realtime.validation import GuardedPacket
 from realtime.voice import NAMESPACES, Realtime
@@ -26,21 +30,38 @@ def current() -> Realtime | None:
     return _current
 
 
+class FastManager(socketio.AsyncManager):
+    """One process: emits without a callback go through fastpath.fast_emit."""
+
+    async def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        if callback is None and fastpath.enabled():
+            return await fastpath.fast_emit(self, event, data, namespace, to or room, skip_sid)
+        return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
+                                  to=to, **kwargs)
+
+
 def build(settings: Settings) -> socketio.AsyncServer:
     global _current
+    fastpath.install(settings.socket_fastpath)
     # Seconds between participant heartbeats in Redis; participants of a process that stops
     # renewing vanish after three missed beats.
     heartbeat = settings.voice_heartbeat_seconds
     manager = None
     if settings.redis_url:
         # Processes of one deployment share a pub/sub channel (pub/sub ignores the Redis db number).
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.voice_redis_channel)
+        # An emit to a socket of this process stays here; one to a socket of another process goes
+        # to that process's own channel (realtime/cluster.py).
+        manager = ClusterManager(settings.redis_url, channel=settings.voice_redis_channel, ttl=3 * heartbeat,
+                                 json=codec)
         store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
     else:
+        manager = FastManager()
         store = MemoryStore()
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
+        # orjson encodes and decodes every packet (realtime/codec.py).
+        json=codec,
         # The configured origins, and the server's own (the web client at / connects from it).
         cors_allowed_origins=lambda origin, environ: bool(origin) and (
             origin in settings.cors_origin_list or origin.partition("://")[2] == environ.get("HTTP_HOST")),

@@ -177,7 +177,10 @@ class RedisStore:
 
         self.owner = new_owner_id()
         self.ttl = max(2, int(round(ttl)))
-        self.r = aioredis.from_url(url, decode_responses=True)
+        # A pool that waits for a free connection rather than failing when hundreds of sockets
+        # join at once (the default pool raises past 100 connections).
+        self.r = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=64, timeout=20))
         self._join = self.r.register_script(_JOIN)
         self._leave = self.r.register_script(_LEAVE)
         self._update = self.r.register_script(_UPDATE)

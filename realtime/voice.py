@@ -10,7 +10,6 @@ participant store (memory or Redis), never by what a client claims.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -26,6 +25,7 @@ from projectvoice import auth
 from projectvoice.errors import ApiError, Forbidden, NotFound
 from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from projectvoice.ratelimit import limiter
+from realtime import codec
 from realtime.presence import Presence
 from realtime.typing_notices import Typing
 from realtime.validation import UNREADABLE, Malformed, check_event
@@ -443,7 +443,7 @@ class Realtime:
             if not isinstance(cand, dict):
                 raise EventError("signal.candidate is required for candidate: an object", "invalid_signal")
             out["candidate"] = cand
-        size = len(json.dumps(out, separators=(",", ":")).encode())
+        size = len(codec.dumps(out).encode())  # as it goes on the wire (realtime/codec.py)
         if size > MAX_SIGNAL_BYTES:
             raise EventError(f"signal payload is too large ({size} bytes, at most {MAX_SIGNAL_BYTES})",
                              "signal_too_large")

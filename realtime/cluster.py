@@ -1,0 +1,254 @@
+"""Several processes (REDIS_URL): python-socketio's Redis manager with a channel per process.
+
+python-socketio's AsyncRedisManager publishes every emit on one channel that every process reads
+and decodes, even an emit to a socket of the sending process. Here (in the manner of socket.io's
+own cluster adapters):
+
+- An emit to a socket of this process is delivered here and never touches Redis.
+- Every socket's process is written in a directory in Redis (`<prefix>sid:<sid>` -> the process's
+  host id) when it connects, and removed when it disconnects. An emit to a socket of another process
+  (a signal across processes, an `error` to an evicted participant) is published on that process's
+  own channel (`<channel>#<host id>`) only: one process decodes it, whatever the number of processes.
+  A list of sockets (the join fan-out) is split by process: one message per process concerned.
+- Emits to rooms (voice:<id>, text:<id>) and everything else python-socketio publishes (room
+  changes of remote sockets, close_room, disconnects) still go on the shared channel, which every
+  process reads, as before.
+- A process renews its directory entries every heartbeat (VOICE_HEARTBEAT_SECONDS); they expire
+  after three missed beats, so a crashed process leaves no entries behind. A lookup that finds no
+  entry (a socket that is gone, or a room name) falls back to the shared channel, so nothing is
+  lost by a missing entry, only the targeting.
+
+`decoded` counts the messages this process took from Redis and delivered, by channel (shared or
+own); GET /metrics shows them as pv_socket_cluster_messages_total (tests/test_voice_cluster.py
+checks that a signal across processes is decoded by exactly one other process).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+import socketio
+
+from projectvoice.observability import CLUSTER_MESSAGES
+from realtime import fastpath
+
+log = logging.getLogger("projectvoice.realtime")
+
+_CACHE_MAX = 100_000
+
+
+class ClusterManager(socketio.AsyncRedisManager):
+    name = "projectvoice-cluster"
+
+    def __init__(self, url: str, channel: str, ttl: float = 15.0, **kwargs):
+        super().__init__(url, channel=channel, **kwargs)
+        self.ttl = max(2, int(round(ttl)))
+        self.own_channel = f"{channel}#{self.host_id}"
+        self.prefix = f"pv:sio:{channel}:"
+        self.hosts: dict[str, str] = {}  # remote sid -> host id (a sid never changes process)
+        self.local: set[str] = set()  # sids of this process in the directory
+        self.decoded: Counter = Counter()
+        self._renew_task: asyncio.Task | None = None
+
+    # the directory ------------------------------------------------------------------------
+    def _key(self, sid: str) -> str:
+        return f"{self.prefix}sid:{sid}"
+
+    def _r(self):
+        if not self.connected:
+            self._redis_connect()
+        return self.redis
+
+    def _redis_connect(self):
+        """As python-socketio's, with a pool that waits for a free connection instead of failing
+        (200 sockets joining at once would otherwise exceed the default pool of 100)."""
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            return super()._redis_connect()
+        import redis.asyncio as aioredis
+
+        pool = aioredis.BlockingConnectionPool.from_url(self.redis_url, max_connections=64, timeout=20,
+                                                        **self.redis_options)
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.connected = True
+
+    def initialize(self):
+        super().initialize()
+        if not self.write_only:
+            self._renew_task = self.server.start_background_task(self._renew_loop)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                sids = list(self.local)
+                if sids:
+                    async with self._r().pipeline(transaction=False) as p:
+                        for sid in sids:
+                            p.expire(self._key(sid), self.ttl)
+                        await p.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("socket directory renewal failed")
+
+    async def pre_connect(self, eio_sid, namespace):
+        sid = await super().pre_connect(eio_sid, namespace)
+        if sid is not None:
+            self.local.add(sid)
+            try:
+                await self._r().set(self._key(sid), self.host_id, ex=self.ttl)
+            except Exception:
+                log.exception("socket directory: could not record %s", sid)
+        return sid
+
+    async def disconnect(self, sid, namespace, **kwargs):
+        was_local = self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)
+        result = await super().disconnect(sid, namespace, **kwargs)
+        if was_local and sid in self.local:
+            self.local.discard(sid)
+            try:
+                await self._r().delete(self._key(sid))
+            except Exception:
+                log.exception("socket directory: could not remove %s", sid)
+        return result
+
+    async def _hosts_of(self, sids: list[str]) -> list[str | None]:
+        """Each socket's host id (None: not in the directory), in one round trip for those not cached."""
+        missing = [s for s in sids if s not in self.hosts]
+        if missing:
+            raws = await self._r().mget([self._key(s) for s in missing])
+            if len(self.hosts) + len(missing) >= _CACHE_MAX:
+                self.hosts.clear()
+            for s, raw in zip(missing, raws, strict=True):
+                if raw is not None:
+                    self.hosts[s] = raw.decode() if isinstance(raw, bytes) else raw
+        return [self.hosts.get(s) for s in sids]
+
+    async def _host_of(self, sid: str) -> str | None:
+        return (await self._hosts_of([sid]))[0]
+
+    # emits ------------------------------------------------------------------------------
+    def _is_local_sid(self, sid, namespace) -> bool:
+        return isinstance(sid, str) and self.is_connected(sid, namespace)
+
+    async def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None,
+                   **kwargs):
+        room = to or room
+        namespace = namespace or "/"
+        if kwargs.get("ignore_queue") or callback is not None:
+            return await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
+                                      callback=callback, **kwargs)
+        if isinstance(room, str) and ":" not in room:
+            # One socket (socket ids never hold ':', the app's room names always do).
+            if self._is_local_sid(room, namespace):
+                return await self._deliver(event, data, namespace, room, skip_sid)
+            host = await self._host_of(room)
+            if host is not None:
+                if host != self.host_id:
+                    await self._publish_to(host, event, data, namespace, room, skip_sid)
+                return None  # this process's own entry for a socket no longer here: gone
+        elif isinstance(room, list) and room and all(isinstance(s, str) and ":" not in s for s in room):
+            # Several sockets (the join fan-out): those here now, the rest once per process.
+            here = [s for s in room if self._is_local_sid(s, namespace)]
+            if here:
+                await self._deliver(event, data, namespace, here, skip_sid)
+            by_host: dict[str, list[str]] = {}
+            unknown = []
+            here_set = set(here)
+            others = [s for s in room if s not in here_set]
+            for s, host in zip(others, await self._hosts_of(others) if others else [], strict=True):
+                if host is None:
+                    unknown.append(s)
+                elif host != self.host_id:
+                    by_host.setdefault(host, []).append(s)
+            for host, sids in by_host.items():
+                await self._publish_to(host, event, data, namespace, sids, skip_sid)
+            if not unknown:
+                return None
+            room = unknown
+        # A room, or sockets the directory does not know: python-socketio's own way (delivered
+        # here, and published on the shared channel for every process).
+        return await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid, **kwargs)
+
+    async def _deliver(self, event, data, namespace, room, skip_sid) -> None:
+        if fastpath.enabled():
+            await fastpath.fast_emit(self, event, data, namespace, room, skip_sid)
+        else:
+            await socketio.AsyncManager.emit(self, event, data, namespace, room=room, skip_sid=skip_sid)
+
+    async def _publish_to(self, host, event, data, namespace, room, skip_sid) -> None:
+        if isinstance(data, tuple):
+            data = list(data)
+        else:
+            data = [data]
+        if socketio.packet.Packet.data_is_binary(data):  # not used by this app: the shared way
+            await super().emit(event, data[0] if len(data) == 1 else tuple(data), namespace=namespace,
+                               room=room, skip_sid=skip_sid)
+            return
+        message = {"method": "emit", "event": event, "data": data, "binary": False, "namespace": namespace,
+                   "room": room, "skip_sid": skip_sid, "callback": None, "host_id": self.host_id}
+        await self._publish(message, channel=f"{self.channel}#{host}")
+
+    async def can_disconnect(self, sid, namespace):
+        if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
+            return await super().can_disconnect(sid, namespace)
+        host = await self._host_of(sid) if isinstance(sid, str) else None
+        if host is not None and host != self.host_id:
+            await self._publish({"method": "disconnect", "sid": sid, "namespace": namespace or "/",
+                                 "host_id": self.host_id}, channel=f"{self.channel}#{host}")
+            return False
+        return await super().can_disconnect(sid, namespace)
+
+    # Redis ------------------------------------------------------------------------------
+    async def _publish(self, data, channel: str | None = None):
+        channel = channel or self.channel
+        for retries_left in range(1, -1, -1):  # two attempts, as python-socketio's own
+            try:
+                return await self._r().publish(channel, self.json.dumps(data))
+            except Exception as exc:
+                self.connected = False
+                if retries_left == 0:
+                    self._get_logger().error("Cannot publish to redis... giving up",
+                                             extra={"redis_exception": str(exc)})
+
+    async def _redis_listen_with_retries(self):
+        retry_sleep = 1
+        subscribed = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel, self.own_channel)
+                    subscribed = True
+                    retry_sleep = 1
+                async for message in self.pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._get_logger().error(f"Cannot receive from redis... retrying in {retry_sleep} secs",
+                                         extra={"redis_exception": str(exc)})
+                subscribed = False
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(60, retry_sleep * 2)
+
+    async def _listen(self):
+        shared, own = self.channel.encode(), self.own_channel.encode()
+        async for message in self._redis_listen_with_retries():
+            if message["type"] == "message" and "data" in message and message["channel"] in (shared, own):
+                kind = "own" if message["channel"] == own else "shared"
+                self.decoded[kind] += 1
+                CLUSTER_MESSAGES.labels(channel=kind).inc()
+                yield message["data"]
+
+    async def _handle_emit(self, message):
+        if message.get("callback") is None and not message.get("binary") and fastpath.enabled():
+            data = message["data"]
+            if isinstance(data, list):
+                data = data[0] if len(data) == 1 else tuple(data)
+            await fastpath.fast_emit(self, message["event"], data, message.get("namespace"),
+                                     message.get("room"), message.get("skip_sid"))
+            return
+        await super()._handle_emit(message)
