@@ -84,6 +84,8 @@ def _walk(args) -> None:
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise Malformed("Numbers in events must be finite")
+            if abs(value) >= 2**63:  # the orjson codec reads an integer past 64 bits as a float
+                raise Malformed("Numbers in events must fit in 64 bits")
         elif isinstance(value, (list, dict)):
             if depth >= MAX_DEPTH:
                 raise Malformed(f"The event's arguments nest too deeply (at most {MAX_DEPTH} levels)")
@@ -141,6 +143,7 @@ _CODES = {
     "toggle-mic": ("invalid_argument",),
     "subscribe-channel": ("invalid_channel_id", "invalid_argument"),
     "unsubscribe-channel": ("invalid_channel_id",),
+    "typing": ("invalid_channel_id",),
 }
 
 

@@ -102,6 +102,9 @@ def _surrogate_cases(api: Api, alice, bob) -> list[tuple[str, str, str]]:
     server = create_server(api, alice)
     sid = server["id"]
     channel = create_channel(api, alice, sid)["id"]
+    r = api.post("/friends/request", alice.token, json={"friendId": bob.id})  # only friends are added directly
+    assert r.status_code == 201, r.text
+    assert api.post(f"/friends/accept/{r.json()['request']['id']}", bob.token).status_code == 200
     r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id})
     assert r.status_code == 201, r.text
     member = r.json()["id"]

@@ -238,6 +238,13 @@ async def test_socket_join_refuses_an_ended_session(api, server):
         assert created["participants"][0]["userData"]["id"] == owner.id
         await c.emit("leave-room")
         assert api.post("/auth/logout", other).status_code == 204
+        err = await c.wait("error")  # the ended session's socket is ended at once
+        assert err["code"] == "session_ended"
+    finally:
+        await c.close()
+    c = Client(server.base, form="seed", token=None)
+    await c.connect()
+    try:  # and the ended session's token no longer joins
         await c.emit("join-room", voice["id"], other)
         err = await c.wait("error")
         assert err["code"] == "authentication_required"
