@@ -14,9 +14,13 @@ machines are shared and noisy.
    process, 64 concurrent keep-alive connections on loopback, 1 s warm-up then --seconds
    measured. The table shows each side's median round: taking turns spreads the machine's
    noise over both.
-5. The signalling row: bench/signalling.py (its own server; no floor).
+5. The overload row (issue 17): search and message page driven at once, --concurrency
+   connections each, for --overload-seconds (10), product only, default pool settings; every
+   answer must be 2xx (a full pool queues, DB_POOL_WAIT; it is not an outage).
+6. The signalling row: bench/signalling.py (its own server; no floor).
 
     .venv/bin/python bench/run_all.py [--seconds 5] [--rounds 3] [--concurrency 64] [--no-signalling]
+                                      [--overload-seconds 10] [--no-overload]
 
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust), like `make test-postgres`.
 """
@@ -138,6 +142,17 @@ def check_same_answers(product: str, floor: str, spec: dict) -> None:
     assert a.json() == b.json(), f"floor answers differ for {spec['path']}"
 
 
+def overload(base: str, s: dict, seconds: float, concurrency: int) -> dict:
+    """Search and page at once, `concurrency` connections each; summed req/s and errors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = [spec for label, spec in workload(s) if label in ("GET /api/messages/search", "GET /api/messages page 1")]
+    with ThreadPoolExecutor(len(specs)) as pool:
+        results = list(pool.map(lambda spec: drive(base, spec, seconds, concurrency), specs))
+    return {"rps": sum(r["rps"] for r in results), "p50": max(r["p50"] for r in results),
+            "p99": max(r["p99"] for r in results), "errors": sum(r["errors"] for r in results)}
+
+
 def signalling(seconds: float) -> dict:
     r = subprocess.run([PY, str(ROOT / "bench" / "signalling.py"), "--seconds", str(seconds),
                         "--rooms", "50", "--idle", "1000"], capture_output=True, text=True, timeout=900,
@@ -162,6 +177,8 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--log-level", default="info", help="the product's LOG_LEVEL (info: access log on, the default)")
     ap.add_argument("--no-signalling", action="store_true")
+    ap.add_argument("--overload-seconds", type=float, default=10.0)
+    ap.add_argument("--no-overload", action="store_true")
     ap.add_argument("--only", help="run only endpoints whose name contains this")
     args = ap.parse_args()
 
@@ -173,6 +190,7 @@ def main() -> None:
             "VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "LOG_LEVEL": args.log_level})
         floor = None
         rows = []
+        over = None
         try:
             product.start()
             print(f"product server pid {product.proc.pid} on {product.base} (PostgreSQL {name})", flush=True)
@@ -190,6 +208,9 @@ def main() -> None:
                 ours, base = median_round(ours_rounds), median_round(floor_rounds)
                 rows.append((label, ours, base))
                 print(f"  {label}: ours {ours['rps']:.0f} req/s, floor {base['rps']:.0f} req/s", flush=True)
+            if not args.no_overload:
+                over = overload(product.base, s, args.overload_seconds, args.concurrency)
+                print(f"  overload: {over['rps']:.0f} req/s, {over['errors']} errors", flush=True)
         finally:
             if floor is not None:
                 floor.terminate()
@@ -211,6 +232,10 @@ def main() -> None:
         print(f"| {label:<26} | {o['rps']:>7.0f} | {o['p50']:>7.1f} | {o['p99']:>7.1f} | {o['errors']:>6} | "
               f"{b['rps']:>11.0f} | {b['p50']:>9.1f} | {b['p99']:>9.1f} | {b['errors']:>9} | "
               f"{o['rps'] / b['rps']:>11.2f} | {o['p99'] / b['p99']:>11.2f} |")
+    if over:
+        label = f"overload search+page {args.concurrency}x2"
+        print(f"| {label:<26} | {over['rps']:>7.0f} | {over['p50']:>7.1f} | {over['p99']:>7.1f} | "
+              f"{over['errors']:>6} | {'-':>11} | {'-':>9} | {'-':>9} | {'-':>9} | {'-':>11} | {'-':>11} |")
     if sig:
         print(f"| {'signalling (relayed/s)':<26} | {sig['rps']:>7.0f} | {sig['p50']:>7.1f} | {sig['p99']:>7.1f} | "
               f"{sig['errors']:>6} | {'-':>11} | {'-':>9} | {'-':>9} | {'-':>9} | {'-':>11} | {'-':>11} |")
