@@ -152,15 +152,17 @@ async def search_messages(request: Request):
         return UNAUTH
     q = request.query_params
     cid, pg, limit = int(q["channelId"]), int(q.get("page", 1)), int(q.get("limit", 50))
-    args = {"cid": cid, "uid": uid, "limit": limit, "offset": (pg - 1) * limit, "q": q["query"]}
+    args = {"cid": cid, "uid": uid, "limit": limit, "offset": (pg - 1) * limit, "q": q["query"],
+            "lexeme": f"'channel {cid}'"}  # the index of migration 0003_input (models/search.py)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(f"SELECT {MEMBER_OF_CHANNEL}", args)
         if not (await cur.fetchone())[0]:
             return DENIED
         await cur.execute(
             "WITH hits AS MATERIALIZED (SELECT id, content, user_id, channel_id, created_at, updated_at, "
-            "is_edited, edited_by FROM messages WHERE channel_id = %(cid)s AND "
-            "to_tsvector('simple', content) @@ phraseto_tsquery('simple', %(q)s)), "
+            "is_edited, edited_by FROM messages WHERE channel_id + 0 = %(cid)s AND "
+            "(to_tsvector('simple', content) || array_to_tsvector(ARRAY['channel ' || channel_id::text])) "
+            "@@ (phraseto_tsquery('simple', %(q)s) && CAST(%(lexeme)s AS tsquery))), "
             "m AS (SELECT hits.*, count(*) OVER () AS total FROM hits ORDER BY id DESC "
             "LIMIT %(limit)s OFFSET %(offset)s) "
             f"SELECT {MSG_COLS}, m.total FROM m {PEOPLE} ORDER BY m.id", args)

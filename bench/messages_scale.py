@@ -135,8 +135,9 @@ CURSOR_SQL = """SELECT m.*, u.* FROM messages m JOIN users u ON u.id = m.user_id
                 WHERE m.channel_id = %(cid)s AND m.id < %(before)s ORDER BY m.id DESC LIMIT 50"""
 SEARCH_SQL = """WITH hits AS MATERIALIZED (
                     SELECT m.id FROM messages m
-                     WHERE m.channel_id = %(cid)s
-                       AND to_tsvector('simple', m.content) @@ phraseto_tsquery('simple', %(q)s))
+                     WHERE m.channel_id + 0 = %(cid)s
+                       AND (to_tsvector('simple', m.content) || array_to_tsvector(ARRAY['channel ' || m.channel_id::text]))
+                           @@ (phraseto_tsquery('simple', %(q)s) && CAST('''channel ' || %(cid)s || ''' AS tsquery)))
                 SELECT id, count(*) OVER () FROM hits ORDER BY id DESC LIMIT 50"""
 
 

@@ -14,13 +14,17 @@ machines are shared and noisy.
    process, 64 concurrent keep-alive connections on loopback, 1 s warm-up then --seconds
    measured. The table shows each side's median round: taking turns spreads the machine's
    noise over both.
-5. The signalling table: bench/signalling.py (its own servers; load by Node's socket.io-client,
+5. The overload row (issue 17): search and message page driven at once, --concurrency
+   connections each, for --overload-seconds (10), product only, default pool settings; every
+   answer must be 2xx (a full pool queues, DB_POOL_WAIT; it is not an outage).
+6. The signalling table: bench/signalling.py (its own servers; load by Node's socket.io-client,
    against a bare python-socketio relay and a bare Node socket.io relay in alternating rounds).
-6. The presence line: bench/presence.py (its own SQLite server): a user in 10 servers of 1,000
+7. The presence line: bench/presence.py (its own SQLite server): a user in 10 servers of 1,000
    members connecting against a user in one server of 2, alternating rounds (short).
 
     .venv/bin/python bench/run_all.py [--seconds 5] [--rounds 3] [--concurrency 64] [--no-signalling]
                                       [--signalling-seconds 10] [--signalling-rounds 3]
+                                      [--overload-seconds 10] [--no-overload] [--no-presence]
 
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust), like `make test-postgres`.
 """
@@ -160,6 +164,17 @@ def presence() -> str:
     return lines[-1] if lines and r.returncode == 0 else f"presence bench failed (exit {r.returncode}): {r.stderr[-500:]}"
 
 
+def overload(base: str, s: dict, seconds: float, concurrency: int) -> dict:
+    """Search and page at once, `concurrency` connections each; summed req/s and errors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = [spec for label, spec in workload(s) if label in ("GET /api/messages/search", "GET /api/messages page 1")]
+    with ThreadPoolExecutor(len(specs)) as pool:
+        results = list(pool.map(lambda spec: drive(base, spec, seconds, concurrency), specs))
+    return {"rps": sum(r["rps"] for r in results), "p50": max(r["p50"] for r in results),
+            "p99": max(r["p99"] for r in results), "errors": sum(r["errors"] for r in results)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -171,6 +186,8 @@ def main() -> None:
     ap.add_argument("--no-presence", action="store_true")
     ap.add_argument("--signalling-seconds", type=float, default=10.0)
     ap.add_argument("--signalling-rounds", type=int, default=3)
+    ap.add_argument("--overload-seconds", type=float, default=10.0)
+    ap.add_argument("--no-overload", action="store_true")
     ap.add_argument("--only", help="run only endpoints whose name contains this")
     args = ap.parse_args()
 
@@ -182,6 +199,7 @@ def main() -> None:
             "VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "LOG_LEVEL": args.log_level})
         floor = None
         rows = []
+        over = None
         try:
             product.start()
             print(f"product server pid {product.proc.pid} on {product.base} (PostgreSQL {name})", flush=True)
@@ -199,6 +217,9 @@ def main() -> None:
                 ours, base = median_round(ours_rounds), median_round(floor_rounds)
                 rows.append((label, ours, base))
                 print(f"  {label}: ours {ours['rps']:.0f} req/s, floor {base['rps']:.0f} req/s", flush=True)
+            if not args.no_overload:
+                over = overload(product.base, s, args.overload_seconds, args.concurrency)
+                print(f"  overload: {over['rps']:.0f} req/s, {over['errors']} errors", flush=True)
         finally:
             if floor is not None:
                 floor.terminate()
@@ -221,6 +242,10 @@ def main() -> None:
         print(f"| {label:<26} | {o['rps']:>7.0f} | {o['p50']:>7.1f} | {o['p99']:>7.1f} | {o['errors']:>6} | "
               f"{b['rps']:>11.0f} | {b['p50']:>9.1f} | {b['p99']:>9.1f} | {b['errors']:>9} | "
               f"{o['rps'] / b['rps']:>11.2f} | {o['p99'] / b['p99']:>11.2f} |")
+    if over:
+        label = f"overload search+page {args.concurrency}x2"
+        print(f"| {label:<26} | {over['rps']:>7.0f} | {over['p50']:>7.1f} | {over['p99']:>7.1f} | "
+              f"{over['errors']:>6} | {'-':>11} | {'-':>9} | {'-':>9} | {'-':>9} | {'-':>11} | {'-':>11} |")
     if sig:
         print()
         print(sig)

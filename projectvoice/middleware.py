@@ -5,7 +5,7 @@
 - JSON bodies are parsed here, once, strictly, and every string of the request (body, path,
   query string) is checked for NUL and lone surrogates (projectvoice/textcheck.py): 400 before
   anything else reads them. The parsed body rides in the scope for the rate limits below,
-  Connexion's validator and the handler (projectvoice/connexion_speedups.py), so all of them
+  Connexion's validator and the handler (textcheck.install), so all of them
   see the same value.
 - Rate limits (projectvoice/ratelimit.py) on the few routes that need them: login and register
   per client IP, login per account (email), message posting per user and channel, invite

@@ -387,10 +387,13 @@ export interface paths {
         };
         /**
          * Search a channel's messages
-         * @description Case-insensitive word search within one channel: a message matches when it contains every
-         *     word of `query` (whitespace-separated; a word is matched as the sequence of its letter/digit
-         *     runs, so `it's` finds "it's"). The query is never syntax or a wildcard: `OR`, `*`, `"`, `%`,
-         *     `_` are plain text, and a word with no letters or digits in it matches nothing on its own.
+         * @description Case-insensitive search within one channel: a message matches when it contains every term
+         *     of `query` (whitespace-separated). A term of letters and digits is a whole word (`hell` does
+         *     not find "hello"); a term with any other character in it (`100%`, `:)`, `%`, `it's`,
+         *     `under_score`) must appear literally (and its letter/digit runs as words), so `100%` finds
+         *     "100% done" but not "100 percent", and `:)` finds "see you :)". The query is never syntax or
+         *     a wildcard: `OR`, `*`, `"`, `%`, `_` are plain text. A NUL character anywhere in the query
+         *     string is a 400.
          *     Newest matches first: page 1 holds the newest `limit` matches (in ascending time order, as in
          *     `/messages`), page 2 the `limit` before those; `total` counts every match.
          *     Needs membership, VIEW_CHANNEL and READ_MESSAGE_HISTORY.

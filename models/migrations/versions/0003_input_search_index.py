@@ -13,6 +13,10 @@ space, which the text parser never puts in a lexeme), and a search matches
 `<that tsvector> @@ (<words> && 'channel <id>')`: only this index can answer that condition, so
 the plan no longer depends on statistics, and a search still reads only its channel's entries.
 models/search.py writes the matching expression.
+Without fastupdate: new entries go straight into the index instead of a pending list that every
+search reads in full until a vacuum merges it (up to gin_pending_list_limit, 4 MB; with
+autovacuum off that is every search: 95 buffers instead of 9 for a rare word in a 10k channel,
+measured). A message insert costs about 0.03 ms more.
 """
 from alembic import op
 
@@ -23,7 +27,8 @@ branch_labels = None
 depends_on = None
 
 NEW_INDEX = """CREATE INDEX ix_messages_search ON messages USING gin (
-    (to_tsvector('simple'::regconfig, content) || array_to_tsvector(ARRAY['channel '::text || channel_id::text])))"""
+    (to_tsvector('simple'::regconfig, content) || array_to_tsvector(ARRAY['channel '::text || channel_id::text])))
+    WITH (fastupdate = off)"""
 OLD_INDEX = """CREATE INDEX ix_messages_search ON messages
     USING gin (channel_id, to_tsvector('simple'::regconfig, content))"""
 
