@@ -170,6 +170,37 @@ async def test_join_room_racing_removal_leaves_no_ghost(api, clients, how):
     await _race(api, clients, how)
 
 
+async def test_subscribe_racing_a_kick_never_leaves_live_messages_flowing(api, clients):
+    owner, (bob,), sv, voice, text = voice_setup(api)
+    r = api.post(f"/invite/{sv['id']}/invite", owner.token, json={})
+    assert r.status_code == 201, r.text
+    invite = r.json()["invite"]["token"]
+    b = await clients(bob.token, "desktop")
+    leaks: list[str] = []
+    for i in range(TRIES):
+        if i:
+            assert api.post(f"/invite/invite/{invite}/accept", bob.token).status_code == 200
+        mid = member_id(api, owner, sv["id"], bob.id)
+        kick = asyncio.create_task(asyncio.to_thread(
+            api.delete, f"/serverMembers/{sv['id']}/members/{mid}", owner.token))
+        await b.emit("subscribe-channel", text["id"])
+        assert (await kick).status_code == 204
+        await b.emit("toggle-mic", True)   # answered after the subscribe: that is finished
+        await _settled(b)
+        mark = len(b.log)
+        content = unique(f"try{i}-")
+        r = api.post("/messages", owner.token, json={"channelId": text["id"], "content": content})
+        assert r.status_code == 201, r.text
+        # an event sent after the post is answered after any message-created it caused
+        await b.emit("toggle-mic", True)
+        await _settled(b)
+        if any(ev == "message-created" for ev, _ in b.log[mark:]):
+            leaks.append(f"try {i}: a kicked member got {content!r}")
+            await b.emit("unsubscribe-channel", text["id"])
+    assert not leaks, f"{len(leaks)} leaks in {TRIES} tries:\n" + "\n".join(leaks)
+    b.check_events()
+
+
 # rooms that go away with what they belong to ------------------------------------------------------
 async def test_self_delete_empties_the_rooms_of_owned_servers(api, clients):
     owner, (alice, carol), sv, voice, text = voice_setup(api, 2)
