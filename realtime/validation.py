@@ -60,41 +60,53 @@ class GuardedPacket(packet.Packet):
         return count
 
 
-def _walk(args) -> None:
-    """Plain JSON only, at most MAX_DEPTH deep and MAX_NODES values, strings without NUL or
-    lone surrogates; iterative, so no payload can exhaust the stack."""
-    nodes = 0
-    stack = [(args, 0)]
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return "Strings in events must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Strings in events must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _walk(value, depth: int = 0, budget: int = MAX_NODES) -> int:
+    """Plain JSON only, at most MAX_DEPTH deep and MAX_NODES values and keys in all, strings
+    without NUL or lone surrogates. Returns the budget left; recursion stops at MAX_DEPTH, so no
+    payload can exhaust the stack (what python-socketio's decoder accepts is bounded by its own
+    recursion limit first)."""
+    budget -= 1
+    t = type(value)
+    if t is str:
+        problem = _bad_string(value)
+        if problem:
+            raise Malformed(problem)
+    elif t is dict or t is list:
+        if depth >= MAX_DEPTH:
+            raise Malformed(f"The event's arguments nest too deeply (at most {MAX_DEPTH} levels)")
+        if len(value) > budget:
             raise Malformed(f"The event's arguments are too large (more than {MAX_NODES} values)")
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise Malformed("Strings in events must not contain NUL characters")
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise Malformed("Strings in events must be valid Unicode (no lone surrogates)") from None
-        elif value is None or isinstance(value, (bool, int)):
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-                raise Malformed("Numbers in events must fit in 64 bits")
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise Malformed("Numbers in events must be finite")
-        elif isinstance(value, (list, dict)):
-            if depth >= MAX_DEPTH:
-                raise Malformed(f"The event's arguments nest too deeply (at most {MAX_DEPTH} levels)")
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    stack.append((k, depth + 1))
-                    stack.append((v, depth + 1))
-            else:
-                stack.extend((v, depth + 1) for v in value)
+        if t is dict:
+            for k, v in value.items():
+                problem = _bad_string(k)
+                if problem:
+                    raise Malformed(problem)
+                budget = _walk(v, depth + 1, budget - 1)
         else:
-            raise Malformed("Events carry JSON only (no binary attachments)")
+            for v in value:
+                budget = _walk(v, depth + 1, budget)
+        if budget < 0:
+            raise Malformed(f"The event's arguments are too large (more than {MAX_NODES} values)")
+    elif t is int:
+        if not -2**63 <= value < 2**63:
+            raise Malformed("Numbers in events must fit in 64 bits")
+    elif t is float:
+        if not math.isfinite(value):
+            raise Malformed("Numbers in events must be finite")
+    elif not (value is None or t is bool):
+        raise Malformed("Events carry JSON only (no binary attachments)")
+    return budget
 
 
 def _resolve(doc: dict, ref: str) -> dict:
@@ -162,7 +174,7 @@ def _load_rules() -> dict[str, _Rule]:
 RULES = _load_rules()
 
 
-def check_event(event: str, args: tuple) -> list:
+def check_event(event: str | None, args: tuple) -> list:
     """The event's arguments, checked (trailing nulls dropped: an optional argument a JavaScript
     client sent as null or undefined); raises Malformed."""
     if event == UNREADABLE:
@@ -172,7 +184,7 @@ def check_event(event: str, args: tuple) -> list:
     while out and out[-1] is None:
         out.pop()
     _walk(out)
-    rule = RULES.get(event)
+    rule = RULES.get(event) if event is not None else None
     if rule is not None:
         rule.check(event, out)
     return out

@@ -102,7 +102,7 @@ def _handler(fn):
 
     # Only these change room membership; the gauges are not recounted per signal.
     changes_rooms = fn.__name__ in ("on_join_room", "on_leave_room")
-    event = _EVENTS[fn.__name__]
+    event = _EVENTS.get(fn.__name__)  # None: a handler of no documented event (walked, no schema)
 
     async def wrapper(self, sid, *args):
         sock = self.socks.get(sid)

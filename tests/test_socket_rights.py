@@ -350,3 +350,23 @@ async def test_malformed_events_get_one_error_and_nothing_else(api, clients, ser
     bad = [line for line in logged.splitlines()
            if "Traceback" in line or '"level":"error"' in line or " ERROR " in line or "handler error" in line]
     assert not bad, "\n".join(bad[:20])
+
+
+def test_every_documented_client_event_is_checked_against_its_schema():
+    """realtime/validation.py reads the document: every event a client sends has a compiled
+    schema there, and the document's own examples of them pass it."""
+    from realtime.validation import RULES, check_event
+    from tests.test_voice import ASYNCAPI, _resolve
+
+    received = {}
+    for op in ASYNCAPI["operations"].values():
+        if op["action"] == "receive":
+            for ref in op["messages"]:
+                _pointer, message = _resolve(ref["$ref"])
+                received[message["name"]] = message
+    assert set(RULES) == set(received)
+    for name, message in received.items():
+        for example in message.get("examples", []):
+            payload = example["payload"]
+            args = tuple(payload) if RULES[name].is_array else (payload,)
+            check_event(name, args)
