@@ -143,7 +143,7 @@ class Realtime:
         self._task: asyncio.Task | None = None
         self._notices_task: asyncio.Task | None = None
         # Revalidations this process has begun (any user): a join or subscribe that checked its
-        # token before one began checks it again once it is in the room (see _settle_join).
+        # token before one began checks it again once it is in the room (see _recheck).
         self.revalidations = 0
         for ns in NAMESPACES:
             sio.on("connect", self._connect_handler(ns), namespace=ns)
@@ -507,7 +507,8 @@ class Realtime:
         """A blocked or deleted account: none of its sockets passes the token check any more."""
         await self.revalidate_user_sockets(user_id, "Your account can no longer be used", "account_unavailable")
 
-    async def revalidate_user_sockets(self, user_id: int, message: str = None, code: str = "session_ended") -> None:
+    async def revalidate_user_sockets(self, user_id: int, message: str | None = None,
+                                      code: str = "session_ended") -> None:
         """Check every socket of the user again, here and (through a notice) in every other
         process, with the token check that identified it; end those that fail."""
         message = message or SESSION_ENDED
