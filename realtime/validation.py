@@ -38,26 +38,36 @@ class Malformed(Exception):
 
 
 class GuardedPacket(packet.Packet):
-    """python-socketio's packet, except that an EVENT it cannot decode, or one that is not a
-    list starting with an event name, becomes the event UNREADABLE instead of an exception
-    (which python-socketio would log with a traceback and answer with nothing)."""
+    """python-socketio's packet, except that a client packet it cannot decode or would refuse
+    with an exception (python-socketio logs those with a traceback and answers nothing) becomes
+    the event UNREADABLE: JSON it cannot read (nested past the decoder's recursion limit, cut
+    short), an EVENT that is not a list starting with an event name, a packet type a client may
+    not send (CONNECT_ERROR, unknown types). Unreadable CONNECT data is a connection without a token."""
+
+    _FROM_CLIENTS = (packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
+                     packet.BINARY_EVENT, packet.BINARY_ACK)
 
     def decode(self, encoded_packet):
         try:
             count = super().decode(encoded_packet)
         except (ValueError, RecursionError, TypeError):
-            if self.packet_type == packet.EVENT:
-                log.debug("socket event packet could not be decoded", exc_info=True)
-                self.data = [UNREADABLE]
-                return 0
+            log.debug("socket packet could not be decoded", exc_info=True)
             if self.packet_type == packet.CONNECT:
-                self.data = None  # unreadable auth data: a connection without a token
+                self.data = None
                 return 0
-            raise
+            return self._unreadable()
+        if self.packet_type not in self._FROM_CLIENTS:
+            return self._unreadable()
         if self.packet_type == packet.EVENT and not (
                 isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
-            self.data = [UNREADABLE]
+            return self._unreadable()
         return count
+
+    def _unreadable(self) -> int:
+        self.packet_type = packet.EVENT
+        self.data = [UNREADABLE]
+        self.id = None
+        return 0
 
 
 def _bad_string(value: str) -> str | None:

@@ -340,6 +340,15 @@ async def test_malformed_events_get_one_error_and_nothing_else(api, clients, ser
         await a.wait("mic-toggled", where=lambda d: d["socketId"] == a.sid)
         between = [ev for ev, _ in a.log[mark:] if ev != "<taken>"]
         assert between == [], (event, args[:80], between)
+    # packets of a type no client may send (CONNECT_ERROR, unknown types)
+    ns = "" if a.ns == "/" else f"{a.ns},"
+    for raw in (f"4{ns}{{}}", f"9{ns}[1]"):
+        mark = len(a.log)
+        await a.sio.eio.send(raw)
+        assert (await a.wait("error", timeout=5))["code"] == "malformed_event", raw
+        await a.emit("toggle-mic", True)
+        await a.wait("mic-toggled", where=lambda d: d["socketId"] == a.sid)
+        assert [ev for ev, _ in a.log[mark:] if ev != "<taken>"] == [], raw
     # nothing reached the peer or changed the room
     assert b.events("signal") == [] and b.events("user-disconnected") == [] and b.events("error") == []
     await a.emit("signal", {"to": b.sid, "type": "offer", "sdp": "still works"})
