@@ -114,6 +114,8 @@ def _walk(value, depth: int = 0, budget: int = MAX_NODES) -> int:
     elif t is float:
         if not math.isfinite(value):
             raise Malformed("Numbers in events must be finite")
+        if not -2.0**63 <= value < 2.0**63:  # (a codec may read a huge integer as a float)
+            raise Malformed("Numbers in events must fit in 64 bits")
     elif not (value is None or t is bool):
         raise Malformed("Events carry JSON only (no binary attachments)")
     return budget
