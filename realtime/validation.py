@@ -38,65 +38,87 @@ class Malformed(Exception):
 
 
 class GuardedPacket(packet.Packet):
-    """python-socketio's packet, except that an EVENT it cannot decode, or one that is not a
-    list starting with an event name, becomes the event UNREADABLE instead of an exception
-    (which python-socketio would log with a traceback and answer with nothing)."""
+    """python-socketio's packet, except that a client packet it cannot decode or would refuse
+    with an exception (python-socketio logs those with a traceback and answers nothing) becomes
+    the event UNREADABLE: JSON it cannot read (nested past the decoder's recursion limit, cut
+    short), an EVENT that is not a list starting with an event name, a packet type a client may
+    not send (CONNECT_ERROR, unknown types). Unreadable CONNECT data is a connection without a token."""
+
+    _FROM_CLIENTS = (packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
+                     packet.BINARY_EVENT, packet.BINARY_ACK)
 
     def decode(self, encoded_packet):
         try:
             count = super().decode(encoded_packet)
         except (ValueError, RecursionError, TypeError):
-            if self.packet_type == packet.EVENT:
-                log.debug("socket event packet could not be decoded", exc_info=True)
-                self.data = [UNREADABLE]
-                return 0
+            log.debug("socket packet could not be decoded", exc_info=True)
             if self.packet_type == packet.CONNECT:
-                self.data = None  # unreadable auth data: a connection without a token
+                self.data = None
                 return 0
-            raise
+            return self._unreadable()
+        if self.packet_type not in self._FROM_CLIENTS:
+            return self._unreadable()
         if self.packet_type == packet.EVENT and not (
                 isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
-            self.data = [UNREADABLE]
+            return self._unreadable()
         return count
 
+    def _unreadable(self) -> int:
+        self.packet_type = packet.EVENT
+        self.data = [UNREADABLE]
+        self.id = None
+        return 0
 
-def _walk(args) -> None:
-    """Plain JSON only, at most MAX_DEPTH deep and MAX_NODES values, strings without NUL or
-    lone surrogates; iterative, so no payload can exhaust the stack."""
-    nodes = 0
-    stack = [(args, 0)]
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
+
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return "Strings in events must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Strings in events must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _walk(value, depth: int = 0, budget: int = MAX_NODES) -> int:
+    """Plain JSON only, at most MAX_DEPTH deep and MAX_NODES values and keys in all, strings
+    without NUL or lone surrogates. Returns the budget left; recursion stops at MAX_DEPTH, so no
+    payload can exhaust the stack (what python-socketio's decoder accepts is bounded by its own
+    recursion limit first)."""
+    budget -= 1
+    t = type(value)
+    if t is str:
+        problem = _bad_string(value)
+        if problem:
+            raise Malformed(problem)
+    elif t is dict or t is list:
+        if depth >= MAX_DEPTH:
+            raise Malformed(f"The event's arguments nest too deeply (at most {MAX_DEPTH} levels)")
+        if len(value) > budget:
             raise Malformed(f"The event's arguments are too large (more than {MAX_NODES} values)")
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise Malformed("Strings in events must not contain NUL characters")
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise Malformed("Strings in events must be valid Unicode (no lone surrogates)") from None
-        elif value is None or isinstance(value, (bool, int)):
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-                raise Malformed("Numbers in events must fit in 64 bits")
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise Malformed("Numbers in events must be finite")
-            if abs(value) >= 2**63:  # the orjson codec reads an integer past 64 bits as a float
-                raise Malformed("Numbers in events must fit in 64 bits")
-        elif isinstance(value, (list, dict)):
-            if depth >= MAX_DEPTH:
-                raise Malformed(f"The event's arguments nest too deeply (at most {MAX_DEPTH} levels)")
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    stack.append((k, depth + 1))
-                    stack.append((v, depth + 1))
-            else:
-                stack.extend((v, depth + 1) for v in value)
+        if t is dict:
+            for k, v in value.items():
+                problem = _bad_string(k)
+                if problem:
+                    raise Malformed(problem)
+                budget = _walk(v, depth + 1, budget - 1)
         else:
-            raise Malformed("Events carry JSON only (no binary attachments)")
+            for v in value:
+                budget = _walk(v, depth + 1, budget)
+        if budget < 0:
+            raise Malformed(f"The event's arguments are too large (more than {MAX_NODES} values)")
+    elif t is int:
+        if not -2**63 <= value < 2**63:
+            raise Malformed("Numbers in events must fit in 64 bits")
+    elif t is float:
+        if not math.isfinite(value):
+            raise Malformed("Numbers in events must be finite")
+        if not -2.0**63 <= value < 2.0**63:  # (a codec may read a huge integer as a float)
+            raise Malformed("Numbers in events must fit in 64 bits")
+    elif not (value is None or t is bool):
+        raise Malformed("Events carry JSON only (no binary attachments)")
+    return budget
 
 
 def _resolve(doc: dict, ref: str) -> dict:
@@ -165,7 +187,7 @@ def _load_rules() -> dict[str, _Rule]:
 RULES = _load_rules()
 
 
-def check_event(event: str, args: tuple) -> list:
+def check_event(event: str | None, args: tuple) -> list:
     """The event's arguments, checked (trailing nulls dropped: an optional argument a JavaScript
     client sent as null or undefined); raises Malformed."""
     if event == UNREADABLE:
@@ -175,7 +197,7 @@ def check_event(event: str, args: tuple) -> list:
     while out and out[-1] is None:
         out.pop()
     _walk(out)
-    rule = RULES.get(event)
+    rule = RULES.get(event) if event is not None else None
     if rule is not None:
         rule.check(event, out)
     return out

@@ -104,7 +104,7 @@ def _handler(fn):
 
     # Only these change room membership; the gauges are not recounted per signal.
     changes_rooms = fn.__name__ in ("on_join_room", "on_leave_room")
-    event = _EVENTS[fn.__name__]
+    event = _EVENTS.get(fn.__name__)  # None: a handler of no documented event (walked, no schema)
 
     async def wrapper(self, sid, *args):
         sock = self.socks.get(sid)
@@ -145,7 +145,7 @@ class Realtime:
         self._task: asyncio.Task | None = None
         self._notices_task: asyncio.Task | None = None
         # Revalidations this process has begun (any user): a join or subscribe that checked its
-        # token before one began checks it again once it is in the room (see _settle_join).
+        # token before one began checks it again once it is in the room (see _recheck).
         self.revalidations = 0
         self.presence = Presence(sio, store, NAMESPACES)  # realtime/presence.py
         self.typing = Typing(sio, store, NAMESPACES, text_room)  # realtime/typing_notices.py
@@ -536,7 +536,8 @@ class Realtime:
         """A blocked or deleted account: none of its sockets passes the token check any more."""
         await self.revalidate_user_sockets(user_id, "Your account can no longer be used", "account_unavailable")
 
-    async def revalidate_user_sockets(self, user_id: int, message: str = None, code: str = "session_ended") -> None:
+    async def revalidate_user_sockets(self, user_id: int, message: str | None = None,
+                                      code: str = "session_ended") -> None:
         """Check every socket of the user again, here and (through a notice) in every other
         process, with the token check that identified it; end those that fail."""
         message = message or SESSION_ENDED

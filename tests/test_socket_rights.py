@@ -83,8 +83,26 @@ async def test_password_change_ends_the_other_sessions_sockets(api, clients, for
     assert {p["socketId"] for p in created["participants"]} == {a.sid, fresh.sid}
 
 
-async def test_password_change_keeps_the_callers_session_and_other_users_sockets(api, clients):
-    """The session that changes the password keeps its sockets; other users' sockets are untouched."""
+async def test_password_change_leaves_other_users_sockets_alone(api, clients):
+    owner, (bob,), sv, voice, text = voice_setup(api)
+    a = await clients(owner.token, "seed")
+    await a.join(voice["id"])
+    b = await clients(bob.token, "desktop")
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    # the owner changes the password from another session: his socket's session ends, bob's not
+    r = api.put(f"/auth/users/{owner.id}/password", login(api, owner),
+                json={"oldPassword": owner.password, "newPassword": "owner-pass-789"})
+    assert r.status_code == 200, r.text
+    assert (await a.wait("error"))["code"] == "session_ended"
+    assert await b.wait("user-disconnected") == a.sid
+    await b.emit("toggle-mic", False)                         # bob is still in, and connected
+    assert await b.wait("mic-toggled") == {"socketId": b.sid, "micToggle": False}
+    assert b.events("error") == []
+
+
+async def test_password_change_keeps_the_callers_own_sockets(api, clients):
+    """The session that changes the password keeps its sockets (and its token)."""
     owner, (bob,), sv, voice, text = voice_setup(api)
     a = await clients(owner.token, "seed")
     await a.join(voice["id"])
@@ -170,6 +188,37 @@ async def _settled(b: Client) -> None:
 @pytest.mark.parametrize("how", ["kick", "ban"])
 async def test_join_room_racing_removal_leaves_no_ghost(api, clients, how):
     await _race(api, clients, how)
+
+
+async def test_subscribe_racing_a_kick_never_leaves_live_messages_flowing(api, clients):
+    owner, (bob,), sv, voice, text = voice_setup(api)
+    r = api.post(f"/invite/{sv['id']}/invite", owner.token, json={})
+    assert r.status_code == 201, r.text
+    invite = r.json()["invite"]["token"]
+    b = await clients(bob.token, "desktop")
+    leaks: list[str] = []
+    for i in range(TRIES):
+        if i:
+            assert api.post(f"/invite/invite/{invite}/accept", bob.token).status_code == 200
+        mid = member_id(api, owner, sv["id"], bob.id)
+        kick = asyncio.create_task(asyncio.to_thread(
+            api.delete, f"/serverMembers/{sv['id']}/members/{mid}", owner.token))
+        await b.emit("subscribe-channel", text["id"])
+        assert (await kick).status_code == 204
+        await b.emit("toggle-mic", True)   # answered after the subscribe: that is finished
+        await _settled(b)
+        mark = len(b.log)
+        content = unique(f"try{i}-")
+        r = api.post("/messages", owner.token, json={"channelId": text["id"], "content": content})
+        assert r.status_code == 201, r.text
+        # an event sent after the post is answered after any message-created it caused
+        await b.emit("toggle-mic", True)
+        await _settled(b)
+        if any(ev == "message-created" for ev, _ in b.log[mark:]):
+            leaks.append(f"try {i}: a kicked member got {content!r}")
+            await b.emit("unsubscribe-channel", text["id"])
+    assert not leaks, f"{len(leaks)} leaks in {TRIES} tries:\n" + "\n".join(leaks)
+    b.check_events()
 
 
 # rooms that go away with what they belong to ------------------------------------------------------
@@ -310,6 +359,15 @@ async def test_malformed_events_get_one_error_and_nothing_else(api, clients, ser
         await a.wait("mic-toggled", where=lambda d: d["socketId"] == a.sid)
         between = [ev for ev, _ in a.log[mark:] if ev != "<taken>"]
         assert between == [], (event, args[:80], between)
+    # packets of a type no client may send (CONNECT_ERROR, unknown types)
+    ns = "" if a.ns == "/" else f"{a.ns},"
+    for raw in (f"4{ns}{{}}", f"9{ns}[1]"):
+        mark = len(a.log)
+        await a.sio.eio.send(raw)
+        assert (await a.wait("error", timeout=5))["code"] == "malformed_event", raw
+        await a.emit("toggle-mic", True)
+        await a.wait("mic-toggled", where=lambda d: d["socketId"] == a.sid)
+        assert [ev for ev, _ in a.log[mark:] if ev != "<taken>"] == [], raw
     # nothing reached the peer or changed the room
     assert b.events("signal") == [] and b.events("user-disconnected") == [] and b.events("error") == []
     await a.emit("signal", {"to": b.sid, "type": "offer", "sdp": "still works"})
@@ -321,3 +379,23 @@ async def test_malformed_events_get_one_error_and_nothing_else(api, clients, ser
     bad = [line for line in logged.splitlines()
            if "Traceback" in line or '"level":"error"' in line or " ERROR " in line or "handler error" in line]
     assert not bad, "\n".join(bad[:20])
+
+
+def test_every_documented_client_event_is_checked_against_its_schema():
+    """realtime/validation.py reads the document: every event a client sends has a compiled
+    schema there, and the document's own examples of them pass it."""
+    from realtime.validation import RULES, check_event
+    from tests.test_voice import ASYNCAPI, _resolve
+
+    received = {}
+    for op in ASYNCAPI["operations"].values():
+        if op["action"] == "receive":
+            for ref in op["messages"]:
+                _pointer, message = _resolve(ref["$ref"])
+                received[message["name"]] = message
+    assert set(RULES) == set(received)
+    for name, message in received.items():
+        for example in message.get("examples", []):
+            payload = example["payload"]
+            args = tuple(payload) if RULES[name].is_array else (payload,)
+            check_event(name, args)

@@ -158,7 +158,11 @@ async def test_password_change_on_one_process_ends_the_session_on_the_other(pair
     await a.wait("user-connected")
     await subscribe(b, text["id"])
     b_sid = b.sid
-    r = api.put(f"/auth/users/{bob.id}/password", bob.token,
+    r = api.post("/auth/login", json={"email": f"{bob.user['username'].lower()}@example.com",
+                                      "password": "password123"})
+    assert r.status_code == 200, r.text
+    # from another session (bob's phone): the socket's session is one of the others
+    r = api.put(f"/auth/users/{bob.id}/password", r.json()["token"],
                 json={"oldPassword": "password123", "newPassword": "changed-pass-123"})
     assert r.status_code == 200, r.text
     assert await a.wait("user-disconnected", timeout=5) == b_sid
