@@ -129,3 +129,33 @@ async def test_crashed_process_users_go_offline(cluster, made):
     await made(p1.base, alice.token)
     await wait_presence(b, alice.id, "online")
     await asyncio.sleep(0.1)
+
+
+@pytest.mark.asyncio
+async def test_heartbeat_repairs_counts(cluster, made):
+    """A count left in Redis without a socket (an uncount that failed) is dropped at the next
+    beats and the user announced offline; a count lost while its socket lives (swept during a
+    stall) is restored. Tampers with Redis directly to cause both."""
+    import redis
+
+    p1 = cluster[0]
+    api = Api(p1.base)
+    alice, bob, sv = setup(api)
+    carol = api.register()
+    join_server(api, alice, sv["id"], carol)
+    r = redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}", decode_responses=True)
+    watcher = await made(p1.base, carol.token)
+    await made(p1.base, alice.token)
+    await wait_presence(watcher, alice.id, "online")
+    (owner,) = [f for f in r.hgetall(f"pv:pr:u:{alice.id}") if f != "pref"]
+    # a ghost count of bob on alice's process: he shows online, then the heartbeat drops it
+    r.hset(f"pv:pr:u:{bob.id}", mapping={owner: 1, "pref": "online"})
+    r.sadd(f"pv:pr:ou:{owner}", bob.id)
+    r.set(f"pv:pr:on:{bob.id}", "online", ex=30)
+    assert member_status(api, carol, sv["id"], bob.id) == "online"
+    await wait_presence(watcher, bob.id, "offline", timeout=10)
+    assert member_status(api, carol, sv["id"], bob.id) == "offline"
+    # alice's count lost while her socket lives: restored within a beat or two
+    r.delete(f"pv:pr:u:{alice.id}", f"pv:pr:on:{alice.id}")
+    assert member_status(api, carol, sv["id"], alice.id) == "offline"
+    await eventually_status(api, carol, sv["id"], alice.id, "online", timeout=10)
