@@ -26,7 +26,7 @@ from projectvoice import auth
 from projectvoice.errors import ApiError, Forbidden, NotFound
 from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from projectvoice.ratelimit import limiter
-from realtime.presence import Presence, server_room
+from realtime.presence import Presence
 from realtime.typing_notices import Typing
 
 log = logging.getLogger("projectvoice.realtime")
@@ -540,8 +540,6 @@ class Realtime:
         for cid in sorted(await self._channel_ids(server_id)):
             for ns in NAMESPACES:
                 await self.sio.close_room(text_room(cid), namespace=ns)
-        for ns in NAMESPACES:  # nor does presence flow through it any more
-            await self.sio.close_room(server_room(server_id), namespace=ns)
 
     async def channel_deleted(self, channel_id: int) -> None:
         for e in await self.store.participants(channel_id):
