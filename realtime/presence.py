@@ -409,6 +409,24 @@ class Presence:
             else:
                 await self.sio.leave_room(sid, room, namespace=ns)
 
+    async def introduce(self, server_id: int, uid: int) -> None:
+        """A user joined a server: its members see their presence from now on, so if they are
+        online the server's room hears it once (the newcomer reads the members' from REST)."""
+        from models import presence as q
+        from models import sql
+
+        status = seen_by_others((await self.backend.lookup([uid])).get(uid))
+        if status == "offline":
+            return
+        async with sql.connection() as conn:
+            aud = await q.audience(conn, uid)
+        skip = [sid for _ns, sid in await self.store.user_socks(uid)]
+        for other in sorted(aud.blocked):
+            skip.extend(sid for _ns, sid in await self.store.user_socks(other))
+        for ns in self.namespaces:
+            await self.sio.emit("presence-updated", {"userId": uid, "status": status}, room=server_room(server_id),
+                                namespace=ns, skip_sid=skip)
+
     # the heartbeat -----------------------------------------------------------------------
     async def beat(self) -> None:
         """Renew this process's users (Redis) and announce those a dead process took offline."""

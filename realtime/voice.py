@@ -492,6 +492,8 @@ class Realtime:
         await self.presence.rooms_changed(server_id, user_id, joined)
         await self.store.publish({"kind": "presence-rooms", "serverId": server_id, "userId": user_id,
                                   "joined": joined})
+        if joined:
+            await self.presence.introduce(server_id, user_id)
 
     @staticmethod
     async def _channel_ids(server_id: int) -> set[int]:

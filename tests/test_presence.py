@@ -192,6 +192,7 @@ async def test_joining_a_server_starts_its_presence(api, clients):
     await quiet_about(b, alice.id, 0.5)
     assert presence_of(b, alice.id) == []
     join_server(api, alice, sv["id"], bob)  # bob's connected socket now shares a server with alice
+    await wait_presence(a, bob.id, "online")  # and the members hear that the newcomer is online
     await a.close()
     await wait_presence(b, alice.id, "offline")
     # and a kick stops it again
