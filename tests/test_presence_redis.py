@@ -166,3 +166,43 @@ async def test_heartbeat_repairs_counts(cluster, made):
     r.delete(f"pv:pr:u:{alice.id}", f"pv:pr:on:{alice.id}")
     assert member_status(api, carol, sv["id"], alice.id) == "offline"
     await eventually_status(api, carol, sv["id"], alice.id, "online", timeout=10)
+
+
+def test_rest_reads_presence_in_one_mget(cluster):
+    """A server of 200 members costs one Redis MGET of presence keys per answer, whatever the
+    number of members (watched with MONITOR, filtered to this test's database and keys)."""
+    import threading
+
+    import redis
+
+    from tests.test_query_counts import seed_members
+
+    p1 = cluster[0]
+    api = Api(p1.base)
+    alice = api.register()
+    sv = create_server(api, alice)
+    seed_members(p1.database, sv["id"], 200)
+    seen: list[str] = []
+    ready, done = threading.Event(), threading.Event()
+
+    def watch():
+        r = redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}", decode_responses=True)
+        with r.monitor() as m:
+            ready.set()
+            for cmd in m.listen():
+                if "pv:pr:on:" in cmd["command"] and cmd.get("db") == REDIS_DB:
+                    seen.append(cmd["command"])
+                if done.is_set() and "pv:test:end" in cmd["command"]:
+                    return
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    ready.wait(10)
+    r = api.get(f"/servers/{sv['id']}", alice.token)
+    assert r.status_code == 200 and len(r.json()["members"]) == 201
+    done.set()
+    redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}").get("pv:test:end")
+    t.join(10)
+    mgets = [c for c in seen if c.upper().startswith("MGET")]
+    assert len(seen) == len(mgets) == 1, seen[:5]
+    assert mgets[0].count("pv:pr:on:") == 201
