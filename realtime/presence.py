@@ -109,6 +109,12 @@ class MemoryPresence:
     async def restore(self, uid: int, count: int, pref: str) -> str | None:
         return None
 
+    async def counted_here(self) -> set[int]:
+        return set()
+
+    async def drop_here(self, uid: int) -> str | None:
+        return None
+
     async def sweep(self) -> list[tuple[int, str]]:
         return []
 
@@ -262,6 +268,17 @@ class RedisPresence:
         return await self._restore(keys=[], args=[self.prefix, self.rt, uid, self.owner, count, pref,
                                                   self.ttl]) or None
 
+    async def counted_here(self) -> set[int]:
+        """The users this process has a count for in Redis."""
+        return {int(u) for u in await self.r.smembers(f"{self.prefix}ou:{self.owner}")}
+
+    async def drop_here(self, uid: int) -> str | None:
+        """Remove this process's count of the user (it has no socket of theirs any more); the
+        choice when that made them go offline."""
+        pref = await self._sweep_user(keys=[], args=[self.prefix, self.rt, uid, self.owner])
+        await self.r.srem(f"{self.prefix}ou:{self.owner}", uid)
+        return pref or None
+
     async def sweep(self) -> list[tuple[int, str]]:
         """Counts of processes that stopped renewing their heartbeat: removed, and the users who
         went offline with them returned (each claimed by exactly one sweeper through SPOP)."""
@@ -331,7 +348,12 @@ class Presence:
                 await self.sio.enter_room(sid, room, namespace=ns)
             self.local.setdefault(uid, {})[sid] = ns
             self.prefs[uid] = pref
-            before = await self.backend.connect(uid, sid, pref)
+            try:
+                before = await self.backend.connect(uid, sid, pref)
+            except Exception:
+                # Redis failed: counted here, so the heartbeat's renewal restores the entry.
+                log.exception("presence: counting a socket failed")
+                return
             if before is None:
                 self._announce(uid, None, pref)
             elif before != pref:  # the stored choice is newer than what the others last heard
@@ -351,7 +373,13 @@ class Presence:
             for room in self.sio.manager.get_rooms(sid, ns) or ():
                 if isinstance(room, str) and room.startswith("presence:"):
                     await self.sio.leave_room(sid, room, namespace=ns)
-            before = await self.backend.disconnect(uid, sid)
+            try:
+                before = await self.backend.disconnect(uid, sid)
+            except Exception:
+                # Redis failed: the next heartbeat finds the count without a local socket and
+                # drops it (beat()), announcing the user then if that was their last.
+                log.exception("presence: uncounting a socket failed")
+                return
             if before is not None:
                 self._announce(uid, before, None)
         self._release(uid)
@@ -381,6 +409,24 @@ class Presence:
             else:
                 await self.sio.leave_room(sid, room, namespace=ns)
 
+    async def introduce(self, server_id: int, uid: int) -> None:
+        """A user joined a server: its members see their presence from now on, so if they are
+        online the server's room hears it once (the newcomer reads the members' from REST)."""
+        from models import presence as q
+        from models import sql
+
+        status = seen_by_others((await self.backend.lookup([uid])).get(uid))
+        if status == "offline":
+            return
+        async with sql.connection() as conn:
+            aud = await q.audience(conn, uid)
+        skip = [sid for _ns, sid in await self.store.user_socks(uid)]
+        for other in sorted(aud.blocked):
+            skip.extend(sid for _ns, sid in await self.store.user_socks(other))
+        for ns in self.namespaces:
+            await self.sio.emit("presence-updated", {"userId": uid, "status": status}, room=server_room(server_id),
+                                namespace=ns, skip_sid=skip)
+
     # the heartbeat -----------------------------------------------------------------------
     async def beat(self) -> None:
         """Renew this process's users (Redis) and announce those a dead process took offline."""
@@ -393,6 +439,14 @@ class Presence:
                     pref = self.prefs.get(uid, "online")
                     if await self.backend.restore(uid, len(socks), pref) is None:
                         self._announce(uid, None, pref)
+            self._release(uid)
+        for uid in await self.backend.counted_here():
+            if uid in self.local:
+                continue
+            # Counted in Redis without a socket here (an uncount that failed): drop it.
+            async with self._locks[uid]:
+                if uid not in self.local and (pref := await self.backend.drop_here(uid)) is not None:
+                    self._announce(uid, pref, None)
             self._release(uid)
         for uid, pref in await self.backend.sweep():
             log.info("presence: user %s went offline with a stopped process", uid)

@@ -306,12 +306,17 @@ class Realtime:
         OPEN_SOCKETS.set(len(self.socks))
         if token:
             # A valid handshake token makes the socket its user's at once (presence counts it).
-            user = await auth.user_for_token(token)
-            if user is not None and self.socks.get(sid) is sock and sock.user_id is None:
-                sock.user_id = user.id
-                await self.store.add_user_sock(user.id, ns, sid)
-                await self.presence.socket_authenticated(sid, ns, user.id, user.status,
-                                                         lambda: self.socks.get(sid) is sock)
+            # The connection is accepted whatever happens here (identity is settled again by
+            # join-room and subscribe-channel), so a database or Redis failure only delays it.
+            try:
+                user = await auth.user_for_token(token)
+                if user is not None and self.socks.get(sid) is sock and sock.user_id is None:
+                    sock.user_id = user.id
+                    await self.store.add_user_sock(user.id, ns, sid)
+                    await self.presence.socket_authenticated(sid, ns, user.id, user.status,
+                                                             lambda: self.socks.get(sid) is sock)
+            except Exception:
+                log.warning("socket connect: the handshake token could not be checked", exc_info=True)
         return True
 
     async def on_disconnect(self, sid, reason=None):
@@ -594,6 +599,8 @@ class Realtime:
         await self.presence.rooms_changed(server_id, user_id, joined)
         await self.store.publish({"kind": "presence-rooms", "serverId": server_id, "userId": user_id,
                                   "joined": joined})
+        if joined:
+            await self.presence.introduce(server_id, user_id)
 
     @staticmethod
     async def _channel_ids(server_id: int) -> set[int]:

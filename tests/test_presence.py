@@ -192,6 +192,7 @@ async def test_joining_a_server_starts_its_presence(api, clients):
     await quiet_about(b, alice.id, 0.5)
     assert presence_of(b, alice.id) == []
     join_server(api, alice, sv["id"], bob)  # bob's connected socket now shares a server with alice
+    await wait_presence(a, bob.id, "online")  # and the members hear that the newcomer is online
     await a.close()
     await wait_presence(b, alice.id, "offline")
     # and a kick stops it again
@@ -201,6 +202,25 @@ async def test_joining_a_server_starts_its_presence(api, clients):
     a = await clients(alice.token, "seed")
     await asyncio.sleep(0.8)
     assert presence_of(b, alice.id) == ["offline"]
+
+
+@pytest.mark.asyncio
+async def test_blocked_server_carries_no_presence(api, clients, admin):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    b = await clients(bob.token, "seed")
+    a = await clients(alice.token, "seed")
+    await wait_presence(b, alice.id, "online")
+    r = api.post(f"/admin/servers/{sv['id']}/block", admin.token, json={"reason": "spam spam"})
+    assert r.status_code == 200, r.text
+    await a.close()
+    await quiet_about(b, alice.id, 0.8)
+    # and a new socket of bob's does not enter it either
+    b2 = await clients(bob.token, "seed")
+    await clients(alice.token, "seed")
+    await quiet_about(b2, alice.id, 0.8)
+    await quiet_about(b, alice.id, 0.01)
 
 
 # typing ---------------------------------------------------------------------------------------
