@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import db, views
+from models import caps, db, views
 from models.permissions import Perm, server_access
 from models.tables import Channel, utcnow
 from projectvoice.errors import NotFound
@@ -29,6 +29,7 @@ async def list_channels(user: int, serverId: int):
 async def create_channel(user: int, serverId: int, body: dict):
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
+        await caps.require_channel_room(s, serverId)
         position = body.get("position")
         if position is None:
             res = await s.exec(select(sa.func.coalesce(sa.func.max(Channel.position) + 1, 0))

@@ -97,7 +97,11 @@ async def accept_invite(user: int, token: str, body: dict | None = None):
         async with db.session() as s:
             invite = await _invite_by_token(s, token)
             server_id = invite.server_id
-            server = await s.get(Server, server_id)
+            # Locked (shared) before the membership and ban reads: a ban being written either
+            # committed first and is seen below, or waits for this accept (membership.lock_server).
+            server = await membership.lock_server(s, server_id, exclusive=False)
+            if server is None:  # deleted with its invites since the read above
+                raise NotFound("Invite not found", "invite_not_found")
             if server.is_blocked:
                 raise Forbidden("The server of this invite is blocked", "server_blocked")
             res = await s.exec(select(ServerMember.id).where(ServerMember.server_id == server.id,

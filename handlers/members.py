@@ -44,8 +44,13 @@ async def add_member(user: int, serverId: int, body: dict):
             if role != "member":
                 access.require(Perm.MANAGE_ROLES)
                 access.require_manage_role((await membership.preset_roles(s, serverId))[role])
-            if await s.get(User, body["userId"]) is None:
-                raise NotFound("User not found", "user_not_found")
+            if body["userId"] == user:
+                raise BadRequest("User is already a member of this server", "already_member")
+            # The two accounts, then the server (the order an account deletion takes them in).
+            await membership.require_add_consent(s, user, body["userId"])
+            # Shared with other adds and invite accepts, exclusive against a ban: the ban check
+            # in join() sees any ban that committed first (membership.lock_server).
+            await membership.lock_server(s, serverId, exclusive=False)
             member = await membership.join(s, serverId, body["userId"], role=role)
             out = await _member_out(s, member)
     except IntegrityError:
@@ -140,6 +145,9 @@ async def ban_member(user: int, serverId: int, memberId: int, body: dict | None 
                 raise BadRequest("You cannot ban yourself", "cannot_ban_self")
             access.require_outranks(target)
             target_user = member.user_id
+            # Exclusive: a direct add or invite accept of this user either committed before
+            # (and its membership is the one deleted here) or waits and then sees the ban.
+            await membership.lock_server(s, serverId, exclusive=True)
             await s.delete(member)
             ban = Ban(server_id=serverId, user_id=target_user, reason=reason, banned_by=user)
             s.add(ban)

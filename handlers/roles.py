@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import audit, db, membership, views
+from models import audit, caps, db, membership, views
 from models.permissions import Access, Perm, access_for_member, parse_bits, server_access
 from models.tables import MemberRole, Role, ServerMember
 from projectvoice.errors import BadRequest, NotFound
@@ -63,6 +63,7 @@ async def create_role(user: int, serverId: int, body: dict):
         access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
         access.require_position(position)
         access.require_grantable(bits)
+        await caps.require_role_room(s, serverId)
         role = Role(server_id=serverId, name=name, color=body.get("color") or "#99AAB5",
                     permissions=bits, position=position,
                     is_hoisted=bool(body.get("isHoisted", False)),

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from models import sql, views
 from models.permissions import PRESET_RANK
-from models.tables import Ban, MemberRole, Role, ServerMember
+from models.tables import Ban, Friendship, MemberRole, Role, Server, ServerMember, User, UserBlock
 from projectvoice.errors import Forbidden, NotFound
 
 
@@ -51,9 +51,60 @@ async def lock_membership_of(s, server_id: int, user_id: int) -> ServerMember | 
     return await _lock_one(s, ServerMember.server_id == server_id, ServerMember.user_id == user_id)
 
 
+async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
+    """The server row, locked until the transaction ends; None if there is no such server.
+
+    The one lock that orders who may be a member against who is banned, and the per-server caps:
+    - a ban takes it exclusively (FOR NO KEY UPDATE) after locking the member, before deleting
+      the membership and writing the ban;
+    - a direct add and an invite accept take it shared (FOR SHARE: they do not wait for each
+      other, their own races are settled by the unique membership and the invite's conditional
+      update) before they read the ban list, so a ban that committed while they waited is seen
+      (READ COMMITTED: each statement reads what has committed when it starts) and a ban that
+      starts after them waits until their membership is committed, then removes it;
+    - creating a channel or a role takes it exclusively before counting them.
+    FOR NO KEY UPDATE, not FOR UPDATE: rows inserted meanwhile that point at the server (members,
+    channels, messages' channels, roles, invites) take FOR KEY SHARE, which it does not block.
+    SQLite runs one writer at a time (models/db.py), so the lock is implied there."""
+    q = select(Server).where(Server.id == server_id).execution_options(populate_existing=True)
+    q = q.with_for_update(key_share=True) if exclusive else q.with_for_update(read=True)
+    return (await s.exec(q)).first()
+
+
+async def require_add_consent(s, adder_id: int, target_id: int) -> None:
+    """May `adder_id` put `target_id` into a server without an invite? Only a friend who has
+    not blocked them, with an active account: nobody is pulled into a server by a stranger (the
+    site's staff included), which is what a Discord user expects; everyone else gets an invite
+    and decides. 404 no such user; 403 `user_inactive`, `user_blocked` (a block either way),
+    `not_friends`.
+
+    Both accounts are row-locked (FOR SHARE) before the answer is read, so a block, an
+    unfriending (friends.py locks the pair too) or an account block committing at the same
+    moment is either seen here or waits until this transaction ends."""
+    q = select(User.id).where(User.id.in_([adder_id, target_id])).order_by(User.id)
+    locked = set((await s.exec(q.with_for_update(read=True))).all())
+    if target_id not in locked:
+        raise NotFound("User not found", "user_not_found")
+    target = await s.get(User, target_id, populate_existing=True)
+    if not target.is_active:
+        raise Forbidden("This account is deactivated and cannot be added to a server", "user_inactive")
+    blocks = await s.exec(select(UserBlock.id).where(sa.or_(
+        sa.and_(UserBlock.blocker_id == target_id, UserBlock.blocked_id == adder_id),
+        sa.and_(UserBlock.blocker_id == adder_id, UserBlock.blocked_id == target_id))))
+    if blocks.first() is not None:
+        raise Forbidden("This user is blocked; they can only join with an invite", "user_blocked")
+    low, high = min(adder_id, target_id), max(adder_id, target_id)
+    friends = await s.exec(select(Friendship.id).where(Friendship.pair_low == low, Friendship.pair_high == high,
+                                                       Friendship.status == "accepted"))
+    if friends.first() is None:
+        raise Forbidden("You can add only your friends directly; send anyone else an invite", "not_friends")
+
+
 async def join(s, server_id: int, user_id: int, role: str = "member") -> ServerMember:
     """Insert a membership with its preset role. A duplicate raises IntegrityError (the unique
-    (server_id, user_id) constraint), which the caller turns into its own answer."""
+    (server_id, user_id) constraint), which the caller turns into its own answer. A caller
+    adding someone else's account holds lock_server (shared) first, so the ban check here
+    cannot miss a ban being written."""
     if await is_banned(s, server_id, user_id):
         raise Forbidden("This user is banned from the server", "banned")
     member = ServerMember(server_id=server_id, user_id=user_id, role=role)

@@ -118,7 +118,11 @@ def test_ban_list_unban(api, alice, bob):
     inv = api.post(f"/invite/{sid}/invite", alice.token, json={}).json()["invite"]["token"]
     r = api.post(f"/invite/invite/{inv}/accept", bob.token)
     assert r.status_code == 403 and r.json()["code"] == "banned"
-    assert api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id}).status_code == 403
+    from tests.test_member_consent import make_friends
+
+    make_friends(api, alice, bob)
+    r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id})
+    assert r.status_code == 403 and r.json()["code"] == "banned"
     assert api.delete(f"/servers/{sid}/bans/{bob.id}", alice.token).status_code == 200
     assert api.delete(f"/servers/{sid}/bans/{bob.id}", alice.token).status_code == 404
     assert api.post(f"/invite/invite/{inv}/accept", bob.token).status_code == 200
@@ -137,12 +141,18 @@ def test_ban_with_empty_or_null_reason(api, alice, bob):
 
 
 def test_add_member_directly(api, alice, bob):
+    """Direct adds need a friendship with the one added (tests/test_member_consent.py)."""
+    from tests.test_member_consent import make_friends
+
     sid = create_server(api, alice)["id"]
+    make_friends(api, alice, bob)
     r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id, "role": "moderator"})
     assert r.status_code == 201 and r.json()["role"] == "moderator"
     assert api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id}).status_code == 400
     assert api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": 999999999}).status_code == 404
     carol, dave = api.register(), api.register()
+    make_friends(api, bob, carol)
+    make_friends(api, carol, dave)
     # The moderator may add (CREATE_INSTANT_INVITE) but not grant a role (no MANAGE_ROLES).
     assert api.post(f"/serverMembers/{sid}/members", bob.token, json={"userId": carol.id, "role": "admin"}).status_code == 403
     assert api.post(f"/serverMembers/{sid}/members", bob.token, json={"userId": carol.id}).status_code == 201
