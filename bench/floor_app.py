@@ -108,12 +108,16 @@ async def get_server(request: Request):
 
 MEMBER_OF_CHANNEL = ("EXISTS (SELECT 1 FROM channels c JOIN server_members sm ON sm.server_id = c.server_id "
                      "WHERE c.id = %(cid)s AND sm.user_id = %(uid)s)")
-MSG_COLS = "m.id, m.content, m.user_id, m.channel_id, m.created_at, m.updated_at, m.is_edited, u.username, u.profile_picture"
+MSG_COLS = ("m.id, m.content, m.user_id, m.channel_id, m.created_at, m.updated_at, m.is_edited, u.username, "
+            "u.profile_picture, m.edited_by, e.username")
+# The author, and the last editor when a moderator made the last edit (editedBy), as the product reads them.
+PEOPLE = "JOIN users u ON u.id = m.user_id LEFT JOIN users e ON e.id = m.edited_by"
 
 
 def message(r) -> dict:
     return {"id": r[0], "content": r[1], "userId": r[2], "channelId": r[3], "createdAt": iso(r[4]),
             "updatedAt": iso(r[5]), "isEdited": r[6],
+            "editedBy": {"id": r[9], "username": r[10]} if r[10] is not None else None,
             "user": {"id": r[2], "username": r[7], "avatar": r[8], "profilePicture": r[8]}}
 
 
@@ -134,7 +138,7 @@ async def list_messages(request: Request):
         row = await cur.fetchone()
         if row is None:
             return DENIED
-        await cur.execute(f"SELECT {MSG_COLS} FROM messages m JOIN users u ON u.id = m.user_id "
+        await cur.execute(f"SELECT {MSG_COLS} FROM messages m {PEOPLE} "
                           "WHERE m.channel_id BETWEEN %(cid)s AND %(cid)s ORDER BY m.channel_id DESC, m.id DESC "
                           "LIMIT %(limit)s OFFSET %(offset)s", args)
         rows = await cur.fetchall()
@@ -155,11 +159,11 @@ async def search_messages(request: Request):
             return DENIED
         await cur.execute(
             "WITH hits AS MATERIALIZED (SELECT id, content, user_id, channel_id, created_at, updated_at, "
-            "is_edited FROM messages WHERE channel_id = %(cid)s AND "
+            "is_edited, edited_by FROM messages WHERE channel_id = %(cid)s AND "
             "to_tsvector('simple', content) @@ phraseto_tsquery('simple', %(q)s)), "
             "m AS (SELECT hits.*, count(*) OVER () AS total FROM hits ORDER BY id DESC "
             "LIMIT %(limit)s OFFSET %(offset)s) "
-            f"SELECT {MSG_COLS}, m.total FROM m JOIN users u ON u.id = m.user_id ORDER BY m.id", args)
+            f"SELECT {MSG_COLS}, m.total FROM m {PEOPLE} ORDER BY m.id", args)
         rows = await cur.fetchall()
     return out(page(rows, rows[0][-1] if rows else 0, pg, limit))
 
@@ -176,8 +180,8 @@ async def create_message(request: Request):
             "WHERE c.id = %(cid)s AND sm.user_id = %(uid)s AND c.type = 'text'), "
             "m AS (INSERT INTO messages (channel_id, user_id, content, is_edited, created_at, updated_at) "
             "SELECT %(cid)s, %(uid)s, %(content)s, false, now(), now() FROM ok "
-            "RETURNING id, content, user_id, channel_id, created_at, updated_at, is_edited) "
-            f"SELECT {MSG_COLS} FROM m JOIN users u ON u.id = m.user_id", args)
+            "RETURNING id, content, user_id, channel_id, created_at, updated_at, is_edited, edited_by) "
+            f"SELECT {MSG_COLS} FROM m {PEOPLE}", args)
         row = await cur.fetchone()
     if row is None:
         return DENIED

@@ -278,6 +278,14 @@ class MessageAuthor(BaseModel):
     profilePicture: str | None
 
 
+class MessageEditor(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+
+
 class ChatMessage(BaseModel):
     """
     The message as the REST API returns it (openapi Message).
@@ -293,6 +301,10 @@ class ChatMessage(BaseModel):
     createdAt: AwareDatetime
     updatedAt: AwareDatetime
     isEdited: bool
+    editedBy: MessageEditor | None = Field(
+        ...,
+        description='The last editor when that was not the author; null otherwise (openapi MessageEditor).',
+    )
     user: MessageAuthor
 
 

@@ -298,6 +298,18 @@ class MessageAuthor(BaseModel):
     profilePicture: str | None
 
 
+class MessageEditor(BaseModel):
+    """
+    Who last edited a message, when that was not its author (a moderator or the site's staff).
+    """
+
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: int
+    username: str
+
+
 class Message(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -309,6 +321,10 @@ class Message(BaseModel):
     createdAt: AwareDatetime
     updatedAt: AwareDatetime
     isEdited: bool
+    editedBy: MessageEditor | None = Field(
+        ...,
+        description="The last editor when that was not the author (null when the author made the last edit, the message was never edited, or the editor's account was deleted).",
+    )
     user: MessageAuthor
 
 

@@ -52,12 +52,19 @@ def _words(query: str) -> list[str]:
 def _columns(alias: str) -> str:
     """A message's columns, as views.message_row_view reads them."""
     return ", ".join(f"{alias}.{c}" for c in ("id", "content", "user_id", "channel_id", "created_at",
-                                                "updated_at", "is_edited"))
+                                                "updated_at", "is_edited", "edited_by"))
 
 
-_AUTHOR_COLUMNS = "u.username AS author_username, u.profile_picture AS author_picture"
+# The author, and the last editor when a moderator made the last edit (a LEFT JOIN on a column
+# that is NULL for nearly every message: no extra statement, editedBy comes with the page).
+_AUTHOR_COLUMNS = "u.username AS author_username, u.profile_picture AS author_picture, e.username AS editor_username"
 _MESSAGE_COLUMNS = f"{_columns('m')}, {_AUTHOR_COLUMNS}"
 _HIT_COLUMNS = _columns("m")
+
+
+def _people(alias: str) -> str:
+    """The joins _AUTHOR_COLUMNS reads, for messages under `alias`."""
+    return f"JOIN users u ON u.id = {alias}.user_id LEFT JOIN users e ON e.id = {alias}.edited_by"
 
 
 @account_checked_in_query
@@ -75,7 +82,7 @@ async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 5
             offset = ""
         else:
             offset, params["offset"] = " OFFSET %(offset)s", (page - 1) * limit
-        rows = await conn.all(f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+        rows = await conn.all(f"SELECT {_MESSAGE_COLUMNS} FROM messages m {_people('m')} "
                               f"WHERE {where} ORDER BY m.channel_id DESC, m.id DESC LIMIT %(limit)s{offset}", **params)
     rows.reverse()
     return views.message_page_view(rows, max(channel.channel_message_count, 0), page, limit), 200
@@ -116,7 +123,7 @@ async def search_messages(user: int, query: str, channelId: int, page: int = 1, 
             f"{hits}, page AS (SELECT hits.*, count(*) OVER () AS total FROM hits ORDER BY id DESC "
             f"LIMIT %(limit)s OFFSET %(offset)s) "
             f"SELECT page.total, {_columns('page')}, {_AUTHOR_COLUMNS} FROM page "
-            f"JOIN users u ON u.id = page.user_id ORDER BY page.id", **params)
+            f"{_people('page')} ORDER BY page.id", **params)
         if rows:
             total = rows[0].total
         elif page == 1:
@@ -150,9 +157,10 @@ async def create_message(user: int, body: dict, token_info: dict):
     return view, 201
 
 
-async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, str]:
-    """The message and how the caller may change it: "author", "moderator" (MANAGE_MESSAGES
-    in the server) or "global_moderator"; 404 for no such message, 403 otherwise."""
+async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, str, User]:
+    """The message, how the caller may change it: "author", "moderator" (MANAGE_MESSAGES
+    in the server) or "global_moderator", and the caller's account; 404 for no such message,
+    403 otherwise."""
     message = await s.get(Message, message_id)
     if message is None:
         raise NotFound("Message not found", "message_not_found")
@@ -162,32 +170,38 @@ async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, 
     actor = await s.get(User, user)
     own = message.user_id == user
     if actor is not None and is_global_moderator(actor):
-        return message, channel, "author" if own else "global_moderator"
+        return message, channel, "author" if own else "global_moderator", actor
     access = await server_access(s, user, channel.server_id, Perm.VIEW_CHANNEL)
     if own:
-        return message, channel, "author"
+        return message, channel, "author", actor
     access.require(Perm.MANAGE_MESSAGES)
-    return message, channel, "moderator"
+    return message, channel, "moderator", actor
 
 
 async def update_message(user: int, id: int, body: dict):
     content = _content(body.get("content"))
     async with db.session() as s:
-        message, channel, _how = await _moderation(s, user, id)
+        message, channel, how, actor = await _moderation(s, user, id)
+        # Who wrote the words now shown: the author's own edit clears a moderator's name.
+        editor = None if how == "author" else actor
         res = await s.exec(sa.update(Message).where(Message.id == id)
-                           .values(content=content, is_edited=True, updated_at=utcnow()))
+                           .values(content=content, is_edited=True, updated_at=utcnow(),
+                                   edited_by=editor.id if editor is not None else None))
         if res.rowcount != 1:  # deleted meanwhile
             raise NotFound("Message not found", "message_not_found")
+        if editor is not None:
+            audit.record(s, user, "message.edit", "message", id, server_id=channel.server_id,
+                         details={"channelId": channel.id, "authorId": message.user_id, "as": how})
         await s.refresh(message)
         author = await s.get(User, message.user_id)
-        view = views.message_view(message, author)
+        view = views.message_view(message, author, editor)
     await hooks.message_event("message-updated", channel.id, view)
     return view, 200
 
 
 async def delete_message(user: int, id: int):
     async with db.session() as s:
-        message, channel, how = await _moderation(s, user, id)
+        message, channel, how, _actor = await _moderation(s, user, id)
         author_id = message.user_id
         res = await s.exec(sa.delete(Message).where(Message.id == id))
         if res.rowcount != 1:  # deleted meanwhile

@@ -272,8 +272,10 @@ def ban_view(b, user: User) -> dict[str, Any]:
 # ---------------------------------------------------------------- messages (issue 4)
 
 def message_fields(id: int, content: str, user_id: int, channel_id: int, created_at, updated_at,
-                   is_edited: bool, username: str, picture: str | None) -> dict[str, Any]:
-    """A message with its author: `avatar` as the seed shows, `profilePicture` as the notes add."""
+                   is_edited: bool, username: str, picture: str | None,
+                   editor: User | None = None) -> dict[str, Any]:
+    """A message with its author: `avatar` as the seed shows, `profilePicture` as the notes add;
+    `editedBy` the last editor when that was not the author (a moderator), else null."""
     return {
         "id": id,
         "content": content,
@@ -282,17 +284,19 @@ def message_fields(id: int, content: str, user_id: int, channel_id: int, created
         "createdAt": iso(created_at),
         "updatedAt": iso(updated_at),
         "isEdited": bool(is_edited),
+        "editedBy": {"id": editor.id, "username": editor.username} if editor is not None else None,
         "user": {"id": user_id, "username": username, "avatar": picture, "profilePicture": picture},
     }
 
 
-def message_view(m, author: User) -> dict[str, Any]:
+def message_view(m, author: User, editor: User | None = None) -> dict[str, Any]:
     return message_fields(m.id, m.content, author.id, m.channel_id, m.created_at, m.updated_at, m.is_edited,
-                          author.username, author.profile_picture)
+                          author.username, author.profile_picture, editor)
 
 
 def message_row_view(r) -> dict[str, Any]:
-    """A message row with its author's columns (author_username, author_picture) joined in:
+    """A message row with its author's columns (author_username, author_picture) and its
+    editor's (edited_by, editor_username; NULL unless a moderator made the last edit) joined in:
     message_fields' shape, built in place (a page builds fifty)."""
     picture = r.author_picture
     return {
@@ -303,6 +307,7 @@ def message_row_view(r) -> dict[str, Any]:
         "createdAt": iso(r.created_at),
         "updatedAt": iso(r.updated_at),
         "isEdited": bool(r.is_edited),
+        "editedBy": None if r.editor_username is None else {"id": r.edited_by, "username": r.editor_username},
         "user": {"id": r.user_id, "username": r.author_username, "avatar": picture, "profilePicture": picture},
     }
 

@@ -237,7 +237,10 @@ export interface paths {
         /** Channels of a server */
         get: operations["handlers.channels.list_channels"];
         put?: never;
-        /** Create a channel (MANAGE_CHANNELS) */
+        /**
+         * Create a channel (MANAGE_CHANNELS)
+         * @description A server holds at most 500 channels (as on Discord); one more is a 400 `channel_limit`, also when several creates race for the last place (exactly one gets it).
+         */
         post: operations["handlers.channels.create_channel"];
         delete?: never;
         options?: never;
@@ -329,7 +332,13 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Edit a message (author, or MANAGE_MESSAGES, or a global moderator/admin) */
+        /**
+         * Edit a message (author, or MANAGE_MESSAGES, or a global moderator/admin)
+         * @description An edit by anyone but the author (a MANAGE_MESSAGES holder or a global moderator/admin)
+         *     sets the message's `editedBy` to the editor and is written to the audit log
+         *     (`message.edit`, like a moderator's delete); an edit by the author sets `editedBy` back to
+         *     null. Subscribers of the channel get `message-updated` with the same object.
+         */
         put: operations["handlers.messages.update_message"];
         post?: never;
         /** Delete a message (author, or MANAGE_MESSAGES, or a global moderator/admin) */
@@ -353,8 +362,15 @@ export interface paths {
         get: operations["handlers.members.list_members"];
         put?: never;
         /**
-         * Add a user to the server directly (CREATE_INSTANT_INVITE)
-         * @description Granting `moderator` or `admin` also needs MANAGE_ROLES and respects the role hierarchy. A banned user cannot be added.
+         * Add a friend to the server directly (CREATE_INSTANT_INVITE)
+         * @description Granting `moderator` or `admin` also needs MANAGE_ROLES and respects the role hierarchy.
+         *     Nobody is pulled into a server without consent: the user added must be the caller's
+         *     friend (an accepted friend request), with an active account and no block in either
+         *     direction; anyone else (the site's staff included) joins through an invite. A banned user
+         *     cannot be added, and a ban at the same moment wins: the add either happened first (and
+         *     the ban removes the membership) or answers 403 `banned`.
+         *     403 codes: `missing_permission`, `role_hierarchy`, `not_friends`, `user_blocked`,
+         *     `user_inactive` (an account blocked by the site's admins), `banned`.
          */
         post: operations["handlers.members.add_member"];
         delete?: never;
@@ -828,7 +844,9 @@ export interface paths {
          *     (the owner and ADMINISTRATOR holders hold every bit). Defaults: position 1 (just above @everyone;
          *     no other role is moved, equal positions are allowed), colour `#99AAB5`, permissions 0, not
          *     hoisted, not mentionable. `permissions` outside 0..2^63-1, with bits that are not defined, or a
-         *     string that is not ASCII digits is a 400.
+         *     string that is not ASCII digits is a 400. A server holds at most 250 roles, @everyone and the
+         *     default roles included (as on Discord); one more is a 400 `role_limit`, also when several
+         *     creates race for the last place (exactly one gets it).
          */
         post: operations["handlers.roles.create_role"];
         delete?: never;
@@ -1526,6 +1544,17 @@ export interface components {
             profilePicture: string | null;
         };
         /**
+         * @description Who last edited a message, when that was not its author (a moderator or the site's staff).
+         * @example {
+         *       "id": 2,
+         *       "username": "moduser"
+         *     }
+         */
+        MessageEditor: {
+            id: number;
+            username: string;
+        };
+        /**
          * @example {
          *       "id": 1,
          *       "content": "Hello, world!",
@@ -1534,11 +1563,31 @@ export interface components {
          *       "createdAt": "2024-01-01T00:00:00.000Z",
          *       "updatedAt": "2024-01-01T00:00:00.000Z",
          *       "isEdited": false,
+         *       "editedBy": null,
          *       "user": {
          *         "id": 1,
          *         "username": "testuser",
          *         "avatar": "https://example.com/avatar1.png",
          *         "profilePicture": "https://example.com/avatar1.png"
+         *       }
+         *     }
+         * @example {
+         *       "id": 2,
+         *       "content": "[removed by a moderator]",
+         *       "userId": 1,
+         *       "channelId": 1,
+         *       "createdAt": "2024-01-01T00:00:00.000Z",
+         *       "updatedAt": "2024-01-01T00:06:00.000Z",
+         *       "isEdited": true,
+         *       "editedBy": {
+         *         "id": 2,
+         *         "username": "moduser"
+         *       },
+         *       "user": {
+         *         "id": 1,
+         *         "username": "testuser",
+         *         "avatar": null,
+         *         "profilePicture": null
          *       }
          *     }
          */
@@ -1552,6 +1601,8 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
             isEdited: boolean;
+            /** @description The last editor when that was not the author (null when the author made the last edit, the message was never edited, or the editor's account was deleted). */
+            editedBy: components["schemas"]["MessageEditor"] | null;
             user: components["schemas"]["MessageAuthor"];
         };
         /**
@@ -1566,6 +1617,7 @@ export interface components {
          *           "createdAt": "2024-01-01T00:00:00.000Z",
          *           "updatedAt": "2024-01-01T00:00:00.000Z",
          *           "isEdited": false,
+         *           "editedBy": null,
          *           "user": {
          *             "id": 1,
          *             "username": "testuser",
@@ -3022,7 +3074,21 @@ export interface operations {
                     "application/json": components["schemas"]["Channel"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description Invalid fields, or the server already has 500 channels. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Maximum number of channels reached (500)",
+                     *       "code": "channel_limit"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -3414,8 +3480,30 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
+            /** @description Missing permission, or the user may not be added (not a friend, blocked, deactivated, banned). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such server or user. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "User not found",
+                     *       "code": "user_not_found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -4402,7 +4490,21 @@ export interface operations {
                     "application/json": components["schemas"]["Role"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description Invalid fields, or the server already has 250 roles. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Maximum number of roles reached (250)",
+                     *       "code": "role_limit"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];

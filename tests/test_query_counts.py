@@ -168,3 +168,23 @@ def test_hot_paths_run_a_fixed_small_number_of_statements(capi, two_servers):
     assert count(hit) == 2 and hit.json()["total"] == 3
     miss = capi.get("/messages/search", big_owner.token, params={"channelId": channel, "query": "nothinghere"})
     assert count(miss) == 2 and miss.json()["total"] == 0
+
+
+def test_editors_come_with_the_page_and_the_search(capi, counted, two_servers):
+    """`editedBy` (a moderator's edit, issue 17) is joined into the page's and the search's one
+    statement: no statement per edited message."""
+    from tests.support import make_admin
+
+    _small_owner, _small, big_owner, big = two_servers
+    site_admin = make_admin(capi, counted)
+    channel = create_channel(capi, big_owner, big["id"], "text")["id"]
+    ids = [capi.post("/messages", big_owner.token, json={"channelId": channel, "content": f"okapi {i}"}).json()["id"]
+           for i in range(4)]
+    for mid in ids[:3]:
+        r = capi.put(f"/messages/{mid}", site_admin.token, json={"content": "okapi tidied"})
+        assert r.status_code == 200 and r.json()["editedBy"]["id"] == site_admin.id
+    page = capi.get("/messages", big_owner.token, params={"channelId": channel})
+    hit = capi.get("/messages/search", big_owner.token, params={"channelId": channel, "query": "okapi"})
+    for r in (page, hit):
+        assert count(r) == 2
+        assert [m["editedBy"] and m["editedBy"]["id"] for m in r.json()["messages"]] == [site_admin.id] * 3 + [None]
