@@ -50,7 +50,8 @@ async def add_member(user: int, serverId: int, body: dict):
             await membership.require_add_consent(s, user, body["userId"])
             # Shared with other adds and invite accepts, exclusive against a ban: the ban check
             # in join() sees any ban that committed first (membership.lock_server).
-            await membership.lock_server(s, serverId, exclusive=False)
+            if await membership.lock_server(s, serverId, exclusive=False) is None:
+                raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
             member = await membership.join(s, serverId, body["userId"], role=role)
             out = await _member_out(s, member)
     except IntegrityError:
