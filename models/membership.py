@@ -81,11 +81,13 @@ async def require_add_consent(s, adder_id: int, target_id: int) -> None:
     Both accounts are row-locked (FOR SHARE) before the answer is read, so a block, an
     unfriending (friends.py locks the pair too) or an account block committing at the same
     moment is either seen here or waits until this transaction ends."""
-    q = select(User.id).where(User.id.in_([adder_id, target_id])).order_by(User.id)
-    locked = set((await s.exec(q.with_for_update(read=True))).all())
-    if target_id not in locked:
+    # A locked row comes back as it is once the lock is granted (PostgreSQL re-reads it), so
+    # is_active is current; the block and friendship reads below are new statements.
+    q = (select(User).where(User.id.in_([adder_id, target_id])).order_by(User.id)
+         .with_for_update(read=True).execution_options(populate_existing=True))
+    target = {u.id: u for u in (await s.exec(q)).all()}.get(target_id)
+    if target is None:
         raise NotFound("User not found", "user_not_found")
-    target = await s.get(User, target_id, populate_existing=True)
     if not target.is_active:
         raise Forbidden("This account is deactivated and cannot be added to a server", "user_inactive")
     blocks = await s.exec(select(UserBlock.id).where(sa.or_(
