@@ -55,8 +55,9 @@ async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
     """The server row, locked until the transaction ends; None if there is no such server.
 
     The one lock that orders who may be a member against who is banned, and the per-server caps:
-    - a ban takes it exclusively (FOR NO KEY UPDATE) after locking the member, before deleting
-      the membership and writing the ban;
+    - a ban takes it exclusively (FOR NO KEY UPDATE) before locking the member, deleting the
+      membership and writing the ban (server, then member: the order of a server deletion's
+      cascade, and of an owner transfer, which takes it too);
     - a direct add and an invite accept take it shared (FOR SHARE: they do not wait for each
       other, their own races are settled by the unique membership and the invite's conditional
       update) before they read the ban list, so a ban that committed while they waited is seen
