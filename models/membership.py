@@ -79,9 +79,10 @@ async def require_add_consent(s, adder_id: int, target_id: int) -> None:
     and decides. 404 no such user; 403 `user_inactive`, `user_blocked` (a block either way),
     `not_friends`.
 
-    Both accounts are row-locked (FOR SHARE) before the answer is read, so a block, an
-    unfriending (friends.py locks the pair too) or an account block committing at the same
-    moment is either seen here or waits until this transaction ends."""
+    Both accounts are row-locked (FOR SHARE) before the answer is read, so a block (friends.py
+    locks the pair) or an account block committing at the same moment is either seen here or
+    waits until this transaction ends. (Unfriending takes no such lock: one that commits just
+    after the friendship was read here is simply later than this add.)"""
     # A locked row comes back as it is once the lock is granted (PostgreSQL re-reads it), so
     # is_active is current; the block and friendship reads below are new statements.
     q = (select(User).where(User.id.in_([adder_id, target_id])).order_by(User.id)
