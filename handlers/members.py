@@ -146,6 +146,11 @@ async def ban_member(user: int, serverId: int, memberId: int, body: dict | None 
     try:
         async with db.session() as s:
             access = await server_access(s, user, serverId, Perm.BAN_MEMBERS)
+            # The server first, exclusively (then the member, as a server deletion and an owner
+            # transfer take them): a direct add or invite accept of this user either committed
+            # before (its membership is the one deleted here) or waits and then sees the ban.
+            if await membership.lock_server(s, serverId, exclusive=True) is None:
+                raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
             member, target = await _target(s, access, serverId, memberId)
             if member.user_id == user:
                 raise BadRequest("You cannot ban yourself", "cannot_ban_self")
@@ -198,8 +203,11 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
             raise Forbidden("Only the owner can transfer ownership", "not_owner")
         if new_owner == user:
             raise BadRequest("You already own this server", "already_owner")
-        # Locked: a leave or kick of the successor either ends first (then this is a 400) or
-        # waits and then finds them owner.
+        # The server row first (the order a ban and a server deletion lock in: no deadlock with
+        # either), then the successor: a leave or kick of the successor either ends first (then
+        # this is a 400) or waits and then finds them owner.
+        if await membership.lock_server(s, serverId, exclusive=True) is None:
+            raise NotFound("Server not found", "server_not_found")
         successor = await membership.lock_membership_of(s, serverId, new_owner)
         if successor is None:
             raise BadRequest("The new owner must be a member of the server", "not_a_member")

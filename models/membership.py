@@ -61,8 +61,9 @@ async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
     """The server row, locked until the transaction ends; None if there is no such server.
 
     The one lock that orders who may be a member against who is banned, and the per-server caps:
-    - a ban takes it exclusively (FOR NO KEY UPDATE) after locking the member, before deleting
-      the membership and writing the ban;
+    - a ban takes it exclusively (FOR NO KEY UPDATE) before locking the member, deleting the
+      membership and writing the ban (server, then member: the order of a server deletion's
+      cascade, and of an owner transfer, which takes it too);
     - a direct add and an invite accept take it shared (FOR SHARE: they do not wait for each
       other, their own races are settled by the unique membership and the invite's conditional
       update) before they read the ban list, so a ban that committed while they waited is seen
@@ -84,14 +85,17 @@ async def require_add_consent(s, adder_id: int, target_id: int) -> None:
     and decides. 404 no such user; 403 `user_inactive`, `user_blocked` (a block either way),
     `not_friends`.
 
-    Both accounts are row-locked (FOR SHARE) before the answer is read, so a block, an
-    unfriending (friends.py locks the pair too) or an account block committing at the same
-    moment is either seen here or waits until this transaction ends."""
-    q = select(User.id).where(User.id.in_([adder_id, target_id])).order_by(User.id)
-    locked = set((await s.exec(q.with_for_update(read=True))).all())
-    if target_id not in locked:
+    Both accounts are row-locked (FOR SHARE) before the answer is read, so a block (friends.py
+    locks the pair) or an account block committing at the same moment is either seen here or
+    waits until this transaction ends. (Unfriending takes no such lock: one that commits just
+    after the friendship was read here is simply later than this add.)"""
+    # A locked row comes back as it is once the lock is granted (PostgreSQL re-reads it), so
+    # is_active is current; the block and friendship reads below are new statements.
+    q = (select(User).where(User.id.in_([adder_id, target_id])).order_by(User.id)
+         .with_for_update(read=True).execution_options(populate_existing=True))
+    target = {u.id: u for u in (await s.exec(q)).all()}.get(target_id)
+    if target is None:
         raise NotFound("User not found", "user_not_found")
-    target = await s.get(User, target_id, populate_existing=True)
     if not target.is_active:
         raise Forbidden("This account is deactivated and cannot be added to a server", "user_inactive")
     blocks = await s.exec(select(UserBlock.id).where(sa.or_(

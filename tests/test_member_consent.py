@@ -175,3 +175,28 @@ def test_direct_add_of_an_unknown_user_is_404(api, alice):
     sid = create_server(api, alice)["id"]
     r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": 999999999})
     assert r.status_code == 404 and r.json()["code"] == "user_not_found"
+
+
+def test_ban_racing_server_deletion_or_owner_transfer_is_never_a_500(api, server):
+    """Lock order: a ban, an owner transfer and a server deletion all take the server row before
+    any member row, so none of them deadlocks against another (a deadlock is a 500)."""
+    owner, mod, bob = api.register(), api.register(), api.register()
+    make_friends(api, owner, mod)
+    make_friends(api, owner, bob)
+    one, two = Api(server.base), Api(server.base)
+    for attempt in range(20):
+        sid = create_server(api, owner)["id"]
+        assert _add(api, owner, sid, mod, role="moderator").status_code == 201
+        member_id = _add(api, owner, sid, bob).json()["id"]
+        ban_path = f"/serverMembers/{sid}/members/{member_id}/ban"
+        if attempt % 2:
+            ban, other = _together(lambda p=ban_path: one.post(p, mod.token, json={}),
+                                   lambda s=sid: two.delete(f"/servers/{s}", owner.token))
+            assert other.status_code == 204, other.text
+            assert ban.status_code in (200, 403, 404), ban.text
+        else:
+            # Owner transfer to bob racing his ban: he ends up banned or owner, never both.
+            ban, other = _together(lambda p=ban_path: one.post(p, mod.token, json={}),
+                                   lambda s=sid: two.post(f"/serverMembers/{s}/owner", owner.token,
+                                                          json={"userId": bob.id}))
+            assert (ban.status_code == 200) != (other.status_code == 200), (ban.text, other.text)
