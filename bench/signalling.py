@@ -150,8 +150,12 @@ def start_cluster(tmp: Path) -> Target:
     return t
 
 
-def relay_command(port: int) -> list[str]:
-    """The bare Python relay on the ASGI server and settings the product serves sockets with."""
+def relay_command(port: int, server: str | None = None) -> list[str]:
+    """The bare Python relay on the ASGI server and settings the product serves sockets with, or
+    under Granian (a comparison: `pip install granian` first)."""
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+                "--loop", "uvloop", "--log-level", "warning", "bench.relay_app:app"]
     from projectvoice.__main__ import socket_server_command
 
     return socket_server_command("bench.relay_app:app", "127.0.0.1", port)
@@ -161,16 +165,10 @@ def start_py_relay(tmp: Path, tuned: bool = False, server: str | None = None) ->
     """The bare relay as python-socketio ships (tuned=False), or with the product's codec and fast
     path (tuned=True); on the product's ASGI server unless `server` names another (a comparison)."""
     port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PV_SOCKET_SERVER=server or "")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     if tuned:
         env.update(RELAY_JSON="orjson", RELAY_FASTPATH="1")
-    saved = os.environ.get("PV_SOCKET_SERVER")
-    os.environ["PV_SOCKET_SERVER"] = server or ""
-    try:
-        cmd = relay_command(port)
-    finally:
-        os.environ["PV_SOCKET_SERVER"] = saved or ""
-    proc = start_popen(cmd, env, tmp / f"py-relay-{port}.log",
+    proc = start_popen(relay_command(port, server), env, tmp / f"py-relay-{port}.log",
                        f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
     name = "py relay tuned" if tuned else "py relay"
     return Target(name + (f" ({server})" if server else ""), [f"http://127.0.0.1:{port}"], ["-"], 1,
