@@ -2,32 +2,46 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: bench install run test test-sqlite test-postgres services generate check-generated lint sdk migration create-admin clean browser-deps test-browser
+.PHONY: bench install lock run test test-sqlite test-postgres test-plain lint-python services generate check-generated lint sdk migration create-admin clean browser-deps test-browser
 
-$(STAMP): pyproject.toml
+# Every package at the version in constraints.txt (the lock: `make lock` rewrites it from the venv).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
 
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^projectvoice' > constraints.txt
+
 run: install
 	$(BIN)/python -m projectvoice run
 
-# The whole suite, once on SQLite and once on PostgreSQL.
+# Ruff, then the whole suite on SQLite, on PostgreSQL, and once more on SQLite with Connexion's
+# speed-ups off (the pinned releases' plain path).
 test: install services
+	$(MAKE) --no-print-directory lint-python
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory test-plain
+
+lint-python: install
+	$(BIN)/ruff check projectvoice handlers models realtime tests scripts bench
 
 test-sqlite: install tests/js/node_modules lint/node_modules
 	PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-postgres: install services tests/js/node_modules lint/node_modules
 	PV_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The server processes of the tests run without projectvoice/connexion_speedups.py.
+test-plain: install tests/js/node_modules lint/node_modules
+	CONNEXION_SPEEDUPS=0 PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 services:
 	@scripts/ensure-services.sh
@@ -79,7 +93,7 @@ check-generated: install
 	$(BIN)/python scripts/generate_models.py --check
 
 lint: install lint/node_modules
-	$(BIN)/ruff check projectvoice handlers models realtime tests scripts
+	$(BIN)/ruff check projectvoice handlers models realtime tests scripts bench
 	$(BIN)/python -m pytest -q tests/test_specs.py tests/test_lint_specs.py
 
 # New Alembic migration from the models: make migration m="what changed"

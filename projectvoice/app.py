@@ -66,7 +66,8 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
         await db.dispose()
 
     openapi31.install()
-    connexion_speedups.install()
+    if settings.connexion_speedups:
+        connexion_speedups.install()
     app = connexion.AsyncApp(__name__, specification_dir=str(SPEC.parent), lifespan=lifespan,
                              jsonifier=OrjsonJsonifier())
     app.add_api(

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     # Seconds a request waits for a database connection before it answers 503.
     db_timeout: float = 2.0
+    # projectvoice/connexion_speedups.py: Connexion/Starlette per-request work done once. Off runs
+    # the pinned releases exactly as published (the test suite runs both ways).
+    connexion_speedups: bool = True
     # Tests turn this on: every response is checked against the OpenAPI document.
     validate_responses: bool = False
 
