@@ -23,7 +23,7 @@ run: install
 	$(BIN)/python -m projectvoice run
 
 # Ruff, then the whole suite on SQLite, on PostgreSQL, and once more on SQLite with Connexion's
-# speed-ups off (the pinned releases' plain path).
+# speed-ups and the socket fast path off (the pinned releases' plain path).
 test: install services
 	$(MAKE) --no-print-directory lint-python
 	$(MAKE) --no-print-directory test-sqlite
@@ -39,9 +39,10 @@ test-sqlite: install tests/js/node_modules lint/node_modules
 test-postgres: install services tests/js/node_modules lint/node_modules
 	PV_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The server processes of the tests run without projectvoice/connexion_speedups.py.
+# The server processes of the tests run without projectvoice/connexion_speedups.py and without
+# realtime/fastpath.py (python-socketio and engine.io as published).
 test-plain: install tests/js/node_modules lint/node_modules
-	CONNEXION_SPEEDUPS=0 PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+	CONNEXION_SPEEDUPS=0 SOCKET_FASTPATH=0 PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 services:
 	@scripts/ensure-services.sh

@@ -51,7 +51,7 @@ from tests.support import (Api, Database, ServerProcess, create_channel, create_
 JS = ROOT / "bench" / "js"
 NODE = shutil.which("node")
 TICKS = os.sysconf("SC_CLK_TCK")
-BENCH_REDIS = os.environ.get("PV_BENCH_REDIS", "redis://127.0.0.1:6379/11")
+BENCH_REDIS = os.environ.get("PV_BENCH_REDIS", "redis://127.0.0.1:6379/11")  # flushed by the cluster row
 
 
 def _children() -> dict[int, list[int]]:
@@ -132,11 +132,18 @@ def start_ours(tmp: Path) -> Target:
 
 
 def start_cluster(tmp: Path) -> Target:
+    import redis
+
+    # The bench's own Redis database: room ids restart at 1 in each fresh PostgreSQL database, so
+    # an earlier run's participant entries would otherwise meet this run's rooms.
+    redis.Redis.from_url(BENCH_REDIS).flushdb()
     name, url = create_pg_database()
     database = Database(url=url, pg_name=name)
     secret = secrets.token_urlsafe(32)
+    # DB_TIMEOUT 10 (default 2): 200 joins at once hold up to 20 pooled PostgreSQL connections per
+    # process while the cores are busy with the join fan-out; at 2 s some joins answer an error.
     env = {"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "REDIS_URL": BENCH_REDIS,
-           "VOICE_REDIS_CHANNEL": f"pv-bench-{secrets.token_hex(4)}"}
+           "VOICE_REDIS_CHANNEL": f"pv-bench-{secrets.token_hex(4)}", "DB_TIMEOUT": "10"}
     procs = []
     for i in range(2):  # one after the other: the first runs the migrations
         procs.append(ServerProcess(database=database, data_dir=tmp / f"cluster{i}", jwt_secret=secret,
@@ -148,8 +155,12 @@ def start_cluster(tmp: Path) -> Target:
     return t
 
 
-def relay_command(port: int) -> list[str]:
-    """The bare Python relay on the ASGI server and settings the product serves sockets with."""
+def relay_command(port: int, server: str | None = None) -> list[str]:
+    """The bare Python relay on the ASGI server and settings the product serves sockets with, or
+    under Granian (a comparison: `pip install granian` first)."""
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+                "--loop", "uvloop", "--log-level", "warning", "bench.relay_app:app"]
     from projectvoice.__main__ import socket_server_command
 
     return socket_server_command("bench.relay_app:app", "127.0.0.1", port)
@@ -159,16 +170,10 @@ def start_py_relay(tmp: Path, tuned: bool = False, server: str | None = None) ->
     """The bare relay as python-socketio ships (tuned=False), or with the product's codec and fast
     path (tuned=True); on the product's ASGI server unless `server` names another (a comparison)."""
     port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PV_SOCKET_SERVER=server or "")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     if tuned:
         env.update(RELAY_JSON="orjson", RELAY_FASTPATH="1")
-    saved = os.environ.get("PV_SOCKET_SERVER")
-    os.environ["PV_SOCKET_SERVER"] = server or ""
-    try:
-        cmd = relay_command(port)
-    finally:
-        os.environ["PV_SOCKET_SERVER"] = saved or ""
-    proc = start_popen(cmd, env, tmp / f"py-relay-{port}.log",
+    proc = start_popen(relay_command(port, server), env, tmp / f"py-relay-{port}.log",
                        f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
     name = "py relay tuned" if tuned else "py relay"
     return Target(name + (f" ({server})" if server else ""), [f"http://127.0.0.1:{port}"], ["-"], 1,
@@ -248,10 +253,12 @@ def median(rounds: list[dict]) -> dict:
 
 def table(targets: list[Target], seconds: float, sockets: int) -> str:
     res = {t.name: median(t.rounds) for t in targets if t.rounds}
+    rounds = max((len(t.rounds) for t in targets), default=0)
+    by_name = {t.name: t for t in targets}
     node = res.get("node relay")
     py = res.get("py relay")
     lines = [f"Signalling: {sockets} sockets in ONE voice room, {sockets // 2} pairs ping-ponging `signal` "
-             f"(one in flight), {seconds:g} s per round, median of {len(targets[0].rounds)} alternating rounds; "
+             f"(one in flight), {seconds:g} s per round, median of {rounds} alternating rounds; "
              "load: Node socket.io-client 4 over websocket on the same machine. Ratios are the figures to "
              "compare (the machine's cores are shared).",
              "| server | relayed/s | RTT p50 ms | RTT p99 ms | join s | CPU us/signal | "
@@ -262,7 +269,9 @@ def table(targets: list[Target], seconds: float, sockets: int) -> str:
         return f"{a / b:.2f}" if b else "-"
 
     for name, r in res.items():
-        lines.append(f"| {name} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['join']:.2f} | "
+        n = len(by_name[name].rounds)
+        label = name if n == rounds else f"{name} ({n} rounds)"
+        lines.append(f"| {label} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['join']:.2f} | "
                      f"{r['cpu_us']:.0f} | {ratio(r['rps'], node['rps']) if node else '-'} | "
                      f"{ratio(r['p99'], node['p99']) if node else '-'} | "
                      f"{ratio(r['join'], node['join']) if node else '-'} | "
@@ -287,6 +296,7 @@ def main(argv: list[str] | None = None) -> str:
         only.discard("cluster")
     targets: list[Target] = []
     idle = None
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         try:
@@ -300,7 +310,14 @@ def main(argv: list[str] | None = None) -> str:
                 targets.append(start_py_relay(tmp, tuned=True, server=server))
             for i in range(args.rounds):
                 for t in targets:
-                    r = run_round(t, args.sockets, args.seconds)
+                    if t.name in failed:
+                        continue
+                    try:
+                        r = run_round(t, args.sockets, args.seconds)
+                    except RuntimeError as e:
+                        failed[t.name] = str(e).splitlines()[0]
+                        print(f"round {i + 1} {t.name}: FAILED {e}", flush=True)
+                        continue
                     t.rounds.append(r)
                     print(f"round {i + 1} {t.name}: {r['rps']:,.0f} relayed/s, p50 {r['p50']:.1f} ms, "
                           f"p99 {r['p99']:.1f} ms, join {r['join']:.2f} s, {r['cpu_us']:.0f} us CPU/signal",
@@ -315,6 +332,8 @@ def main(argv: list[str] | None = None) -> str:
                     except Exception as e:  # noqa: BLE001
                         print(f"stopping {t.name}: {e}", file=sys.stderr)
     text = table(targets, args.seconds, args.sockets)
+    for name, why in failed.items():
+        text += f"\n{name}: failed in a round ({why}); its figures are from the rounds before, if any."
     if idle is not None:
         text += f"\n\nIdle sockets (ours): {idle:.1f} KiB of server memory each ({args.idle:,} sockets)."
     print()

@@ -12,9 +12,6 @@ from projectvoice.settings import get_settings
 def socket_server_command(app: str, host: str, port: int) -> list[str]:
     """The command that serves an ASGI app the way `run` serves the product (bench/signalling.py
     starts its bare python-socketio relay with it)."""
-    if os.environ.get("PV_SOCKET_SERVER") == "granian":  # for comparison only (bench --relay-servers)
-        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
-                "--loop", "uvloop", "--log-level", "warning", app]
     return [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--loop", "uvloop",
             "--http", "httptools", "--log-level", "warning", "--ws-per-message-deflate", "false"]
 

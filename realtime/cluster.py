@@ -18,15 +18,14 @@ own cluster adapters):
   entry (a socket that is gone, or a room name) falls back to the shared channel, so nothing is
   lost by a missing entry, only the targeting.
 
-`decoded` counts the messages this process took from Redis and delivered, by channel (shared or
-own); GET /metrics shows them as pv_socket_cluster_messages_total (tests/test_voice_cluster.py
-checks that a signal across processes is decoded by exactly one other process).
+Each process counts the messages it takes from Redis, by channel (shared or own): GET /metrics,
+projectvoice_socket_cluster_messages_total (tests/test_voice_cluster.py checks with it that a
+signal across processes is decoded by exactly one other process).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 
 import socketio
 
@@ -48,7 +47,6 @@ class ClusterManager(socketio.AsyncRedisManager):
         self.prefix = f"pv:sio:{channel}:"
         self.hosts: dict[str, str] = {}  # remote sid -> host id (a sid never changes process)
         self.local: set[str] = set()  # sids of this process in the directory
-        self.decoded: Counter = Counter()
         self._renew_task: asyncio.Task | None = None
 
     # the directory ------------------------------------------------------------------------
@@ -239,7 +237,6 @@ class ClusterManager(socketio.AsyncRedisManager):
         async for message in self._redis_listen_with_retries():
             if message["type"] == "message" and "data" in message and message["channel"] in (shared, own):
                 kind = "own" if message["channel"] == own else "shared"
-                self.decoded[kind] += 1
                 CLUSTER_MESSAGES.labels(channel=kind).inc()
                 yield message["data"]
 

@@ -7,9 +7,10 @@ and every emit, even to one socket, starts a task per recipient and waits on the
 `asyncio.wait`. None of that buys anything on this path: the send is a put on an unbounded queue
 that never blocks. Here:
 
-- `fast_emit`: an emit without a callback encodes the packet once and hands it to each recipient's
-  queue in turn (no task per recipient); the manager subclasses in realtime/server.py and
-  realtime/cluster.py use it for every local delivery.
+- `fast_emit`: an emit without a callback encodes the packet once (with orjson straight to the
+  packet's text, skipping python-socketio's walk of the payload for bytes) and hands it to each
+  recipient's queue in turn (no task per recipient); the manager subclasses in realtime/server.py
+  and realtime/cluster.py use it for every local delivery.
 - `AsyncSocket.poll` and the websocket loop time their waits with `asyncio.timeout()` (a timer,
   not a task); the same timeouts (ping interval + ping timeout) and the same behaviour otherwise.
 
@@ -24,9 +25,12 @@ import asyncio
 import importlib.metadata
 import logging
 
+import orjson
 from engineio import async_socket, exceptions
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+from realtime import codec
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -73,9 +77,21 @@ async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -
         data = []
     if not isinstance(skip_sid, list):
         skip_sid = [skip_sid]
-    encoded = manager.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event] + data).encode()
-    if not isinstance(encoded, list):
-        encoded = [encoded]
+    encoded = None
+    if manager.server.packet_class is sio_packet.Packet and sio_packet.Packet.json is codec:
+        # The EVENT packet's text as Packet.encode() writes it, without its walk of the whole
+        # payload looking for bytes: orjson refuses bytes (TypeError), and then the packet class
+        # does it its own way (binary attachments).
+        try:
+            body = orjson.dumps([event] + data).decode()
+        except TypeError:
+            pass
+        else:
+            encoded = [f"2{namespace}," + body if namespace and namespace != "/" else "2" + body]
+    if encoded is None:
+        encoded = manager.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event] + data).encode()
+        if not isinstance(encoded, list):
+            encoded = [encoded]
     pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
     send = manager.server._send_eio_packet
     for sid, eio_sid in list(manager.get_participants(namespace, room)):
