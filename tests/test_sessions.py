@@ -6,7 +6,7 @@ ends the other sessions and keeps the caller's; block and delete end them all.""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -170,7 +170,9 @@ def test_last_seen_is_written_when_older_than_a_minute(api, server, alice):
     for _ in range(3):
         api.get("/auth/me", alice.token)
     assert {s["id"]: s for s in _sessions(api, alice.token)}[sid]["lastSeenAt"] == first
-    old = datetime.utcnow() - timedelta(minutes=5)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    if server.database.pg_name is None:
+        old = old.replace(tzinfo=None)  # SQLite stores naive UTC
     with _engine(server).begin() as c:
         c.execute(sa.text("UPDATE auth_sessions SET last_seen_at = :t WHERE id = :i"), {"t": old, "i": sid})
     api.get("/servers", alice.token)
