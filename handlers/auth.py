@@ -149,8 +149,7 @@ async def change_password(user: int, id: int, body: dict, token_info: dict):
         await s.refresh(u)  # (the UPDATE above went around the session's copy)
     # The other sessions' sockets end now, not at their next event.
     await hooks.revalidate_user_sockets(id)
-    return {"message": "Password changed", "token": auth.issue_token(u, token_info["sid"]),
-            "endedSessions": ended}, 200
+    return views.password_changed_view(auth.issue_token(u, token_info["sid"]), ended), 200
 
 
 # ---------------------------------------------------------------- sessions
@@ -180,4 +179,4 @@ async def logout_others(user: int, token_info: dict):
     async with db.session() as s:
         ended = await sessions.end_others(s, user, token_info["sid"])
     await hooks.revalidate_user_sockets(user)
-    return {"message": f"Signed out of {ended} other session(s)", "endedSessions": ended}, 200
+    return views.sessions_ended_view(ended), 200

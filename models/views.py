@@ -351,6 +351,14 @@ def message_page_view(rows: list, total: int, page: int, limit: int) -> dict[str
 
 # ---------------------------------------------------------------- sessions (issue 18)
 
+def password_changed_view(token: str, ended: int) -> dict[str, Any]:
+    return {"message": "Password changed", "token": token, "endedSessions": ended}
+
+
+def sessions_ended_view(ended: int) -> dict[str, Any]:
+    return {"message": f"Signed out of {ended} other session(s)", "endedSessions": ended}
+
+
 def session_view(sess, current: bool) -> dict[str, Any]:
     """A signed-in session as its owner sees it (GET /auth/sessions)."""
     return {

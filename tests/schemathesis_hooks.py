@@ -57,6 +57,8 @@ def admin_token() -> str | None:
 # The operations that end sessions get a session of their own, started for the one case, on an
 # account kept for them: ending it (or all the others) never signs the run's shared account out.
 SESSION_ENDING = {"/auth/logout", "/auth/logout-others", "/auth/sessions/{id}"}
+# The operations the login/register links call with the token they issued.
+LINKED_TOKEN_TARGETS = {"/auth/sessions", "/auth/sessions/{id}", "/auth/logout-others"}
 _session_account: dict = {}
 
 
@@ -91,7 +93,7 @@ class ContractAccounts:
         return {"owner": fresh_owner_token(), "admin": admin_token()}
 
     def set(self, case, data, ctx):
-        if _linked_token(case):
+        if case.operation.path in LINKED_TOKEN_TARGETS and _linked_token(case):
             return
         token = data["owner"]
         if case.operation.path in SESSION_ENDING:

@@ -6,7 +6,7 @@ ends the other sessions and keeps the caller's; block and delete end them all.""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -170,7 +170,9 @@ def test_last_seen_is_written_when_older_than_a_minute(api, server, alice):
     for _ in range(3):
         api.get("/auth/me", alice.token)
     assert {s["id"]: s for s in _sessions(api, alice.token)}[sid]["lastSeenAt"] == first
-    old = datetime.utcnow() - timedelta(minutes=5)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    if server.database.pg_name is None:
+        old = old.replace(tzinfo=None)  # SQLite stores naive UTC
     with _engine(server).begin() as c:
         c.execute(sa.text("UPDATE auth_sessions SET last_seen_at = :t WHERE id = :i"), {"t": old, "i": sid})
     api.get("/servers", alice.token)
@@ -251,3 +253,34 @@ async def test_socket_join_refuses_an_ended_session(api, server):
         await c.quiet("created")
     finally:
         await c.close()
+
+
+def test_logins_racing_a_password_change_leave_no_session_on_the_old_password(server):
+    """A login that verified the old password while the password changed either made its session
+    before the change (which then ended it) or makes none (400): no token from the old password
+    outlives the change. Settled by the account row lock in models.sessions.create."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _round in range(3):
+        api = Api(server.base)
+        acct = api.register()
+        body = {"email": acct.email, "password": acct.password}
+
+        def login(delay, body=body):
+            time.sleep(delay)  # spread over the change's hashing, so some read the old hash just before it commits
+            return Api(server.base).post("/auth/login", json=body)
+
+        def change(acct=acct):
+            return Api(server.base).put(f"/auth/users/{acct.id}/password", acct.token,
+                                        json={"oldPassword": acct.password, "newPassword": "changed-pw-1"})
+
+        with ThreadPoolExecutor(max_workers=17) as pool:
+            changed = pool.submit(change)
+            logins = [pool.submit(login, i * 0.03) for i in range(16)]
+            results = [f.result() for f in logins]
+        assert changed.result().status_code == 200, changed.result().text
+        assert {r.status_code for r in results} <= {200, 400}
+        for r in results:
+            if r.status_code == 200:
+                assert api.get("/auth/me", r.json()["token"]).status_code == 401
+        assert [s["id"] for s in _sessions(api, acct.token)] == [_sid(acct.token)]
