@@ -310,6 +310,8 @@ function connectSocket() {
     status(`Server: ${err && err.message}`, true);
     // A refused join-room (no `created` yet), or the server removed us from the room.
     if (state.voice && (!state.voice.joined || EVICTED.has(err && err.code))) dropVoice();
+    // This page's session was ended elsewhere (logged out there, or the account blocked): sign out.
+    if (err && (err.code === 'session_ended' || err.code === 'account_unavailable')) logout(false);
   });
   socket.on('subscribed', ({ channelId }) => { if (channelId === state.textChannel) state.subscribed = channelId; });
   socket.on('message-created', onMessageEvent);
