@@ -176,7 +176,7 @@ class Realtime:
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
-                    pass
+                    sock.token = token  # what revalidate_user_sockets checks again
         self._task = self._notices_task = None
         await self.presence.stop()
         await self.store.stop()
@@ -312,6 +312,7 @@ class Realtime:
                 user = await auth.user_for_token(token)
                 if user is not None and self.socks.get(sid) is sock and sock.user_id is None:
                     sock.user_id = user.id
+                    sock.token = token  # what revalidate_user_sockets checks again
                     await self.store.add_user_sock(user.id, ns, sid)
                     await self.presence.socket_authenticated(sid, ns, user.id, user.status,
                                                              lambda: self.socks.get(sid) is sock)

@@ -399,3 +399,17 @@ def test_every_documented_client_event_is_checked_against_its_schema():
             payload = example["payload"]
             args = tuple(payload) if RULES[name].is_array else (payload,)
             check_event(name, args)
+
+
+async def test_a_socket_known_by_its_handshake_token_survives_another_sessions_end(api, clients):
+    """A socket that only ever showed its handshake token is still checked with that token when
+    another session of its user ends, and keeps working (it was once ended for having no token)."""
+    owner, (bob,), sv, voice, text = voice_setup(api)
+    b = await clients(bob.token, "desktop")  # the handshake token only, no event yet
+    r = api.post("/auth/login", json={"email": bob.email, "password": bob.password})
+    assert r.status_code == 200, r.text
+    assert api.delete(f"/auth/sessions/{r.json()['sessionId']}", bob.token).status_code == 204
+    await b.quiet("error", 0.5)
+    assert b.events("error") == []
+    created = await b.join(voice["id"])
+    assert [p["socketId"] for p in created["participants"]] == [b.sid]
