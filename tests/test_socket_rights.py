@@ -264,6 +264,7 @@ async def test_voice_channel_turned_text_empties_its_room(api, clients):
     assert [p["socketId"] for p in created["participants"]] == [b.sid]
     # renaming (no type change) empties nothing
     await a.join(other["id"])
+    await b.wait("user-connected")  # (it may arrive after a's `created`)
     mark = len(b.log)
     r = api.put(f"/servers/{sv['id']}/channels/{other['id']}", owner.token, json={"name": unique("n")})
     assert r.status_code == 200, r.text
