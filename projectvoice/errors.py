@@ -58,10 +58,6 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
 
-class NotImplementedYet(ApiError):
-    status, code = 501, "not_implemented"
-
-
 def error_response(status: int, message: str, code: str, headers: dict | None = None) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,

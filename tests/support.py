@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,3 +248,36 @@ def make_admin(api: Api, server: ServerProcess) -> Account:
     r = api.post("/auth/login", json={"email": acct.email, "password": acct.password})
     assert r.status_code == 200 and r.json()["user"]["role"] == "admin", r.text
     return Account(token=r.json()["token"], user=r.json()["user"], email=acct.email, password=acct.password)
+
+
+@contextmanager
+def redis_cluster(tmp: Path, count: int, redis_db: int, **extra_env: str):
+    """`count` server processes sharing one fresh PostgreSQL database and Redis db `redis_db`
+    (flushed before and after), started one after the other (the first runs the migrations);
+    yields (processes, redis client). Skips unless PV_TEST_DB=postgres and Redis answers."""
+    import pytest
+
+    if backend() != "postgres":
+        pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
+    redis = pytest.importorskip("redis")
+    url = f"redis://127.0.0.1:6379/{redis_db}"
+    try:
+        r = redis.Redis.from_url(url)
+        r.flushdb()
+    except Exception as e:  # pragma: no cover
+        pytest.skip(f"Redis not reachable: {e}")
+    database = Database.fresh(tmp)
+    secret = secrets.token_urlsafe(32)
+    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1",
+           "VOICE_REDIS_CHANNEL": f"pv-test-{secrets.token_hex(4)}", **extra_env}
+    procs: list[ServerProcess] = []
+    try:
+        for i in range(count):
+            procs.append(ServerProcess(database=database, data_dir=tmp / f"data{i}", jwt_secret=secret,
+                                       extra_env=dict(env)).start())
+        yield procs, r
+    finally:
+        for p in procs:
+            p.stop()
+        database.drop()
+        r.flushdb()

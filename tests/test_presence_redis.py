@@ -4,13 +4,12 @@ tests/test_voice_redis.py."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import time
 
 import pytest
 
-from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, join_server
+from tests.support import Api, redis_cluster, create_channel, create_server, join_server
 from tests.test_presence import eventually_status, member_status, presence_of, quiet_about, wait_presence
 from tests.test_voice import Client, subscribe
 
@@ -20,31 +19,8 @@ REDIS_DB = 12
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if backend() != "postgres":
-        pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
-    redis = pytest.importorskip("redis")
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    try:
-        r = redis.Redis.from_url(url)
-        r.flushdb()
-    except Exception as e:  # pragma: no cover
-        pytest.skip(f"Redis not reachable: {e}")
-    tmp = tmp_path_factory.mktemp("presence-cluster")
-    database = Database.fresh(tmp)
-    secret = secrets.token_urlsafe(32)
-    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1",
-           "VOICE_REDIS_CHANNEL": f"pv-test-{secrets.token_hex(4)}"}
-    procs = []
-    try:
-        for i in range(2):  # one after the other: the first runs the migrations
-            procs.append(ServerProcess(database=database, data_dir=tmp / f"data{i}", jwt_secret=secret,
-                                       extra_env=dict(env)).start())
+    with redis_cluster(tmp_path_factory.mktemp("presence-cluster"), 2, REDIS_DB) as (procs, _r):
         yield procs
-    finally:
-        for p in procs:
-            p.stop()
-        database.drop()
-        r.flushdb()
 
 
 @pytest.fixture

@@ -13,23 +13,10 @@ import pytest
 
 from tests.support import Account, Api, backend, create_channel
 from tests.test_voice import Client, member_id, unique, voice_setup
+from tests.test_voice import clients as clients  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.timeout(300)]
 TRIES = 100 if backend() == "postgres" else 30
-
-
-@pytest.fixture
-async def clients(server):
-    made: list[Client] = []
-
-    async def make(token=None, form="seed", **kw) -> Client:
-        c = Client(server.base, form=form, token=token, **kw)
-        made.append(c)
-        return await c.connect()
-
-    yield make
-    for c in made:
-        await c.close()
 
 
 def login(api: Api, acct: Account) -> str:

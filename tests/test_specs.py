@@ -21,11 +21,6 @@ def test_generated_models_are_up_to_date():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-# Areas whose handlers are still being written answer 501 until they land; remove an area
-# from this set when its module exists, and the test then holds it to every operation.
-PENDING_AREAS: set[str] = set()
-
-
 def test_every_operation_has_a_handler():
     """No operationId points at a function that does not exist (that would answer 501)."""
     import importlib
@@ -37,8 +32,6 @@ def test_every_operation_has_a_handler():
             if not isinstance(op, dict) or "operationId" not in op:
                 continue
             module, _, func = op["operationId"].rpartition(".")
-            if module.split(".")[-1] in PENDING_AREAS:
-                continue
             try:
                 ok = hasattr(importlib.import_module(module), func)
             except ImportError:

@@ -169,35 +169,9 @@ class Client:
 
 
 # scenario helpers -----------------------------------------------------------------------------
-DB_URLS: dict[str, str] = {}  # api base -> database url (for the fallback below)
-
-
-@pytest.fixture(autouse=True)
-def _remember_db(server):
-    DB_URLS[server.base] = server.database.url
-
-
 def add_members(api: Api, owner: Account, server_id: int, *members: Account) -> None:
-    """Through invites; until the invites area exists, straight into the database as Members."""
-    if (ROOT / "handlers" / "invites.py").exists():
-        join_server(api, owner, server_id, *members)
-        return
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(DB_URLS[api.base].replace("+aiosqlite", ""))
-    try:
-        with engine.begin() as c:
-            role_id = c.execute(sa.text("SELECT id FROM roles WHERE server_id = :s AND preset = 'member'"),
-                                {"s": server_id}).scalar_one()
-            for m in members:
-                mid = c.execute(sa.text(
-                    "INSERT INTO server_members (server_id, user_id, role, is_muted, is_deafened, joined_at) "
-                    "VALUES (:s, :u, 'member', false, false, CURRENT_TIMESTAMP) RETURNING id"),
-                    {"s": server_id, "u": m.id}).scalar_one()
-                c.execute(sa.text("INSERT INTO member_roles (member_id, role_id) VALUES (:m, :r)"),
-                          {"m": mid, "r": role_id})
-    finally:
-        engine.dispose()
+    """Members join through an invite, as people do."""
+    join_server(api, owner, server_id, *members)
 
 
 def member_id(api: Api, owner: Account, server_id: int, user_id: int) -> int:
@@ -215,12 +189,6 @@ def voice_setup(api: Api, n_members: int = 1):
     voice = create_channel(api, owner, sv["id"], type="voice")
     text = create_channel(api, owner, sv["id"], type="text")
     return owner, members, sv, voice, text
-
-
-def needs(area: str) -> None:
-    """Skip until another area's handlers exist (they land in parallel)."""
-    if not (ROOT / "handlers" / f"{area}.py").exists():
-        pytest.skip(f"handlers/{area}.py is not there yet")
 
 
 @pytest.fixture
@@ -318,7 +286,6 @@ async def test_join_refusals(api, clients):
 @pytest.mark.asyncio
 async def test_missing_connect_permission(api, clients):
     owner, (bob,), sv, voice, _ = voice_setup(api)
-    needs("roles")
     roles = api.get(f"/servers/{sv['id']}/roles", owner.token)
     # take CONNECT away from @everyone and Member: bob (a Member) may no longer join
     for role in roles.json():
@@ -502,7 +469,6 @@ async def test_toggle_mic(api, clients):
 
 @pytest.mark.asyncio
 async def test_server_mute_forces_mic_off(api, clients):
-    needs("members")
     owner, bob, sv, voice, text, a, b = await _pair(api, clients)
     mid = member_id(api, owner, sv["id"], bob.id)
     r = api.patch(f"/serverMembers/{sv['id']}/members/{mid}/voice", owner.token, json={"isMuted": True})
@@ -598,7 +564,6 @@ async def test_server_deletion_empties_rooms(api, clients):
 @pytest.mark.asyncio
 @pytest.mark.parametrize("how", ["kick", "ban"])
 async def test_kicked_or_banned_member_removed(api, clients, how):
-    needs("members")
     owner, bob, sv, voice, text, a, b = await _pair(api, clients)
     mid = member_id(api, owner, sv["id"], bob.id)
     b_sid = b.sid
@@ -620,7 +585,6 @@ async def test_kicked_or_banned_member_removed(api, clients, how):
 async def test_message_events_for_subscribers(api, clients):
     owner, (bob,), sv, voice, text, = voice_setup(api)
     stranger = api.register()
-    needs("messages")
     r = api.post("/messages", owner.token, json={"channelId": text["id"], "content": "warm-up"})
     assert r.status_code == 201, r.text
     b = await clients(bob.token, "desktop")
@@ -654,8 +618,6 @@ async def test_message_events_for_subscribers(api, clients):
 @pytest.mark.asyncio
 async def test_kicked_member_stops_receiving_messages(api, clients):
     owner, (bob,), sv, voice, text = voice_setup(api)
-    needs("messages")
-    needs("members")
     b = await clients(bob.token, "seed")
     await b.emit("subscribe-channel", text["id"])
     await b.wait("subscribed")
@@ -695,7 +657,6 @@ async def ends_live_messages(api: Api, poster: Account, client: Client, channel_
 
 @pytest.mark.asyncio
 async def test_losing_connect_leaves_the_voice_room(api, clients):
-    needs("roles")
     owner, bob, sv, voice, text, a, b = await _pair(api, clients)
     b_sid = b.sid
     take_bits(api, owner, sv["id"], CONNECT)
@@ -709,7 +670,6 @@ async def test_losing_connect_leaves_the_voice_room(api, clients):
 
 @pytest.mark.asyncio
 async def test_unassigned_role_that_gave_connect_leaves_the_voice_room(api, clients):
-    needs("roles")
     owner, (bob,), sv, voice, _text = voice_setup(api)
     take_bits(api, owner, sv["id"], CONNECT)
     r = api.post(f"/servers/{sv['id']}/roles", owner.token,
@@ -732,8 +692,6 @@ async def test_unassigned_role_that_gave_connect_leaves_the_voice_room(api, clie
 
 @pytest.mark.asyncio
 async def test_losing_read_history_ends_live_messages(api, clients):
-    needs("roles")
-    needs("messages")
     owner, (bob,), sv, _voice, text = voice_setup(api)
     b = await clients(bob.token, "seed")
     await subscribe(b, text["id"])

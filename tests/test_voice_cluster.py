@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server
+from tests.support import Api, ServerProcess, redis_cluster, create_channel, create_server
 from tests.test_voice import Client, add_members
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -25,31 +25,9 @@ CHANNEL = f"pv-test-{secrets.token_hex(4)}"
 @pytest.fixture(scope="module", params=["fastpath", "plain"])
 def trio(request, tmp_path_factory):
     """Three processes, with realtime/fastpath.py on and (the libraries as shipped) off."""
-    if backend() != "postgres":
-        pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
-    redis = pytest.importorskip("redis")
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    try:
-        r = redis.Redis.from_url(url)
-        r.flushdb()
-    except Exception as e:  # pragma: no cover
-        pytest.skip(f"Redis not reachable: {e}")
-    tmp = tmp_path_factory.mktemp("trio")
-    database = Database.fresh(tmp)
-    secret = secrets.token_urlsafe(32)
-    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1", "VOICE_REDIS_CHANNEL": CHANNEL,
-           "SOCKET_FASTPATH": "1" if request.param == "fastpath" else "0"}
-    procs = []
-    try:
-        for i in range(3):  # one after the other: the first runs the migrations
-            procs.append(ServerProcess(database=database, data_dir=tmp / f"data{i}", jwt_secret=secret,
-                                       extra_env=dict(env)).start())
-        yield procs, r
-    finally:
-        for p in procs:
-            p.stop()
-        database.drop()
-        r.flushdb()
+    with redis_cluster(tmp_path_factory.mktemp("trio"), 3, REDIS_DB, VOICE_REDIS_CHANNEL=CHANNEL,
+                       SOCKET_FASTPATH="1" if request.param == "fastpath" else "0") as made:
+        yield made
 
 
 def decoded(proc: ServerProcess) -> dict[str, float]:

@@ -4,12 +4,11 @@ crashed process's participants vanishing. PostgreSQL runs only (PV_TEST_DB=postg
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 
 import pytest
 
-from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, make_admin
+from tests.support import Api, redis_cluster, create_channel, create_server, make_admin
 from tests.test_voice import (READ_MESSAGE_HISTORY, Client, add_members, ends_live_messages, subscribe,
                               take_bits)
 
@@ -19,39 +18,14 @@ REDIS_DB = 13
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if backend() != "postgres":
-        pytest.skip("the several-process test needs PostgreSQL (PV_TEST_DB=postgres)")
-    redis = pytest.importorskip("redis")
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    try:
-        r = redis.Redis.from_url(url)
-        r.flushdb()
-    except Exception as e:  # pragma: no cover
-        pytest.skip(f"Redis not reachable: {e}")
-    tmp = tmp_path_factory.mktemp("cluster")
-    database = Database.fresh(tmp)
-    secret = secrets.token_urlsafe(32)
-    env = {"REDIS_URL": url, "VOICE_HEARTBEAT_SECONDS": "1",
-           "VOICE_REDIS_CHANNEL": f"pv-test-{secrets.token_hex(4)}"}
-    procs = []
-    try:
-        for i in range(2):  # one after the other: the first runs the migrations
-            procs.append(ServerProcess(database=database, data_dir=tmp / f"data{i}", jwt_secret=secret,
-                                       extra_env=dict(env)).start())
+    with redis_cluster(tmp_path_factory.mktemp("cluster"), 2, REDIS_DB) as (procs, _r):
         yield procs
-    finally:
-        for p in procs:
-            p.stop()
-        database.drop()
-        r.flushdb()
 
 
 @pytest.fixture
 async def pair(cluster):
     p1, p2 = cluster
     api = Api(p1.base)
-    from tests import test_voice
-    test_voice.DB_URLS[p1.base] = p1.database.url
     alice, bob = api.register(), api.register()
     sv = create_server(api, alice)
     add_members(api, alice, sv["id"], bob)
