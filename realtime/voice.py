@@ -176,7 +176,7 @@ class Realtime:
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
-                    sock.token = token  # what revalidate_user_sockets checks again
+                    pass
         self._task = self._notices_task = None
         await self.presence.stop()
         await self.store.stop()
