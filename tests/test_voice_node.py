@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import create_channel, create_server
-from tests.test_voice import Client, _remember_db, add_members, validate_event  # noqa: F401
+from tests.test_voice import Client, add_members, validate_event
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "js"
