@@ -63,13 +63,18 @@ _session_account: dict = {}
 
 
 def throwaway_session_token() -> str:
-    if not _session_account:
-        name = "fs" + secrets.token_hex(6)
-        body = {"username": name, "email": f"{name}@example.com", "password": "password123"}
-        httpx.post(f"{_base()}/api/auth/register", json=body, timeout=30).raise_for_status()
-        _session_account.update(email=body["email"], password=body["password"])
-    r = httpx.post(f"{_base()}/api/auth/login", json=_session_account, timeout=30)
+    # The admin operations may delete or block this account mid-run (the fuzzer draws user ids
+    # from GET /admin/users): a refused login starts a new account rather than failing the case.
+    if _session_account:
+        r = httpx.post(f"{_base()}/api/auth/login", json=_session_account, timeout=30)
+        if r.status_code == 200:
+            return r.json()["token"]
+    name = "fs" + secrets.token_hex(6)
+    body = {"username": name, "email": f"{name}@example.com", "password": "password123"}
+    r = httpx.post(f"{_base()}/api/auth/register", json=body, timeout=30)
     r.raise_for_status()
+    _session_account.clear()
+    _session_account.update(email=body["email"], password=body["password"])
     return r.json()["token"]
 
 
