@@ -31,7 +31,8 @@ test: install services
 	$(MAKE) --no-print-directory test-plain
 
 lint-python: install
-	$(BIN)/ruff check projectvoice handlers models realtime tests scripts bench
+	$(BIN)/ruff check core projectvoice handlers models realtime tests scripts bench
+	$(BIN)/lint-imports
 
 test-sqlite: install tests/js/node_modules lint/node_modules
 	PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -94,7 +95,8 @@ check-generated: install
 	$(BIN)/python scripts/generate_models.py --check
 
 lint: install lint/node_modules
-	$(BIN)/ruff check projectvoice handlers models realtime tests scripts bench
+	$(BIN)/ruff check core projectvoice handlers models realtime tests scripts bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests/test_specs.py tests/test_lint_specs.py
 
 # New Alembic migration from the models: make migration m="what changed"

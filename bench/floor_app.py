@@ -153,7 +153,7 @@ async def search_messages(request: Request):
     q = request.query_params
     cid, pg, limit = int(q["channelId"]), int(q.get("page", 1)), int(q.get("limit", 50))
     args = {"cid": cid, "uid": uid, "limit": limit, "offset": (pg - 1) * limit, "q": q["query"],
-            "lexeme": f"'channel {cid}'"}  # the index of migration 0003_input (models/search.py)
+            "lexeme": f"'channel {cid}'"}  # the index of migration 0003_input (models/storage/search.py)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(f"SELECT {MEMBER_OF_CHANNEL}", args)
         if not (await cur.fetchone())[0]:

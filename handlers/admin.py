@@ -14,9 +14,10 @@ from datetime import datetime, timedelta, UTC
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import audit, db, membership, sessions, sql, views
+from models.storage import audit, sessions, sql
+from models import db, membership, views
 from models.tables import AuditLog, Ban, Channel, Message, Server, ServerMember, User, utcnow
-from projectvoice.errors import BadRequest, Forbidden, NotFound
+from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
 from realtime.presence import seen_for, statuses
 
@@ -56,7 +57,7 @@ logging.getLogger("projectvoice").addHandler(_errors)
 def _request_counts() -> tuple[int, dict[str, int]] | None:
     """(requests, {status class: count}) handled by this process, from the HTTP metrics."""
     try:
-        from projectvoice.observability import REQUESTS
+        from core.observability import REQUESTS
     except ImportError:
         return None
     total, by_class = 0, {}

@@ -7,10 +7,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import db, sessions, views
+from models import db, views
+from models.storage import sessions
 from models.tables import User, utcnow
-from projectvoice import auth
-from projectvoice.errors import BadRequest, Forbidden, NotFound
+from models import auth
+from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
 from realtime.presence import statuses
 

@@ -7,7 +7,7 @@ from sqlmodel import select
 from models import caps, db, views
 from models.permissions import Perm, server_access
 from models.tables import Channel, utcnow
-from projectvoice.errors import NotFound
+from core.errors import NotFound
 from realtime import hooks
 
 

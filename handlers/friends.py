@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from models import db, views
 from models.tables import Friendship, User, UserBlock, utcnow
-from projectvoice.errors import BadRequest, Forbidden, NotFound
+from core.errors import BadRequest, Forbidden, NotFound
 from realtime.presence import statuses
 
 SENT = "Запрос в друзья отправлен."

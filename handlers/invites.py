@@ -11,7 +11,7 @@ from sqlmodel import select
 from models import db, membership, views
 from models.permissions import Perm, server_access
 from models.tables import Invite, Server, ServerMember, utcnow
-from projectvoice.errors import BadRequest, Forbidden, NotFound
+from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
 
 

@@ -6,11 +6,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import audit, db, membership, sql, views
+from models.storage import audit, sql
+from models import db, membership, views
 from models.permissions import Perm, access_for_member, read_server_access, server_access
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
-from projectvoice.errors import BadRequest, Forbidden, NotFound
-from projectvoice.auth import account_checked_in_query
+from core.errors import BadRequest, Forbidden, NotFound
+from models.auth import account_checked_in_query
 from realtime import hooks
 from realtime.presence import seen_for, statuses
 

@@ -5,7 +5,7 @@ Built to stay fast however large a channel grows:
   `limit` index entries (offset pages read `offset + limit`, which is what `before` is for);
 - `total` is `channels.message_count`, kept by triggers in the same transaction as every
   insert and delete (migration 0002), never a COUNT over the channel;
-- search is a word search through an index restricted to the channel (models/search.py); user
+- search is a word search through an index restricted to the channel (models/storage/search.py); user
   input is never query syntax: `OR`, `*`, `"`, `%`, `_` are plain text, and a term with such
   characters (`100%`, `:)`) must appear literally.
 """
@@ -16,11 +16,12 @@ import sqlite3
 import psycopg
 import sqlalchemy as sa
 
-from models import audit, db, search, sql, views
+from models.storage import audit, search, sql
+from models import db, views
 from models.permissions import Perm, is_global_moderator, read_channel_access, server_access
 from models.tables import Channel, Message, User, utcnow
-from projectvoice.errors import BadRequest, NotFound
-from projectvoice.auth import account_checked_in_query
+from core.errors import BadRequest, NotFound
+from models.auth import account_checked_in_query
 from realtime import hooks
 
 MAX_CONTENT = 2000

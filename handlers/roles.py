@@ -24,10 +24,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import audit, caps, db, membership, views
+from models.storage import audit
+from models import caps, db, membership, views
 from models.permissions import Access, Perm, access_for_member, parse_bits, server_access
 from models.tables import MemberRole, Role, ServerMember
-from projectvoice.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 from realtime import hooks
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from models import audit, db, membership, sql
+from models.storage import audit, sql
+from models import db, membership
 from models.permissions import Perm, default_roles, read_my_servers, read_server_access, server_access
 from models.tables import Server, utcnow
-from projectvoice.errors import Forbidden
-from projectvoice.auth import account_checked_in_query
+from core.errors import Forbidden
+from models.auth import account_checked_in_query
 from realtime import hooks
 from realtime.presence import seen_for
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from models import db, membership, presence, sql, views
+from models import db, membership, views
+from models.storage import presence, sql
 from models.tables import User, utcnow
-from projectvoice.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 from realtime import hooks
 from realtime.presence import statuses
 

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from models import membership
 from models.tables import Channel, Role
-from projectvoice.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 
 MAX_CHANNELS = 500
 MAX_ROLES = 250

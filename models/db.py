@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from projectvoice.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -76,7 +76,7 @@ def _ping_if_idle(engine: AsyncEngine):
 
 
 def pg_connect_args(settings: Settings) -> dict:
-    """libpq options of every PostgreSQL connection (this engine's and models/sql.py's pool)."""
+    """libpq options of every PostgreSQL connection (this engine's and models/storage/sql.py's pool)."""
     return {
         "connect_timeout": max(2, round(settings.db_timeout)),
         "keepalives": 1,
@@ -185,13 +185,20 @@ def is_integrity_error(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.IntegrityError)
 
 
+def is_value_out_of_range(exc: BaseException) -> bool:
+    """A value the validators let through but the database cannot store (a number too large)."""
+    import psycopg
+
+    return isinstance(exc, (sa.exc.DataError, psycopg.DataError))
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection-level failures (server down, pool exhausted), not bad SQL."""
     if isinstance(exc, (PoolTimeout, ConnectionError, OSError, asyncio.TimeoutError)):
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
-    # The same failures from the driver's own connections (models/sql.py).
+    # The same failures from the driver's own connections (models/storage/sql.py).
     import sqlite3
 
     import psycopg

@@ -12,10 +12,11 @@ from collections import defaultdict, namedtuple
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import sql, views
+from models.storage import sql
+from models import views
 from models.permissions import PRESET_RANK
 from models.tables import Ban, Friendship, MemberRole, Role, Server, ServerMember, User, UserBlock
-from projectvoice.errors import Forbidden, NotFound
+from core.errors import Forbidden, NotFound
 
 
 async def preset_roles(s, server_id: int) -> dict[str, Role]:
@@ -161,7 +162,7 @@ async def roles_of_member(s, member_id: int) -> list[Role]:
     return list(res.all())
 
 
-# The read side, in hand-written SQL on a models.sql connection (sql.connection() for a read,
+# The read side, in hand-written SQL on a models.storage.sql connection (sql.connection() for a read,
 # sql.of_session(s) inside a write's transaction): a fixed number of statements whatever the
 # number of servers, members, channels or roles.
 

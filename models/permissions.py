@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from models.tables import Channel, MemberRole, Role, Server, ServerMember, User
-from projectvoice import auth
-from projectvoice.errors import BadRequest, Forbidden, NotFound
+from models import auth
+from core.errors import BadRequest, Forbidden, NotFound
 
 
 class Perm:
@@ -240,7 +240,7 @@ async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tup
 
 
 # ---------------------------------------------------------------- the same checks for read paths
-# Hand-written SQL on models/sql.py's connections (the bearer check's, a message page's, a server
+# Hand-written SQL on models/storage/sql.py's connections (the bearer check's, a message page's, a server
 # read's): one statement, rows as named tuples. `Access.server` is then that row (the server's
 # columns), `Access.member` a row with id/user_id/server_id, and `Access.roles` is empty.
 
@@ -257,9 +257,9 @@ _CHANNEL_COLUMNS = "c.id AS channel_id, c.type AS channel_type, c.message_count 
 CHANNEL_ACCESS_SQL = (
     f"SELECT {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id "
     f"{_ROLE_JOINS} WHERE c.id = %(channel)s")
-# The same with the caller's account (projectvoice.auth.account_checked_in_query): the account
+# The same with the caller's account (models.auth.account_checked_in_query): the account
 # row leads, so a gone account is no row at all and a missing server or channel is NULL columns.
-# The token's session is joined in too (models/sessions.py): NULL session columns when it ended.
+# The token's session is joined in too (models/storage/sessions.py): NULL session columns when it ended.
 _ACCOUNT = ("a.is_active AS is_active, a.token_version AS token_version, sess.id AS session_id, "
             "sess.last_seen_at AS session_seen_at")
 _FROM_ACCOUNT = "FROM users a LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id"
@@ -316,7 +316,7 @@ async def read_my_servers(conn, user_id: int) -> list:
 
 
 async def read_server_access(conn, user_id: int, server_id: int, need: int = 0) -> Access:
-    """server_access() for read paths, on a models.sql connection."""
+    """server_access() for read paths, on a models.storage.sql connection."""
     rows = await _read_access(conn, SERVER_ACCESS_SQL, SERVER_ACCESS_WITH_ACCOUNT_SQL, user_id, server=server_id)
     if not rows:
         raise NotFound("Server not found", "server_not_found")

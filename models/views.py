@@ -10,7 +10,7 @@ from models.tables import User
 
 def iso(dt: datetime | None) -> str | None:
     """UTC with milliseconds and a Z. Naive values are UTC (SQLite); PostgreSQL's are aware,
-    and in UTC already (models/sql.py's sessions), so the common case is one isoformat()."""
+    and in UTC already (models/storage/sql.py's sessions), so the common case is one isoformat()."""
     if dt is None:
         return None
     text = dt.isoformat(timespec="milliseconds")

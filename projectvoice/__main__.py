@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from projectvoice.settings import get_settings
+from core.settings import get_settings
 
 
 def socket_server_command(app: str, host: str, port: int) -> list[str]:
@@ -45,9 +45,10 @@ async def _create_admin(username: str, email: str, password: str) -> str:
     from sqlalchemy.exc import IntegrityError
 
     from handlers.auth import _new_tag, find_by_email
-    from models import db, sessions
+    from models import db
+    from models.storage import sessions
     from models.tables import User
-    from projectvoice import auth
+    from models import auth
 
     db.init()
     await db.migrate()

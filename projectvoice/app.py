@@ -15,11 +15,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import RedirectResponse
 
-from models import db, sql
-from projectvoice import connexion_speedups, diagnostics, errors, observability, openapi31, slashes, textcheck
+from models import db
+from models.storage import sql
+from projectvoice import connexion_speedups, error_handlers, openapi31
+from core import diagnostics, errors, observability, slashes, textcheck
 from projectvoice.middleware import DefaultJsonContentType, HeadLimits, LimitsMiddleware
 from projectvoice.readretry import ReadRetryResolver
-from projectvoice.settings import ROOT, Settings, get_settings
+from core.settings import ROOT, Settings, get_settings
 from realtime import server as realtime_server
 
 SPEC = ROOT / "openapi" / "projectvoice.yaml"
@@ -91,10 +93,10 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     # Body size and rate limits, inside CORS and the error handlers (413/429 keep CORS headers).
     app.add_middleware(LimitsMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, settings=settings)
     app.add_middleware(DefaultJsonContentType, position=MiddlewarePosition.BEFORE_SWAGGER)
-    app.add_error_handler(errors.ApiError, errors.handle_api_error)
-    app.add_error_handler(ProblemException, errors.handle_problem)
-    app.add_error_handler(HTTPException, errors.handle_http_exception)
-    app.add_error_handler(Exception, errors.handle_unexpected)
+    app.add_error_handler(errors.ApiError, error_handlers.handle_api_error)
+    app.add_error_handler(ProblemException, error_handlers.handle_problem)
+    app.add_error_handler(HTTPException, error_handlers.handle_http_exception)
+    app.add_error_handler(Exception, error_handlers.handle_unexpected)
 
     async def api_docs(_request=None):
         # The seed promises Swagger UI at /api-docs; Connexion serves it at /api/docs/.

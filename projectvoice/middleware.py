@@ -3,11 +3,11 @@
 - Bodies over MAX_BODY_BYTES (1 MiB) answer 413: at once when Content-Length says so, else as
   soon as the streamed bytes pass the limit (chunked uploads included).
 - JSON bodies are parsed here, once, strictly, and every string of the request (body, path,
-  query string) is checked for NUL and lone surrogates (projectvoice/textcheck.py): 400 before
+  query string) is checked for NUL and lone surrogates (core/textcheck.py): 400 before
   anything else reads them. The parsed body rides in the scope for the rate limits below,
   Connexion's validator and the handler (textcheck.install), so all of them
   see the same value.
-- Rate limits (projectvoice/ratelimit.py) on the few routes that need them: login and register
+- Rate limits (core/ratelimit.py) on the few routes that need them: login and register
   per client IP, login per account (email), message posting per user and channel, invite
   accepts per user. Over the limit: 429 with Retry-After and the usual error body.
 
@@ -19,10 +19,10 @@ import re
 
 import orjson
 
-from projectvoice import textcheck
-from projectvoice.errors import ApiError
-from projectvoice.ratelimit import Limiter, limiter
-from projectvoice.settings import Settings
+from core import textcheck
+from core.errors import ApiError
+from core.ratelimit import Limiter, limiter
+from core.settings import Settings
 
 _INVITE_ACCEPT = re.compile(r"^/api/invite/invite/[^/]+/accept$")
 _TOO_MANY = "Too many requests, try again later"
@@ -52,7 +52,7 @@ def _bearer(headers) -> str | None:
 
 
 def _user_id(headers) -> int | None:
-    from projectvoice.auth import decode_token
+    from models.auth import decode_token
 
     token = _bearer(headers)
     claims = decode_token(token) if token else None

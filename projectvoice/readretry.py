@@ -1,9 +1,9 @@
 """A GET that meets a database connection killed under it runs once more (issue 17 item 11).
 
 A database restart (or an administrator's pg_terminate_backend) kills every pooled connection.
-One that sat idle for over a second is pinged before use (models/db.py, models/sql.py), but one
+One that sat idle for over a second is pinged before use (models/db.py, models/storage/sql.py), but one
 returned to the pool a moment before the kill is handed out unpinged and its first statement
-fails. models/sql.py resends such a read on a fresh connection itself; this covers the GET
+fails. models/storage/sql.py resends such a read on a fresh connection itself; this covers the GET
 handlers that read through SQLAlchemy's sessions: a GET changes nothing, so the whole handler
 runs again, once, on fresh connections (SQLAlchemy has dropped the dead ones by then). Anything
 else (a database that stays down, a second failure) answers as before (503).
@@ -18,7 +18,7 @@ from models.db import is_connection_killed
 
 
 def retry_once(handler):
-    from projectvoice import auth
+    from models import auth
 
     @functools.wraps(handler)
     async def wrapper(*args, **kwargs):

@@ -29,7 +29,7 @@ import logging
 
 import socketio
 
-from projectvoice.observability import CLUSTER_MESSAGES
+from core.observability import CLUSTER_MESSAGES
 from realtime import fastpath
 
 log = logging.getLogger("projectvoice.realtime")

@@ -65,7 +65,7 @@ async def voice_state_changed(server_id: int, user_id: int, is_muted: bool, is_d
 async def revalidate_user_sockets(user_id: int) -> None:
     """The user's sessions changed (password changed, a session ended): every socket of theirs,
     in every process, is checked again with the token check that identified it
-    (projectvoice.auth.user_for_token); those that fail leave their voice room (the room gets
+    (models.auth.user_for_token); those that fail leave their voice room (the room gets
     `user-disconnected`) and their live-message channels, get `error` (`session_ended`) and are
     disconnected."""
     await _call("revalidate_user_sockets", user_id)

@@ -335,8 +335,8 @@ class Presence:
         """A socket proved to be `uid` (handshake or event token): count it, enter its rooms, and
         announce the user if this made them go online. `still_connected()` is checked once the
         server list is read, so a socket that went away meanwhile leaves nothing behind."""
-        from models import presence as q
-        from models import sql
+        from models.storage import presence as q
+        from models.storage import sql
 
         pref = choice_of(stored_status)
         async with sql.connection() as conn:
@@ -412,8 +412,8 @@ class Presence:
     async def introduce(self, server_id: int, uid: int) -> None:
         """A user joined a server: its members see their presence from now on, so if they are
         online the server's room hears it once (the newcomer reads the members' from REST)."""
-        from models import presence as q
-        from models import sql
+        from models.storage import presence as q
+        from models.storage import sql
 
         status = seen_by_others((await self.backend.lookup([uid])).get(uid))
         if status == "offline":
@@ -475,8 +475,8 @@ class Presence:
                 log.exception("presence: announcing user %s failed", uid)
 
     async def _deliver(self, uid: int, before: str | None, after: str | None) -> None:
-        from models import presence as q
-        from models import sql
+        from models.storage import presence as q
+        from models.storage import sql
 
         own = [sid for _ns, sid in await self.store.user_socks(uid)]
         if seen_by_self(before) != seen_by_self(after):

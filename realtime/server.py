@@ -13,7 +13,7 @@ import os
 
 import socketio
 
-from projectvoice.settings import Settings
+from core.settings import Settings
 from realtime import codec, fastpath
 from realtime.cluster import ClusterManager
 from realtime.store import MemoryStore, RedisStore

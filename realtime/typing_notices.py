@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import time
 
-from models import sql
+from models.storage import sql
 from models.permissions import Perm, read_channel_access
-from projectvoice.errors import BadRequest
+from core.errors import BadRequest
 
 THROTTLE_SECONDS = 3.0
 

@@ -18,13 +18,14 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from models import db, sql
+from models import db
+from models.storage import sql
 from models.permissions import Perm, channel_access, read_channel_access
 from models.tables import ServerMember, User
-from projectvoice import auth
-from projectvoice.errors import ApiError, Forbidden, NotFound
-from projectvoice.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
-from projectvoice.ratelimit import limiter
+from models import auth
+from core.errors import ApiError, Forbidden, NotFound
+from core.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
+from core.ratelimit import limiter
 from realtime import codec
 from realtime.presence import Presence
 from realtime.typing_notices import Typing
@@ -403,7 +404,7 @@ class Realtime:
                        seen: int) -> EventError | ApiError | None:
         """The refusal for a socket that has just entered channel `cid`'s room, or None: the
         channel's permission `need` and type in one statement, and the token again (the same
-        check as every event's, projectvoice.auth) when a revalidation began since `seen`."""
+        check as every event's, models.auth) when a revalidation began since `seen`."""
         if self.revalidations != seen:
             user = await auth.user_for_token(sock.token)
             if user is None or user.id != uid:

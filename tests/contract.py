@@ -37,7 +37,7 @@ class Contract:
 
     def find(self, method: str, path: str) -> str | None:
         """The operation's template; a path that differs from one only by a trailing slash is
-        that operation too (projectvoice/slashes.py answers it the same)."""
+        that operation too (core/slashes.py answers it the same)."""
         method = method.lower()
         for candidate in (path, path[:-1] if path.endswith("/") else path + "/"):
             for m, regex, template in self.routes:

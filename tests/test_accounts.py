@@ -69,7 +69,7 @@ def test_me_requires_a_valid_token(api, alice):
 
 
 def test_token_stops_working_when_it_expires(api, server, alice):
-    """The server remembers tokens it verified (projectvoice/auth.py); expiry still counts on
+    """The server remembers tokens it verified (models/auth.py); expiry still counts on
     every request: a token that worked a moment ago is refused once its `exp` has passed."""
     now = int(time.time())
     sid = jwt.decode(alice.token, options={"verify_signature": False})["sid"]

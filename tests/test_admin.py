@@ -358,7 +358,7 @@ def test_logs_summaries_entries_and_filters(api, admin, server):
     assert "audit records" in body["system"] and "last: user.update by " + other.user["username"] in body["system"]
     assert "blocked accounts" in body["access"] and "server.block" in body["access"]
     assert "errors logged" in body["errors"]
-    if importlib.util.find_spec("projectvoice.observability") is not None:
+    if importlib.util.find_spec("core.observability") is not None:
         import re
 
         n = int(re.search(r"(\d+) requests handled", body["access"]).group(1))

@@ -193,7 +193,7 @@ FOLDED_OPERATIONS = {"handlers.servers.list_servers", "handlers.servers.get_serv
 
 def test_every_folded_account_check_is_tested_here():
     import handlers.members, handlers.messages, handlers.servers  # noqa: E401,F401  (they register)
-    from projectvoice import auth
+    from models import auth
     assert auth._DEFERRED == FOLDED_OPERATIONS
 
 
@@ -239,8 +239,8 @@ def test_folded_handler_that_skips_its_statement_still_gets_the_account_checked(
     import asyncio
     from types import SimpleNamespace
 
-    from projectvoice import auth
-    from projectvoice.errors import NotFound, Unauthorized
+    from models import auth
+    from core.errors import NotFound, Unauthorized
 
     accounts = {1: SimpleNamespace(is_active=True, token_version=0, session_id=5, session_seen_at=None), 2: None}
     reads = []

@@ -7,7 +7,7 @@ import yaml
 from jsonschema import Draft4Validator
 
 from projectvoice.connexion_speedups import fast_validator
-from projectvoice.settings import ROOT
+from core.settings import ROOT
 
 
 def _parameter_schemas() -> list[dict]:

@@ -190,8 +190,8 @@ def test_body_at_the_limit_is_not_413(tapi):
 
 
 def test_limiter_api_for_sockets():
-    from projectvoice.ratelimit import Limiter
-    from projectvoice.settings import Settings
+    from core.ratelimit import Limiter
+    from core.settings import Settings
 
     async def run():
         lim = Limiter(Settings(rate_limit_socket_signal="3/minute", rate_limit_socket_join="")).configure()
@@ -205,8 +205,8 @@ def test_limiter_api_for_sockets():
 
 
 def test_limiter_fails_open_when_redis_is_unreachable():
-    from projectvoice.ratelimit import Limiter
-    from projectvoice.settings import Settings
+    from core.ratelimit import Limiter
+    from core.settings import Settings
 
     async def run():
         lim = Limiter(Settings(redis_url="redis://127.0.0.1:1/0", rate_limit_socket_signal="1/minute")).configure()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.permissions import ALL_BITS, EVERYONE_BITS, MAX_BITS, Perm, parse_bits
-from projectvoice.errors import BadRequest
+from core.errors import BadRequest
 from tests.support import create_channel, create_server, join_server, unique
 
 MEMBER_BITS = EVERYONE_BITS | Perm.CHANGE_NICKNAME

@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from projectvoice.settings import ROOT
+from core.settings import ROOT
 
 PROBE = """
 import sys
 from connexion.apps.asynchronous import AsyncOperation
 from starlette import routing
 from projectvoice.app import create_connexion_app
-from projectvoice.settings import Settings
+from core.settings import Settings
 fn, router_app = AsyncOperation.fn, routing.Router.app
 create_connexion_app(Settings(connexion_speedups=sys.argv[1] == "on", jwt_secret="x" * 40))
 print(AsyncOperation.fn is fn, routing.Router.app is router_app)

@@ -1,6 +1,6 @@
 """Query counts, never timings: reading a server costs the same number of SQL statements whether
 it has 5 members or 5,000 (and a few channels and roles or more). Counted by the server itself
-with QUERY_COUNT_HEADER=1 (projectvoice/diagnostics.py), which reports every statement a request
+with QUERY_COUNT_HEADER=1 (core/diagnostics.py), which reports every statement a request
 ran, the bearer check's account lookup included, in `X-Query-Count`."""
 from __future__ import annotations
 

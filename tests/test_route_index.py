@@ -12,7 +12,7 @@ from starlette import routing
 from starlette.routing import Mount, Route, Router
 
 from projectvoice import connexion_speedups
-from projectvoice.settings import ROOT
+from core.settings import ROOT
 
 
 class _endpoint:

@@ -5,7 +5,7 @@ planner used to take the (channel_id, id) btree for a search and compute to_tsve
 message of the channel (245 ms instead of 9 ms for 27k messages). Here a server on a database of
 its own gets 30,000 messages by bulk insert, autovacuum off for the table, and a search through
 the API must be answered by ix_messages_search: PostgreSQL's own index usage counters say which
-index the server's statement read, and EXPLAIN of the statement models/search.py writes agrees.
+index the server's statement read, and EXPLAIN of the statement models/storage/search.py writes agrees.
 """
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ def test_search_reads_its_index_on_a_never_analysed_table(bulk):
     assert "ix_messages_search" in used, (used, elapsed)
     assert "ix_messages_channel_id_id" not in used, (used, elapsed)
 
-    # The statement models/search.py writes, explained on the same never-analysed table.
-    from models.search import hits_cte
+    # The statement models/storage/search.py writes, explained on the same never-analysed table.
+    from models.storage.search import hits_cte
 
     hits, params = hits_cte("m.id", "number 29998", channel, postgres=True)
     plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {hits} SELECT count(*) FROM hits", params))
@@ -89,7 +89,7 @@ def test_literal_search_still_walks_only_its_channel(bulk):
     """A query with no word at all (`:)`) cannot use the word index: it reads the channel through
     the btree, never the whole table."""
     api, owner, channels, conn = bulk
-    from models.search import hits_cte
+    from models.storage.search import hits_cte
 
     hits, params = hits_cte("m.id", ":)", channels[0], postgres=True)
     plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {hits} SELECT count(*) FROM hits", params))

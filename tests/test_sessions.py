@@ -258,7 +258,7 @@ async def test_socket_join_refuses_an_ended_session(api, server):
 def test_logins_racing_a_password_change_leave_no_session_on_the_old_password(server):
     """A login that verified the old password while the password changed either made its session
     before the change (which then ended it) or makes none (400): no token from the old password
-    outlives the change. Settled by the account row lock in models.sessions.create."""
+    outlives the change. Settled by the account row lock in models.storage.sessions.create."""
     from concurrent.futures import ThreadPoolExecutor
 
     for _round in range(3):

@@ -1,10 +1,10 @@
-"""Every setting of projectvoice/settings.py is in the README's settings table, with its default."""
+"""Every setting of core/settings.py is in the README's settings table, with its default."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from projectvoice.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

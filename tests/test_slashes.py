@@ -1,6 +1,6 @@
 """Trailing slashes (issue 18 item 5): a path the seed writes with one (`/api/users/`) answers
 without it, and every other path answers with one, with the same status and body, never a
-redirect (projectvoice/slashes.py)."""
+redirect (core/slashes.py)."""
 from __future__ import annotations
 
 from tests.support import create_server, unique

@@ -40,7 +40,7 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    from projectvoice.settings import get_settings
+    from core.settings import get_settings
 
     url = get_settings().async_database_url.replace("sqlite+aiosqlite", "sqlite")
     engine = create_engine(url)

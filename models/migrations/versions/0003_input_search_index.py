@@ -12,7 +12,7 @@ The channel now sits inside the indexed tsvector as one extra lexeme, 'channel <
 space, which the text parser never puts in a lexeme), and a search matches
 `<that tsvector> @@ (<words> && 'channel <id>')`: only this index can answer that condition, so
 the plan no longer depends on statistics, and a search still reads only its channel's entries.
-models/search.py writes the matching expression.
+models/storage/search.py writes the matching expression.
 Without fastupdate: new entries go straight into the index instead of a pending list that every
 search reads in full until a vacuum merges it (up to gin_pending_list_limit, 4 MB; with
 autovacuum off that is every search: 95 buffers instead of 9 for a rare word in a 10k channel,

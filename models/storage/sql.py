@@ -18,7 +18,7 @@ migrations own the schema these statements read.
   most), with the same libpq options and the same ping of connections that sat idle.
   SQLite: SQLAlchemy's single pooled aiosqlite connection, so writes stay serialised.
 - Failures to reach the database surface as psycopg/sqlite3 OperationalError or a pool timeout,
-  which projectvoice/errors.py answers with 503 like SQLAlchemy's (models.db.is_database_unavailable).
+  which core/errors.py answers with 503 like SQLAlchemy's (models.db.is_database_unavailable).
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from projectvoice import diagnostics
-from projectvoice.settings import Settings
+from core import diagnostics
+from core.settings import Settings
 
 _pool = None  # psycopg_pool.AsyncConnectionPool on PostgreSQL, None on SQLite
 _started = False
@@ -287,7 +287,7 @@ class Connection:
 @asynccontextmanager
 async def connection() -> AsyncIterator[Connection]:
     if not _started:  # used outside the app's lifespan (the CLI, a script)
-        from projectvoice.settings import get_settings
+        from core.settings import get_settings
 
         await startup(get_settings())
     if _pool is not None:

@@ -1,8 +1,4 @@
-"""Our errors, and the one handler that turns every failure into {"error", "code"}.
-
-Permission failures are 403 and never use the words the desktop client treats as
-"log me out" ("unauthorized", "invalid token", "token expired").
-"""
+"""The app's exception handlers: every failure, ours or the framework's, answers {"error", "code"}."""
 from __future__ import annotations
 
 import logging
@@ -10,62 +6,16 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import orjson
+import yaml
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from core.errors import ApiError, error_response
+from core.observability import DB_UNAVAILABLE
+from models.db import is_database_unavailable, is_value_out_of_range
+
 log = logging.getLogger("projectvoice.errors")
-
-
-class ApiError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, code: str | None = None, *, headers: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        self.headers = headers or {}
-
-
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(ApiError):
-    status, code = 404, "not_found"
-
-
-class Conflict(ApiError):
-    status, code = 409, "conflict"
-
-
-class TooManyRequests(ApiError):
-    status, code = 429, "rate_limited"
-
-
-class ServiceUnavailable(ApiError):
-    status, code = 503, "service_unavailable"
-
-
-def error_response(status: int, message: str, code: str, headers: dict | None = None) -> ConnexionResponse:
-    return ConnexionResponse(
-        status_code=status,
-        mimetype="application/json",
-        content_type="application/json",
-        body=orjson.dumps({"error": message, "code": code}),
-        headers=headers or {},
-    )
 
 
 # Codes for framework failures, by status.
@@ -124,8 +74,6 @@ async def handle_http_exception(_request: ConnexionRequest, exc: HTTPException) 
 
 @lru_cache
 def _method_table() -> list[tuple[int, re.Pattern, set[str]]]:
-    import yaml
-
     spec = Path(__file__).resolve().parent.parent / "openapi" / "projectvoice.yaml"
     doc = yaml.safe_load(spec.read_text())
     base = (doc.get("servers") or [{"url": "/api"}])[0]["url"].rstrip("/")
@@ -153,20 +101,13 @@ def _allowed_methods(path: str) -> str:
 
 
 async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    from psycopg import DataError as DriverDataError
-    from sqlalchemy.exc import DataError
-
-    from models.db import is_database_unavailable
-
     # Input the validators let through but nothing can use: bytes that are not UTF-8 JSON,
     # numbers beyond what the database stores.
     if isinstance(exc, UnicodeDecodeError):
         return error_response(400, "Request body is not valid UTF-8 JSON", "invalid_body")
-    if isinstance(exc, (OverflowError, DataError, DriverDataError)):
+    if isinstance(exc, OverflowError) or is_value_out_of_range(exc):
         return error_response(400, "A value is out of range", "out_of_range")
     if is_database_unavailable(exc):
-        from projectvoice.observability import DB_UNAVAILABLE
-
         DB_UNAVAILABLE.inc()
         log.warning("database unavailable: %r", exc)
         return error_response(503, "Database unavailable, try again shortly", "database_unavailable",

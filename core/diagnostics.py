@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from projectvoice.settings import Settings
+from core.settings import Settings
 
 _count: ContextVar[list[int] | None] = ContextVar("pv_query_count", default=None)
 _installed = False
 
 
 def count_statement() -> None:
-    """One statement sent; models/sql.py calls this for the statements it sends itself."""
+    """One statement sent; models/storage/sql.py calls this for the statements it sends itself."""
     counter = _count.get()
     if counter is not None:
         counter[0] += 1

@@ -19,7 +19,7 @@ from contextvars import Context
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models import sql
+from models.storage import sql
 from models.tables import AuthSession, User, utcnow
 
 log = logging.getLogger("projectvoice")

@@ -12,10 +12,11 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import db, sessions, sql
+from models import db
+from models.storage import sessions, sql
 from models.tables import User
-from projectvoice.errors import ApiError, Unauthorized
-from projectvoice.settings import get_settings
+from core.errors import ApiError, Unauthorized
+from core.settings import get_settings
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 _secret: str | None = None

@@ -1,7 +1,7 @@
 """Rate limits on top of the `limits` library, shared by REST (projectvoice/middleware.py) and
 the Socket.IO side.
 
-    from projectvoice.ratelimit import limiter
+    from core.ratelimit import limiter
     retry_after = await limiter.hit("signal", sid)      # None: allowed; else seconds to wait
 
 Names and their settings: "login_ip", "login_account", "register_ip", "message" (key: user id
@@ -20,7 +20,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio import strategies
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 
-from projectvoice.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 log = logging.getLogger("projectvoice.ratelimit")
 

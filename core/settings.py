@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # Tests turn this on: every response is checked against the OpenAPI document.
     validate_responses: bool = False
 
-    # Limits (projectvoice/ratelimit.py, projectvoice/middleware.py). Rate limits use the `limits`
+    # Limits (core/ratelimit.py, projectvoice/middleware.py). Rate limits use the `limits`
     # notation ("10/minute;100/hour"); counters live in Redis when REDIS_URL is set, so they hold
     # across processes, else in process memory. An empty string turns a limit off.
     rate_limits_enabled: bool = True
@@ -68,13 +68,13 @@ class Settings(BaseSettings):
     max_header_bytes: int = 32 * 1024  # names and values of all headers together
     max_header_count: int = 100
 
-    # Operations (projectvoice/observability.py): one JSON line per request on the
+    # Operations (core/observability.py): one JSON line per request on the
     # "projectvoice.access" logger (at INFO), Prometheus text at /metrics.
     access_log: bool = True
     metrics_enabled: bool = True
     # When set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: str | None = None
-    # Diagnostics (projectvoice/diagnostics.py): an X-Query-Count header on every response with
+    # Diagnostics (core/diagnostics.py): an X-Query-Count header on every response with
     # the number of SQL statements the request ran. Off in production.
     query_count_header: bool = False
 

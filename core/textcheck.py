@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from projectvoice.errors import ApiError
+from core.errors import ApiError
 
 MAX_DEPTH = 64
 SCOPE_KEY = "pv_json"  # scope["extensions"][SCOPE_KEY] = (body bytes, parsed value)

@@ -34,7 +34,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from projectvoice.settings import Settings
+from core.settings import Settings
 
 access_log = logging.getLogger("projectvoice.access")
 
