@@ -1,29 +1,34 @@
 """Channels of a server: always scoped to the server in the path."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlmodel import select
-
+from models.storage import channels
 from models import caps, db, views
 from models.permissions import Perm, server_access
-from models.tables import Channel, utcnow
+from models.tables import Channel
 from core.errors import NotFound
 from realtime import hooks
 
 
 async def _channel_in(s, server_id: int, channel_id: int) -> Channel:
-    channel = await s.get(Channel, channel_id)
-    if channel is None or channel.server_id != server_id:
+    channel = await channels.in_server(s, server_id, channel_id)
+    if channel is None:
         raise NotFound("Channel not found", "channel_not_found")
     return channel
+
+
+def _name(value: str) -> str:
+    return value.strip() or value
+
+
+def _description(value: str | None) -> str | None:
+    """Empty or blank descriptions are stored as null."""
+    return (value or "").strip() or None
 
 
 async def list_channels(user: int, serverId: int):
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.VIEW_CHANNEL)
-        res = await s.exec(select(Channel).where(Channel.server_id == serverId)
-                           .order_by(Channel.position, Channel.id))
-        return [views.channel_view(c) for c in res.all()], 200
+        return [views.channel_view(c) for c in await channels.list_for(s, serverId)], 200
 
 
 async def create_channel(user: int, serverId: int, body: dict):
@@ -32,14 +37,9 @@ async def create_channel(user: int, serverId: int, body: dict):
         await caps.require_channel_room(s, serverId)
         position = body.get("position")
         if position is None:
-            res = await s.exec(select(sa.func.coalesce(sa.func.max(Channel.position) + 1, 0))
-                               .where(Channel.server_id == serverId))
-            position = res.one()
-        channel = Channel(server_id=serverId, name=body["name"].strip() or body["name"],
-                          type=body.get("type") or "text",
-                          description=(body.get("description") or "").strip() or None, position=position)
-        s.add(channel)
-        await s.flush()
+            position = await channels.next_position(s, serverId)
+        channel = await channels.create(s, serverId, _name(body["name"]), body.get("type") or "text",
+                                        _description(body.get("description")), position)
         return views.channel_view(channel), 201
 
 
@@ -55,18 +55,17 @@ async def update_channel(user: int, serverId: int, channelId: int, body: dict | 
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
         channel = await _channel_in(s, serverId, channelId)
-        if body.get("name") is not None:
-            channel.name = body["name"].strip() or body["name"]
         old_type = channel.type
+        changes = {}
+        if body.get("name") is not None:
+            changes["name"] = _name(body["name"])
         if body.get("type") is not None:
-            channel.type = body["type"]
+            changes["type"] = body["type"]
         if "description" in body:
-            channel.description = (body["description"] or "").strip() or None
+            changes["description"] = _description(body["description"])
         if body.get("position") is not None:
-            channel.position = body["position"]
-        channel.updated_at = utcnow()
-        s.add(channel)
-        await s.flush()
+            changes["position"] = body["position"]
+        await channels.update(s, channel, changes)
         out = views.channel_view(channel)
     if channel.type != old_type:
         await hooks.channel_type_changed(channelId, channel.type)
@@ -77,6 +76,6 @@ async def delete_channel(user: int, serverId: int, channelId: int):
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
         channel = await _channel_in(s, serverId, channelId)
-        await s.delete(channel)
+        await channels.delete(s, channel)
     await hooks.channel_deleted(channelId)
     return None, 204

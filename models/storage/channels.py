@@ -1,0 +1,53 @@
+"""Channels of a server (the ORM side, in the caller's models.db session). A channel's messages
+go with it by the foreign key's cascade; its message count is kept by triggers (migration 0002)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models.tables import Channel, utcnow
+
+
+async def in_server(s, server_id: int, channel_id: int) -> Channel | None:
+    """The channel, when it belongs to that server (another server's channel is None too)."""
+    channel = await s.get(Channel, channel_id)
+    if channel is None or channel.server_id != server_id:
+        return None
+    return channel
+
+
+async def list_for(s, server_id: int) -> list[Channel]:
+    """The server's channels in their display order."""
+    res = await s.exec(select(Channel).where(Channel.server_id == server_id)
+                       .order_by(Channel.position, Channel.id))
+    return list(res.all())
+
+
+async def next_position(s, server_id: int) -> int:
+    """One past the server's last position (0 for its first channel)."""
+    res = await s.exec(select(sa.func.coalesce(sa.func.max(Channel.position) + 1, 0))
+                       .where(Channel.server_id == server_id))
+    return res.one()
+
+
+async def create(s, server_id: int, name: str, type: str, description: str | None, position: int) -> Channel:
+    channel = Channel(server_id=server_id, name=name, type=type, description=description, position=position)
+    s.add(channel)
+    await s.flush()
+    return channel
+
+
+async def update(s, channel: Channel, changes: dict) -> Channel:
+    """Write `changes` (column name -> new value: name, type, description, position) and a new
+    updated_at, in one UPDATE."""
+    for column, value in changes.items():
+        setattr(channel, column, value)
+    channel.updated_at = utcnow()
+    s.add(channel)
+    await s.flush()
+    return channel
+
+
+async def delete(s, channel: Channel) -> None:
+    """Deleted when the session commits (its messages by cascade)."""
+    await s.delete(channel)
