@@ -1,12 +1,9 @@
 """Servers (communities): create, list, read, update, delete."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from models.storage import audit, sql
+from models.storage import audit, servers, sql
 from models import db, membership
 from models.permissions import Perm, default_roles, read_my_servers, read_server_access, server_access
-from models.tables import Server, utcnow
 from core.errors import Forbidden
 from models.auth import account_checked_in_query
 from realtime import hooks
@@ -23,13 +20,9 @@ def _clean(value):
 
 async def create_server(user: int, body: dict):
     async with db.session() as s:
-        server = Server(name=body["name"].strip() or body["name"], description=_clean(body.get("description")),
-                        icon=_clean(body.get("icon")), owner_id=user)
-        s.add(server)
-        await s.flush()
-        for role in default_roles(server.id):
-            s.add(role)
-        await s.flush()
+        server = await servers.create(s, user, body["name"].strip() or body["name"],
+                                      _clean(body.get("description")), _clean(body.get("icon")))
+        await servers.add_roles(s, default_roles(server.id))
         await membership.join(s, server.id, user, role="owner")
         (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     await hooks.member_joined(server.id, user)
@@ -40,8 +33,8 @@ async def create_server(user: int, body: dict):
 async def list_servers(user: int):
     """Servers the caller belongs to; blocked servers are hidden."""
     async with sql.connection() as conn:
-        servers = await read_my_servers(conn, user)
-        details = await membership.server_details(conn, servers, seen_for(user))
+        mine = await read_my_servers(conn, user)
+        details = await membership.server_details(conn, mine, seen_for(user))
     return details, 200
 
 
@@ -57,15 +50,13 @@ async def update_server(user: int, id: int, body: dict | None = None):
     body = body or {}
     async with db.session() as s:
         access = await server_access(s, user, id, Perm.MANAGE_GUILD)
-        server = access.server
+        changes = {}
         if body.get("name") is not None:
-            server.name = body["name"].strip() or body["name"]
+            changes["name"] = body["name"].strip() or body["name"]
         for field in ("description", "icon"):
             if field in body:
-                setattr(server, field, _clean(body[field]))
-        server.updated_at = utcnow()
-        s.add(server)
-        await s.flush()
+                changes[field] = _clean(body[field])
+        server = await servers.update(s, access.server, changes)
         (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     return detail, 200
 
@@ -78,6 +69,6 @@ async def delete_server(user: int, id: int):
         if not access.is_admin:
             raise Forbidden("Only the owner or an administrator can delete the server", "missing_permission")
         audit.record(s, user, "server.delete", "server", id, server_id=id, details={"name": access.server.name})
-        await s.exec(sa.delete(Server).where(Server.id == id))
+        await servers.delete(s, id)
     await hooks.server_closed(id)
     return None, 204
