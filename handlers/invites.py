@@ -1,16 +1,13 @@
 """Invites: create, preview (public), accept (atomic), list, delete."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
+from models.storage import invites, servers
+from models.storage.invites import AlreadyMember
 from models import db, membership, views
 from models.permissions import Perm, server_access
-from models.tables import Invite, Server, ServerMember, utcnow
+from models.tables import Invite, utcnow
 from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
 
@@ -41,8 +38,7 @@ def _unusable_reason(invite: Invite) -> str | None:
 
 
 async def _invite_by_token(s, token: str) -> Invite:
-    res = await s.exec(select(Invite).where(Invite.token == token))
-    invite = res.first()
+    invite = await invites.by_token(s, token)
     if invite is None:
         raise NotFound("Invite not found", "invite_not_found")
     return invite
@@ -58,35 +54,27 @@ async def create_invite(user: int, serverId: int, body: dict | None = None):
     max_uses = body.get("maxUses") or None  # 0 or null: unlimited
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
-        invite = Invite(token=str(uuid.uuid4()), server_id=serverId, created_by=user,
-                        max_uses=max_uses, expires_at=expires_at)
-        s.add(invite)
-        await s.flush()
+        invite = await invites.create(s, serverId, user, max_uses, expires_at)
         return {"invite": views.invite_view(invite)}, 201
 
 
 async def list_invites(user: int, serverId: int):
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
-        res = await s.exec(select(Invite).where(Invite.server_id == serverId).order_by(Invite.id))
-        return [views.invite_view(i) for i in res.all()], 200
+        return [views.invite_view(i) for i in await invites.list_for(s, serverId)], 200
 
 
 async def get_invite(token: str):
     """Public preview. Unknown token 404; expired or used up 400; blocked server 403."""
     async with db.session() as s:
         invite = await _invite_by_token(s, token)
-        server = await s.get(Server, invite.server_id)
+        server = await servers.get(s, invite.server_id)
     if server.is_blocked:
         raise Forbidden("The server of this invite is blocked", "server_blocked")
     reason = _unusable_reason(invite)
     if reason:
         raise BadRequest(reason, "invite_unusable")
     return views.invite_info_view(invite, server), 200
-
-
-class _AlreadyMember(Exception):
-    pass
 
 
 async def accept_invite(user: int, token: str, body: dict | None = None):
@@ -105,29 +93,16 @@ async def accept_invite(user: int, token: str, body: dict | None = None):
                 raise NotFound("Invite not found", "invite_not_found")
             if server.is_blocked:
                 raise Forbidden("The server of this invite is blocked", "server_blocked")
-            res = await s.exec(select(ServerMember.id).where(ServerMember.server_id == server.id,
-                                                             ServerMember.user_id == user))
-            if res.first() is not None:
-                raise _AlreadyMember()
+            if await invites.is_member(s, server.id, user):
+                raise AlreadyMember()
             if await membership.is_banned(s, server.id, user):
                 raise Forbidden("You are banned from this server", "banned")
-            now = utcnow()
-            taken = await s.exec(
-                sa.update(Invite)
-                .where(Invite.id == invite.id,
-                       sa.or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
-                       sa.or_(Invite.expires_at.is_(None), Invite.expires_at > now))
-                .values(uses=Invite.uses + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if taken.rowcount != 1:
+            if not await invites.take_use(s, invite.id, utcnow()):
                 raise BadRequest(_unusable_reason(invite) or "This invite can no longer be used",
                                  "invite_unusable")
-            try:
+            async with invites.joining():
                 await membership.join(s, server.id, user)
-            except IntegrityError:
-                raise _AlreadyMember()
-    except _AlreadyMember:
+    except AlreadyMember:
         return {"message": "Already a member of this server", "serverId": server_id}, 200
     await hooks.member_joined(server_id, user)
     return {"message": "User added to server", "serverId": server_id}, 200
@@ -135,11 +110,9 @@ async def accept_invite(user: int, token: str, body: dict | None = None):
 
 async def delete_invite(user: int, inviteId: int):
     async with db.session() as s:
-        invite = await s.get(Invite, inviteId)
+        invite = await invites.get(s, inviteId)
         if invite is None:
             raise NotFound("Invite not found", "invite_not_found")
         await server_access(s, user, invite.server_id, Perm.MANAGE_GUILD)
-        await s.delete(invite)
+        await invites.delete(s, invite)
     return None, 204
-
-
