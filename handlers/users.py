@@ -1,11 +1,8 @@
 """Profiles: the caller's own (/users/) and anybody's by id."""
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
 from models import db, membership, views
-from models.storage import presence, sql
-from models.tables import User, utcnow
+from models.storage import presence, sql, users
 from core.errors import BadRequest, NotFound
 from realtime import hooks
 from realtime.presence import statuses
@@ -13,7 +10,7 @@ from realtime.presence import statuses
 
 async def get_profile(user: int):
     async with db.session() as s:
-        u = await s.get(User, user)
+        u = await users.get(s, user)
     if u is None:
         raise NotFound("User not found", "user_not_found")
     return views.user_profile(u), 200
@@ -21,7 +18,7 @@ async def get_profile(user: int):
 
 async def get_user(user: int, id: int):
     async with db.session() as s:
-        u = await s.get(User, id)
+        u = await users.get(s, id)
     if u is None:
         raise NotFound("User not found", "user_not_found")
     # Presence only for who may see it: oneself, co-members and friends, no block between.
@@ -38,25 +35,23 @@ async def get_user(user: int, id: int):
 async def update_profile(user: int, body: dict | None = None):
     body = body or {}
     name = body.get("username") if body.get("username") is not None else body.get("name")
-    try:
-        async with db.session() as s:
-            u = await s.get(User, user)
-            if u is None:
-                raise NotFound("User not found", "user_not_found")
-            if name is not None:
-                name = name.strip()
-                if not 3 <= len(name) <= 32:
-                    raise BadRequest("username must be 3 to 32 characters", "validation_error")
-                u.username = name
-            for field, attr in (("profilePicture", "profile_picture"), ("bio", "bio")):
-                if field in body:
-                    setattr(u, attr, body[field] or None)
-            if body.get("status") is not None:
-                u.status = body["status"]  # the chosen presence (the spec's StatusChoice enum)
-            u.updated_at = utcnow()
-            await s.flush()
-    except IntegrityError:
-        raise BadRequest("Username already taken", "user_exists")
+    async with db.session() as s:
+        u = await users.get(s, user)
+        if u is None:
+            raise NotFound("User not found", "user_not_found")
+        changes: dict = {}
+        if name is not None:
+            name = name.strip()
+            if not 3 <= len(name) <= 32:
+                raise BadRequest("username must be 3 to 32 characters", "validation_error")
+            changes["username"] = name
+        for field, attr in (("profilePicture", "profile_picture"), ("bio", "bio")):
+            if field in body:
+                changes[attr] = body[field] or None
+        if body.get("status") is not None:
+            changes["status"] = body["status"]  # the chosen presence (the spec's StatusChoice enum)
+        if not await users.update_profile(s, u, changes):
+            raise BadRequest("Username already taken", "user_exists")
     if body.get("status") is not None:
         await hooks.presence_choice_changed(user, u.status)
     return views.user_profile(u), 200
@@ -65,11 +60,11 @@ async def update_profile(user: int, body: dict | None = None):
 async def delete_account(user: int):
     """Deletes the account and, through the foreign keys, everything it owns."""
     async with db.session() as s:
-        u = await s.get(User, user)
+        u = await users.get(s, user)
         if u is None:
             raise NotFound("User not found", "user_not_found")
         owned = await membership.owned_server_ids(s, user)
-        await s.delete(u)
+        await users.delete(s, u)
     await hooks.user_gone(user)
     for server_id in owned:  # their servers went with them: empty those voice rooms too
         await hooks.server_closed(server_id)
