@@ -5,7 +5,6 @@ from connexion.context import scope
 
 from models import db, views
 from models.storage import accounts, sessions
-from models.tables import User
 from models import auth
 from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
@@ -24,7 +23,7 @@ def _client() -> tuple[str | None, str | None]:
     return agent, (client[0] if client else None)
 
 
-async def _new_session(s, user: User, password_hash: str | None):
+async def _new_session(s, user, password_hash: str | None):
     """A session for the account, unless it changed since the password was verified: deleted
     (404), blocked (403) or its password changed (400, the password given is no longer it)."""
     agent, ip = _client()

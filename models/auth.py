@@ -84,9 +84,10 @@ def new_tag() -> str:
     return f"{secrets.randbelow(10000):04d}"
 
 
-async def create_user(s, username: str, email: str, password_hash: str, role: str = "user") -> User | None:
-    """A new account in the caller's transaction; None when the username or email is taken
-    (compared case-insensitively; of two creations at once, the second gets None)."""
+async def create_user(s, username: str, email: str, password_hash: str, role: str = "user"):
+    """A new account (the row of its columns) in the caller's transaction; None when the
+    username or email is taken (compared case-insensitively; of two creations at once, the
+    second gets None)."""
     return await accounts.insert(s, username=username.strip(), email=email.strip().lower(),
                                  password_hash=password_hash, role=role, tag=new_tag())
 

@@ -135,8 +135,8 @@ class Access:
     """What one user may do in one server.
 
     `server` has the server's columns, `member` is a MemberRow (the caller's membership) and
-    `roles` the RoleRows the caller holds (@everyone included); inside a write's session the
-    server is that session's Server (the same columns, updatable there)."""
+    `roles` the RoleRows the caller holds (@everyone included). server_access() hands over the
+    server as its session's Server (the same columns, updatable in that session)."""
 
     server: Any
     member: MemberRow

@@ -33,16 +33,16 @@ async def by_email(s, email: str) -> User | None:
     return res.first()
 
 
-async def insert(s, *, username: str, email: str, password_hash: str, role: str, tag: str) -> User | None:
-    """A new account, or None when the username or email is taken (the unique indexes settle a
-    race: ON CONFLICT DO NOTHING, and the transaction goes on)."""
+async def insert(s, *, username: str, email: str, password_hash: str, role: str, tag: str):
+    """A new account as the row the INSERT returned (the account's columns), or None when the
+    username or email is taken (the unique indexes settle a race: ON CONFLICT DO NOTHING, and
+    the transaction goes on)."""
     now = utcnow()
     res = await s.exec(insert_ignoring_duplicates(User)
                        .values(username=username, email=email, password_hash=password_hash, role=role, tag=tag,
                                is_active=True, status="online", token_version=0, created_at=now, updated_at=now)
-                       .returning(User.id))
-    user_id = res.scalar_one_or_none()
-    return None if user_id is None else await s.get(User, user_id)
+                       .returning(*User.__table__.columns))
+    return res.first()
 
 
 async def update(s, user: User, values: dict) -> bool:

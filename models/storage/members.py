@@ -189,20 +189,21 @@ async def insert(s, server_id: int, user_id: int, role: str, preset_role_id: int
     return member
 
 
-async def insert_new(s, server_id: int, user_id: int, role: str, preset_role_id: int | None) -> ServerMember | None:
+async def insert_new(s, server_id: int, user_id: int, role: str, preset_role_id: int | None):
     """insert(), or None when the user is a member already (ON CONFLICT DO NOTHING: the
-    transaction goes on; the same statements as insert())."""
+    transaction goes on). The membership comes back as the row the INSERT returned (the
+    member's columns), with no statement more than insert()."""
     res = await s.exec(insert_ignoring_duplicates(ServerMember)
                        .values(server_id=server_id, user_id=user_id, role=role, is_muted=False,
                                is_deafened=False, joined_at=utcnow())
-                       .returning(ServerMember.id))
-    member_id = res.scalar_one_or_none()
-    if member_id is None:
+                       .returning(*ServerMember.__table__.columns))
+    member = res.first()
+    if member is None:
         return None
     if preset_role_id is not None:
-        s.add(MemberRole(member_id=member_id, role_id=preset_role_id))
+        s.add(MemberRole(member_id=member.id, role_id=preset_role_id))
         await s.flush()
-    return await s.get(ServerMember, member_id)
+    return member
 
 
 async def delete(s, member: ServerMember) -> None:
