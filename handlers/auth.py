@@ -1,15 +1,10 @@
 """Accounts: register, login, me, the desktop client's account edits, and sessions."""
 from __future__ import annotations
 
-import secrets
-
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from connexion.context import scope
 
 from models import db, views
-from models.storage import sessions
-from models.tables import User, utcnow
+from models.storage import accounts, sessions
 from models import auth
 from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
@@ -19,8 +14,6 @@ from realtime.presence import statuses
 def _client() -> tuple[str | None, str | None]:
     """(user agent, IP as the rate limits see it: the peer address, or the proxy's forwarded one
     when the proxy is trusted) of the request being handled."""
-    from connexion.context import scope
-
     agent = None
     for name, value in scope.get("headers", ()):
         if name == b"user-agent":
@@ -30,7 +23,7 @@ def _client() -> tuple[str | None, str | None]:
     return agent, (client[0] if client else None)
 
 
-async def _new_session(s, user: User, password_hash: str | None):
+async def _new_session(s, user, password_hash: str | None):
     """A session for the account, unless it changed since the password was verified: deleted
     (404), blocked (403) or its password changed (400, the password given is no longer it)."""
     agent, ip = _client()
@@ -44,35 +37,22 @@ async def _new_session(s, user: User, password_hash: str | None):
     return session, locked
 
 
-def _new_tag() -> str:
-    return f"{secrets.randbelow(10000):04d}"
-
-
-async def find_by_email(s, email: str) -> User | None:
-    res = await s.exec(select(User).where(sa.func.lower(User.email) == email.strip().lower()))
-    return res.first()
-
-
 async def register(body: dict):
     username = body["username"].strip()
-    email = body["email"].strip().lower()
     if len(username) < 3:
         raise BadRequest("username must be 3 to 32 characters", "validation_error")
     password_hash = await auth.hash_password(body["password"])
-    try:
-        async with db.session() as s:
-            user = User(username=username, email=email, password_hash=password_hash, tag=_new_tag())
-            s.add(user)
-            await s.flush()
-            session, user = await _new_session(s, user, None)
-    except IntegrityError:
-        raise BadRequest("User already exists (username or email taken)", "user_exists")
+    async with db.session() as s:
+        user = await auth.create_user(s, username, body["email"], password_hash)
+        if user is None:
+            raise BadRequest("User already exists (username or email taken)", "user_exists")
+        session, user = await _new_session(s, user, None)
     return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 201
 
 
 async def login(body: dict):
     async with db.session() as s:
-        user = await find_by_email(s, body["email"])
+        user = await auth.find_by_email(s, body["email"])
     if user is None:
         raise NotFound("User not found", "user_not_found")
     ok, needs_rehash = await auth.verify_password(user.password_hash, body["password"])
@@ -85,14 +65,14 @@ async def login(body: dict):
         # Made only if the password verified is still the account's and it is still active.
         session, user = await _new_session(s, user, user.password_hash)
         if new_hash is not None:
-            await s.exec(sa.update(User).where(User.id == user.id).values(password_hash=new_hash))
+            await accounts.replace_password(s, user.id, None, new_hash, touch=False)
     return views.auth_answer(auth.issue_token(user, session.id), user, session.id,
                              await statuses(user.id, [user.id])), 200
 
 
 async def me(user: int):
     async with db.session() as s:
-        u = await s.get(User, user)
+        u = await accounts.get(s, user)
     if u is None:
         raise NotFound("User not found", "user_not_found")
     return views.user_private(u, await statuses(user, [user])), 200
@@ -113,18 +93,12 @@ async def update_account(user: int, id: int, body: dict | None = None):
             raise BadRequest("username must be 3 to 32 characters", "validation_error")
     if body.get("email") is not None:
         values["email"] = body["email"].strip().lower()
-    try:
-        async with db.session() as s:
-            u = await s.get(User, id)
-            if u is None:
-                raise NotFound("User not found", "user_not_found")
-            for k, v in values.items():
-                setattr(u, k, v)
-            if values:
-                u.updated_at = utcnow()
-            await s.flush()
-    except IntegrityError:
-        raise BadRequest("Username or email already taken", "user_exists")
+    async with db.session() as s:
+        u = await accounts.get(s, id)
+        if u is None:
+            raise NotFound("User not found", "user_not_found")
+        if not await accounts.update(s, u, values):
+            raise BadRequest("Username or email already taken", "user_exists")
     return views.user_private(u, await statuses(user, [user])), 200
 
 
@@ -132,7 +106,7 @@ async def change_password(user: int, id: int, body: dict, token_info: dict):
     """Keeps the caller's session (its token keeps working) and ends every other one."""
     _only_self(user, id)
     async with db.session() as s:
-        u = await s.get(User, id)
+        u = await accounts.get(s, id)
     if u is None:
         raise NotFound("User not found", "user_not_found")
     ok, _ = await auth.verify_password(u.password_hash, body["oldPassword"])
@@ -141,13 +115,10 @@ async def change_password(user: int, id: int, body: dict, token_info: dict):
     new_hash = await auth.hash_password(body["newPassword"])
     async with db.session() as s:
         # Conditional on the hash just verified: of two changes at once, the second is a 400.
-        res = await s.exec(sa.update(User).where(User.id == id, User.password_hash == u.password_hash)
-                           .values(password_hash=new_hash, updated_at=utcnow()))
-        if res.rowcount != 1:
+        if not await accounts.replace_password(s, id, u.password_hash, new_hash):
             raise BadRequest("Old password is incorrect", "wrong_password")
         ended = await sessions.end_others(s, id, token_info["sid"])
-        u = await s.get(User, id)
-        await s.refresh(u)  # (the UPDATE above went around the session's copy)
+        u = await accounts.get(s, id)
     # The other sessions' sockets end now, not at their next event.
     await hooks.revalidate_user_sockets(id)
     return views.password_changed_view(auth.issue_token(u, token_info["sid"]), ended), 200

@@ -1,24 +1,19 @@
 """Server members: list, me, add, re-role, replace roles, kick/leave, ban, voice state, owner
-transfer, bans list and unban. Every rule is asked of models.permissions."""
+transfer, bans list and unban. Every rule is asked of models.permissions and models.membership;
+every statement is models.storage's."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
-from models.storage import audit, sql
+from models.storage import accounts, audit, members, roles, sql
 from models import db, membership, views
 from models.permissions import Perm, access_for_member, read_server_access, server_access
-from models.tables import Ban, MemberRole, Role, Server, ServerMember, User
 from core.errors import BadRequest, Forbidden, NotFound
 from models.auth import account_checked_in_query
 from realtime import hooks
 from realtime.presence import seen_for, statuses
 
 
-async def _member_out(s, member: ServerMember, viewer: int) -> dict:
-    user = await s.get(User, member.user_id)
-    return views.member_view(member, user, await membership.roles_of_member(s, member.id),
+async def _member_out(s, member, viewer: int) -> dict:
+    return views.member_view(member, await members.user_of(s, member), await members.assigned_roles(s, member.id),
                              await statuses(viewer, [member.user_id]))
 
 
@@ -26,7 +21,7 @@ async def _member_out(s, member: ServerMember, viewer: int) -> dict:
 async def list_members(user: int, serverId: int):
     async with sql.connection() as conn:
         await read_server_access(conn, user, serverId)
-        rows = (await membership.member_rows(conn, [serverId]))[serverId]
+        rows = (await members.member_rows(conn, [serverId]))[serverId]
     seen = await statuses(user, [m.user_id for m, _ in rows])
     return [views.member_row_view(m, mroles, seen) for m, mroles in rows], 200
 
@@ -34,45 +29,41 @@ async def list_members(user: int, serverId: int):
 async def get_my_membership(user: int, serverId: int):
     async with db.session() as s:
         access = await server_access(s, user, serverId)
-        u = await s.get(User, user)
-        ordered = sorted(access.roles, key=lambda r: (-r.position, r.id))
-        own = [r for r in ordered if not r.is_everyone]
-        seen = await statuses(user, [user])
-        return views.my_membership_view(access.member, u, own, ordered, access.total, seen), 200
+        me = await accounts.get(s, user)
+    ordered = sorted(access.roles, key=lambda r: (-r.position, r.id))
+    own = [r for r in ordered if not r.is_everyone]
+    seen = await statuses(user, [user])
+    return views.my_membership_view(access.member, me, own, ordered, access.total, seen), 200
 
 
 async def add_member(user: int, serverId: int, body: dict):
     role = body.get("role") or "member"
-    try:
-        async with db.session() as s:
-            access = await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
-            if role != "member":
-                access.require(Perm.MANAGE_ROLES)
-                access.require_manage_role((await membership.preset_roles(s, serverId))[role])
-            if body["userId"] == user:
-                raise BadRequest("User is already a member of this server", "already_member")
-            # The two accounts, then the server (the order an account deletion takes them in).
-            await membership.require_add_consent(s, user, body["userId"])
-            # Shared with other adds and invite accepts, exclusive against a ban: the ban check
-            # in join() sees any ban that committed first (membership.lock_server).
-            if await membership.lock_server(s, serverId, exclusive=False) is None:
-                raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
-            member = await membership.join(s, serverId, body["userId"], role=role)
-            out = await _member_out(s, member, user)
-    except IntegrityError:
-        raise BadRequest("User is already a member of this server", "already_member")
+    async with db.session() as s:
+        access = await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
+        if role != "member":
+            access.require(Perm.MANAGE_ROLES)
+            access.require_manage_role((await membership.preset_roles(s, serverId))[role])
+        if body["userId"] == user:
+            raise BadRequest("User is already a member of this server", "already_member")
+        # The two accounts, then the server (the order an account deletion takes them in).
+        await membership.require_add_consent(s, user, body["userId"])
+        # Shared with other adds and invite accepts, exclusive against a ban: the ban check
+        # in add() sees any ban that committed first (membership.lock_server).
+        if await membership.lock_server(s, serverId, exclusive=False) is None:
+            raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
+        member = await membership.add(s, serverId, body["userId"], role=role)
+        out = await _member_out(s, member, user)
     await hooks.member_joined(serverId, body["userId"])
     return out, 201
 
 
 async def _target(s, access, serverId: int, memberId: int):
     """The member acted on, row-locked until commit (membership.lock_member), and its access
-    computed after the lock against the server row as it is now: an owner transfer that
+    computed after the lock against the server's owner as it is now: an owner transfer that
     committed while we waited is seen, so the new owner is never kicked, banned or re-roled and
     never leaves."""
     member = await membership.lock_member(s, serverId, memberId)
-    await s.refresh(access.server)
-    return member, await access_for_member(s, access.server, member)
+    return member, await access_for_member(s, access, member)
 
 
 async def update_member_role(user: int, serverId: int, memberId: int, body: dict):
@@ -98,20 +89,17 @@ async def replace_member_roles(user: int, serverId: int, memberId: int, body: di
         member, target = await _target(s, access, serverId, memberId)
         if member.user_id != user:
             access.require_outranks(target)
-        res = await s.exec(select(Role).where(Role.server_id == serverId))
-        roles = {r.id: r for r in res.all()}
-        unknown = [rid for rid in wanted if rid not in roles]
+        server_roles = await roles.by_id(s, serverId)
+        unknown = [rid for rid in wanted if rid not in server_roles]
         if unknown:
             raise BadRequest(f"Unknown role ids in this server: {sorted(unknown)}", "unknown_role")
-        if any(roles[rid].is_everyone for rid in wanted):
+        if any(server_roles[rid].is_everyone for rid in wanted):
             raise BadRequest("@everyone is implicit and cannot be assigned", "everyone_role")
         current = {r.id for r in target.roles if not r.is_everyone}
         for rid in wanted ^ current:
-            access.require_manage_role(roles[rid])
-        await s.exec(sa.delete(MemberRole).where(MemberRole.member_id == member.id))
-        for rid in sorted(wanted):
-            s.add(MemberRole(member_id=member.id, role_id=rid))
-        await s.flush()
+            access.require_manage_role(server_roles[rid])
+        await members.drop_roles(s, member.id)
+        await members.give_roles(s, member.id, sorted(wanted))
         await membership.recompute_coarse_role(s, member, target.is_owner)
         audit.record(s, user, "member.roles", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "roleIds": sorted(wanted)})
@@ -137,38 +125,32 @@ async def remove_member(user: int, serverId: int, memberId: int):
             audit.record(s, user, "member.kick", "member", member.id, server_id=serverId,
                          details={"userId": member.user_id})
         target_user = member.user_id
-        await s.delete(member)
+        await members.delete(s, member)
     await hooks.member_removed(serverId, target_user)
     return None, 204
 
 
 async def ban_member(user: int, serverId: int, memberId: int, body: dict | None = None):
     reason = ((body or {}).get("reason") or "").strip() or None
-    try:
-        async with db.session() as s:
-            access = await server_access(s, user, serverId, Perm.BAN_MEMBERS)
-            # The server first, exclusively (then the member, as a server deletion and an owner
-            # transfer take them): a direct add or invite accept of this user either committed
-            # before (its membership is the one deleted here) or waits and then sees the ban.
-            if await membership.lock_server(s, serverId, exclusive=True) is None:
-                raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
-            member, target = await _target(s, access, serverId, memberId)
-            if member.user_id == user:
-                raise BadRequest("You cannot ban yourself", "cannot_ban_self")
-            access.require_outranks(target)
-            target_user = member.user_id
-            # Exclusive: a direct add or invite accept of this user either committed before
-            # (and its membership is the one deleted here) or waits and then sees the ban.
-            await membership.lock_server(s, serverId, exclusive=True)
-            await s.delete(member)
-            ban = Ban(server_id=serverId, user_id=target_user, reason=reason, banned_by=user)
-            s.add(ban)
-            await s.flush()
-            audit.record(s, user, "member.ban", "user", target_user, server_id=serverId,
-                         details={"reason": reason})
-            out = views.ban_view(ban, await s.get(User, target_user))
-    except IntegrityError:
-        raise BadRequest("This user is already banned", "already_banned")
+    async with db.session() as s:
+        access = await server_access(s, user, serverId, Perm.BAN_MEMBERS)
+        # The server first, exclusively (then the member, as a server deletion and an owner
+        # transfer take them): a direct add or invite accept of this user either committed
+        # before (its membership is the one deleted here) or waits and then sees the ban.
+        if await membership.lock_server(s, serverId, exclusive=True) is None:
+            raise NotFound("Server not found", "server_not_found")  # deleted meanwhile
+        member, target = await _target(s, access, serverId, memberId)
+        if member.user_id == user:
+            raise BadRequest("You cannot ban yourself", "cannot_ban_self")
+        access.require_outranks(target)
+        target_user = member.user_id
+        await members.delete(s, member)
+        ban = await members.ban(s, serverId, target_user, reason, user)
+        if ban is None:
+            raise BadRequest("This user is already banned", "already_banned")
+        audit.record(s, user, "member.ban", "user", target_user, server_id=serverId,
+                     details={"reason": reason})
+        out = views.ban_view(ban, await accounts.get(s, target_user))
     await hooks.member_removed(serverId, target_user)
     return out, 200
 
@@ -184,11 +166,7 @@ async def update_voice_state(user: int, serverId: int, memberId: int, body: dict
             access.require(Perm.DEAFEN_MEMBERS)
         member, target = await _target(s, access, serverId, memberId)
         access.require_outranks(target)
-        if "isMuted" in body:
-            member.is_muted = body["isMuted"]
-        if "isDeafened" in body:
-            member.is_deafened = body["isDeafened"]
-        s.add(member)
+        await members.set_voice(s, member, body.get("isMuted"), body.get("isDeafened"))
         audit.record(s, user, "member.voice", "member", member.id, server_id=serverId,
                      details={k: body[k] for k in ("isMuted", "isDeafened") if k in body})
         out = await _member_out(s, member, user)
@@ -212,17 +190,14 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
         successor = await membership.lock_membership_of(s, serverId, new_owner)
         if successor is None:
             raise BadRequest("The new owner must be a member of the server", "not_a_member")
-        # A conditional update: two transfers at once cannot both win.
-        moved = await s.exec(sa.update(Server).where(Server.id == serverId, Server.owner_id == user)
-                             .values(owner_id=new_owner).execution_options(synchronize_session=False))
-        if moved.rowcount != 1:
+        # Of two transfers at once only one wins.
+        if not await members.transfer_owner(s, serverId, user, new_owner):
             raise Forbidden("Only the owner can transfer ownership", "not_owner")
         await membership.set_coarse_role(s, successor, "owner")
         await membership.set_coarse_role(s, access.member, "admin")
         audit.record(s, user, "server.owner_transfer", "server", serverId, server_id=serverId,
                      details={"from": user, "to": new_owner})
-        server = await s.get(Server, serverId)
-        await s.refresh(server)
+        server = await members.server(s, serverId)
         (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
     return detail, 200
 
@@ -230,16 +205,14 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
 async def list_bans(user: int, serverId: int):
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.BAN_MEMBERS)
-        res = await s.exec(select(Ban, User).join(User, User.id == Ban.user_id)
-                           .where(Ban.server_id == serverId).order_by(Ban.id))
-        return [views.ban_view(b, u) for b, u in res.all()], 200
+        found = await members.bans(s, serverId)
+    return [views.ban_view(b, u) for b, u in found], 200
 
 
 async def unban(user: int, serverId: int, userId: int):
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.BAN_MEMBERS)
-        gone = await s.exec(sa.delete(Ban).where(Ban.server_id == serverId, Ban.user_id == userId))
-        if gone.rowcount == 0:
+        if not await members.unban(s, serverId, userId):
             raise NotFound("This user is not banned from the server", "not_banned")
         audit.record(s, user, "member.unban", "user", userId, server_id=serverId)
     return {"message": "User unbanned"}, 200

@@ -19,22 +19,17 @@ Decisions:
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
-from models.storage import audit
+from models.storage import audit, members, roles
 from models import caps, db, membership, views
 from models.permissions import Access, Perm, access_for_member, parse_bits, server_access
-from models.tables import MemberRole, Role, ServerMember
+from models.tables import Role, ServerMember
 from core.errors import BadRequest, NotFound
 from realtime import hooks
 
 
 async def _role_in(s, server_id: int, role_id: int) -> Role:
     """A role by id, scoped to the server in the path (another server's role is 404)."""
-    role = await s.get(Role, role_id)
+    role = await roles.get(s, role_id)
     if role is None or role.server_id != server_id:
         raise NotFound("Role not found", "role_not_found")
     return role
@@ -50,9 +45,8 @@ def _name(value: str) -> str:
 async def list_roles(user: int, serverId: int):
     async with db.session() as s:
         await server_access(s, user, serverId)
-        res = await s.exec(select(Role).where(Role.server_id == serverId)
-                           .order_by(Role.position.desc(), Role.id))
-        return [views.role_view(r) for r in res.all()], 200
+        found = await roles.of_server(s, serverId)
+    return [views.role_view(r) for r in found], 200
 
 
 async def create_role(user: int, serverId: int, body: dict):
@@ -65,13 +59,10 @@ async def create_role(user: int, serverId: int, body: dict):
         access.require_position(position)
         access.require_grantable(bits)
         await caps.require_role_room(s, serverId)
-        role = Role(server_id=serverId, name=name, color=body.get("color") or "#99AAB5",
-                    permissions=bits, position=position,
-                    is_hoisted=bool(body.get("isHoisted", False)),
-                    is_mentionable=bool(body.get("isMentionable", False)),
-                    is_everyone=False, preset=None)
-        s.add(role)
-        await s.flush()
+        role = await roles.insert(s, serverId, name=name, color=body.get("color") or "#99AAB5",
+                                  permissions=bits, position=position,
+                                  is_hoisted=bool(body.get("isHoisted", False)),
+                                  is_mentionable=bool(body.get("isMentionable", False)))
         audit.record(s, user, "role.create", "role", role.id, server_id=serverId,
                      details={"name": role.name, "permissions": str(bits), "position": position})
         return views.role_view(role), 201
@@ -110,8 +101,7 @@ async def update_role(user: int, serverId: int, roleId: int, body: dict | None =
             if body.get(key) is not None and bool(body[key]) != getattr(role, attr):
                 changes[key] = [getattr(role, attr), bool(body[key])]
                 setattr(role, attr, bool(body[key]))
-        s.add(role)
-        await s.flush()
+        await roles.save(s, role)
         if changes:
             audit.record(s, user, "role.update", "role", role.id, server_id=serverId, details=changes)
         view = views.role_view(role)
@@ -132,8 +122,7 @@ async def delete_role(user: int, serverId: int, roleId: int):
                              "roles and cannot be deleted; edit it instead", "preset_role")
         audit.record(s, user, "role.delete", "role", role.id, server_id=serverId,
                      details={"name": role.name})
-        await s.exec(sa.delete(MemberRole).where(MemberRole.role_id == role.id))
-        await s.exec(sa.delete(Role).where(Role.id == role.id))
+        await roles.delete(s, role.id)
     await hooks.permissions_changed(serverId)
     return None, 204
 
@@ -151,21 +140,17 @@ async def _assignment(s, user: int, serverId: int, memberId: int, roleId: int,
         raise BadRequest(f"The @everyone role cannot be {verb}; every member has it", "everyone_role")
     access.require_manage_role(role)
     if member.id != access.member.id:
-        access.require_outranks(await access_for_member(s, access.server, member))
+        access.require_outranks(await access_for_member(s, access, member))
     return access, member, role
 
 
 async def assign_role(user: int, serverId: int, memberId: int, roleId: int, body: dict | None = None):
     async with db.session() as s:
         access, member, role = await _assignment(s, user, serverId, memberId, roleId, "assigned")
-        dialect = postgresql if db.is_postgres() else sqlite
-        stmt = (dialect.insert(MemberRole).values(member_id=member.id, role_id=role.id)
-                .on_conflict_do_nothing())
-        try:
-            res = await s.exec(stmt)
-        except IntegrityError:  # the member or role went away meanwhile
-            raise NotFound("Member or role not found", "not_found") from None
-        if res.rowcount:
+        assigned = await members.give_role(s, member.id, role.id)
+        if assigned is None:  # the member or role went away meanwhile
+            raise NotFound("Member or role not found", "not_found")
+        if assigned:
             await membership.recompute_coarse_role(s, member, access.server.owner_id == member.user_id)
             audit.record(s, user, "role.assign", "member", member.id, server_id=serverId,
                          details={"roleId": role.id, "role": role.name, "userId": member.user_id})
@@ -175,12 +160,11 @@ async def assign_role(user: int, serverId: int, memberId: int, roleId: int, body
 async def unassign_role(user: int, serverId: int, memberId: int, roleId: int):
     async with db.session() as s:
         access, member, role = await _assignment(s, user, serverId, memberId, roleId, "unassigned")
-        res = await s.exec(sa.delete(MemberRole).where(MemberRole.member_id == member.id,
-                                                       MemberRole.role_id == role.id))
-        if res.rowcount:
+        unassigned = await members.drop_roles(s, member.id, [role.id])
+        if unassigned:
             await membership.recompute_coarse_role(s, member, access.server.owner_id == member.user_id)
             audit.record(s, user, "role.unassign", "member", member.id, server_id=serverId,
                          details={"roleId": role.id, "role": role.name, "userId": member.user_id})
-    if res.rowcount:
+    if unassigned:
         await hooks.permissions_changed(serverId, member.user_id)
     return None, 204

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
@@ -13,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from models import db
-from models.storage import sessions, sql
+from models.storage import accounts, sessions
 from models.tables import User
 from core.errors import ApiError, Unauthorized
 from core.settings import get_settings
@@ -73,6 +74,33 @@ def issue_token(user: User, session_id: int) -> str:
         "exp": now + get_settings().jwt_ttl_seconds,
     }
     return jwt.encode(payload, _jwt_secret(), algorithm="HS256")
+
+
+# ----------------------------------------------------------------------------- accounts
+# Made here for registration and for the command line's create-admin alike.
+
+def new_tag() -> str:
+    """The four digits shown after a username (not unique: usernames are)."""
+    return f"{secrets.randbelow(10000):04d}"
+
+
+async def create_user(s, username: str, email: str, password_hash: str, role: str = "user"):
+    """A new account (the row of its columns) in the caller's transaction; None when the
+    username or email is taken (compared case-insensitively; of two creations at once, the
+    second gets None)."""
+    return await accounts.insert(s, username=username.strip(), email=email.strip().lower(),
+                                 password_hash=password_hash, role=role, tag=new_tag())
+
+
+async def find_by_email(s, email: str) -> User | None:
+    return await accounts.by_email(s, email)
+
+
+async def make_admin(s, user: User, password_hash: str) -> None:
+    """Promote an account to site admin with a new password: every earlier token and session
+    of the account ends (the old password's holders are out)."""
+    await accounts.make_admin(s, user, password_hash)
+    await sessions.end_all(s, user.id)
 
 
 _ID_MAX = 2**31 - 1  # ids are 32-bit integer columns
@@ -143,21 +171,15 @@ async def user_for_token(token: str | None) -> User | None:
     except Unauthorized:
         return None
     async with db.session() as s:
-        user = await s.get(User, claims["sub"])
+        user = await accounts.get(s, claims["sub"])
     return user if user is not None and user.is_active else None
-
-
-# The account and the token's session in one statement (the session is NULL columns when it ended).
-ACCOUNT_SQL = ("SELECT a.id, a.role, a.username, a.profile_picture, a.is_active, a.token_version, "
-               "sess.id AS session_id, sess.last_seen_at AS session_seen_at FROM users a "
-               "LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id WHERE a.id = %(id)s")
 
 
 async def _account(claims: dict):
     """The account's row as it is now, with the token's session (never cached: a blocked or
     deleted account's token, or an ended session's, fails on the very next request), in one
     statement outside any transaction."""
-    return await sql.one(ACCOUNT_SQL, id=claims["sub"], sid=claims["sid"])
+    return await accounts.with_session(claims["sub"], claims["sid"])
 
 
 def check_account(row, claims: dict) -> None:

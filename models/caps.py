@@ -7,30 +7,26 @@ counts, so two creates at the cap queue up and the second one counts the first o
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlmodel import select
-
 from models import membership
-from models.tables import Channel, Role
+from models.storage import roles
 from core.errors import BadRequest, NotFound
 
 MAX_CHANNELS = 500
 MAX_ROLES = 250
 
 
-async def _require_room(s, server_id: int, table, cap: int, what: str, code: str) -> None:
+async def _require_room(s, server_id: int, count, cap: int, what: str, code: str) -> None:
     if await membership.lock_server(s, server_id, exclusive=True) is None:
         raise NotFound("Server not found", "server_not_found")
-    n = (await s.exec(select(sa.func.count()).select_from(table).where(table.server_id == server_id))).one()
-    if n >= cap:
+    if await count(s, server_id) >= cap:
         raise BadRequest(f"Maximum number of {what} reached ({cap})", code)
 
 
 async def require_channel_room(s, server_id: int) -> None:
     """Before inserting a channel: 400 `channel_limit` when the server has MAX_CHANNELS."""
-    await _require_room(s, server_id, Channel, MAX_CHANNELS, "channels", "channel_limit")
+    await _require_room(s, server_id, roles.count_channels, MAX_CHANNELS, "channels", "channel_limit")
 
 
 async def require_role_room(s, server_id: int) -> None:
     """Before inserting a role: 400 `role_limit` when the server has MAX_ROLES."""
-    await _require_room(s, server_id, Role, MAX_ROLES, "roles", "role_limit")
+    await _require_room(s, server_id, roles.count, MAX_ROLES, "roles", "role_limit")

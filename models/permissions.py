@@ -4,16 +4,21 @@ Every handler asks one question here ("may user U do P on server S / channel C?"
 context back or a 404 (no such server or channel) / 403 (not a member, blocked, missing a bit).
 Bits follow Discord's layout (CONTRACT-NOTES.md). The owner (`Server.owner_id`) and
 ADMINISTRATOR holders have every bit.
+
+One check: models.storage.members' one statement (the server, the caller's membership and
+roles; with the channel for a channel) on a read's connection (`read_*_access(conn, ...)`) or
+inside a write's transaction (`server_access(s, ...)`, `channel_access(s, ...)`), and one
+`Access` whichever made it.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, field
+from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import select
-
-from models.tables import Channel, MemberRole, Role, Server, ServerMember, User
 from models import auth
+from models.storage import members, sql
+from models.tables import Role
 from core.errors import BadRequest, Forbidden, NotFound
 
 
@@ -106,17 +111,40 @@ def bit_names(bits: int) -> str:
     return ", ".join(name for bit, name in sorted(BIT_NAMES.items()) if bits & bit) or "none"
 
 
+# The staff of the whole site (User.role), as opposed to a server's roles: they moderate every
+# server's messages and use the admin area's moderation operations.
+STAFF_ROLES = ("moderator", "admin")
+
+
+def is_staff(role: str | None) -> bool:
+    return role in STAFF_ROLES
+
+
+def is_global_moderator(user) -> bool:
+    return is_staff(user.role)
+
+
+MemberRow = namedtuple("MemberRow", "id user_id server_id role is_muted is_deafened joined_at")
+RoleRow = namedtuple("RoleRow", "id name color permissions position is_hoisted is_mentionable is_everyone server_id")
+# What channel_access() gives with the Access (the read path gives the statement's row).
+ChannelRef = namedtuple("ChannelRef", "id server_id type name message_count")
+
+
 @dataclass
 class Access:
-    """What one user may do in one server."""
+    """What one user may do in one server.
 
-    server: Server
-    member: ServerMember
+    `server` has the server's columns, `member` is a MemberRow (the caller's membership) and
+    `roles` the RoleRows the caller holds (@everyone included). server_access() hands over the
+    server as its session's Server (the same columns, updatable in that session)."""
+
+    server: Any
+    member: MemberRow
     user_id: int
     is_owner: bool
     permissions: int  # effective bits, before ADMINISTRATOR/owner expansion
     top_position: int  # highest role position (OWNER_POSITION for the owner)
-    roles: list[Role] = field(default_factory=list)
+    roles: list[RoleRow] = field(default_factory=list)
 
     @property
     def is_admin(self) -> bool:
@@ -134,10 +162,10 @@ class Access:
             raise Forbidden(f"Missing permission: {bit_names(bits & ~self.total)}", "missing_permission")
 
     # Hierarchy --------------------------------------------------------------------------
-    def can_manage_role(self, role: Role) -> bool:
+    def can_manage_role(self, role) -> bool:
         return self.is_owner or role.position < self.top_position
 
-    def require_manage_role(self, role: Role) -> None:
+    def require_manage_role(self, role) -> None:
         if not self.can_manage_role(role):
             raise Forbidden("You cannot manage a role at or above your highest role", "role_hierarchy")
 
@@ -159,45 +187,23 @@ class Access:
                             "member_hierarchy")
 
 
-async def _roles_of(s, server_id: int, member_id: int) -> list[Role]:
-    mine = select(MemberRole.role_id).where(MemberRole.member_id == member_id)
-    res = await s.exec(
-        select(Role).where(Role.server_id == server_id, sa.or_(Role.is_everyone, Role.id.in_(mine)))
-    )
-    return list(res.all())
+def _roles(rows) -> list[RoleRow]:
+    """The RoleRows in rows of the permission statement (a member with no role row: none)."""
+    return [RoleRow(r.role_id, r.role_name, r.role_color, r.role_bits, r.role_position, r.is_role_hoisted,
+                    r.is_role_mentionable, r.is_everyone_role, r.id) for r in rows if r.role_id is not None]
 
 
-async def access_for_member(s, server: Server, member: ServerMember) -> Access:
-    return _access(server, member, await _roles_of(s, server.id, member.id))
-
-
-def _access(server: Server, member: ServerMember, roles: list[Role]) -> Access:
-    return _combine(server, member, member.user_id, [(r.permissions, r.position, r.is_everyone) for r in roles], roles)
-
-
-def _combine(server, member, user_id: int, roles: list[tuple[int, int, bool]], role_objects: list) -> Access:
+def _access(server, member: MemberRow, owner_id: int, roles: list[RoleRow]) -> Access:
     """Effective bits (OR of every role held, @everyone included) and the highest position."""
     bits = 0
     top = 0
-    for permissions, position, is_everyone in roles:
-        bits |= permissions
-        if not is_everyone:
-            top = max(top, position)
-    is_owner = server.owner_id == user_id
-    return Access(server=server, member=member, user_id=user_id, is_owner=is_owner, permissions=bits,
-                  top_position=OWNER_POSITION if is_owner else top, roles=role_objects)
-
-
-def _access_query(user_id: int):
-    """Server, the caller's membership and the caller's roles (@everyone plus assigned), one
-    row per role, in one statement: a permission check is one round trip however many
-    members, channels or roles the server has."""
-    assigned = select(MemberRole.role_id).where(MemberRole.member_id == ServerMember.id)
-    return (select(Server, ServerMember, Role)
-            .outerjoin(ServerMember, sa.and_(ServerMember.server_id == Server.id,
-                                             ServerMember.user_id == user_id))
-            .outerjoin(Role, sa.and_(Role.server_id == Server.id,
-                                     sa.or_(Role.is_everyone, Role.id.in_(assigned)))))
+    for role in roles:
+        bits |= role.permissions
+        if not role.is_everyone:
+            top = max(top, role.position)
+    is_owner = owner_id == member.user_id
+    return Access(server=server, member=member, user_id=member.user_id, is_owner=is_owner, permissions=bits,
+                  top_position=OWNER_POSITION if is_owner else top, roles=roles)
 
 
 def _require_member(is_member: bool, server, allow_blocked: bool = False) -> None:
@@ -209,136 +215,84 @@ def _require_member(is_member: bool, server, allow_blocked: bool = False) -> Non
         raise Forbidden(f"This server is blocked{reason}", "server_blocked")
 
 
-def _access_from_rows(rows, need: int, allow_blocked: bool) -> Access:
-    server, member = rows[0][0], rows[0][1]
-    _require_member(member is not None, server, allow_blocked)
-    access = _access(server, member, [row[2] for row in rows if row[2] is not None])
-    if need:
-        access.require(need)
-    return access
-
-
-async def server_access(s, user_id: int, server_id: int, need: int = 0, *,
-                        allow_blocked: bool = False) -> Access:
-    """404 when the server does not exist, 403 when the caller is not a member, the server is
-    blocked, or a needed bit is missing."""
-    rows = (await s.exec(_access_query(user_id).where(Server.id == server_id))).all()
-    if not rows:
-        raise NotFound("Server not found", "server_not_found")
-    return _access_from_rows(rows, need, allow_blocked)
-
-
-async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, Channel]:
-    """The channel and the caller's access to its server (one statement); VIEW_CHANNEL is
-    always needed."""
-    q = (_access_query(user_id).add_columns(Channel)
-         .join(Channel, Channel.server_id == Server.id).where(Channel.id == channel_id))
-    rows = (await s.exec(q)).all()
-    if not rows:
-        raise NotFound("Channel not found", "channel_not_found")
-    return _access_from_rows(rows, Perm.VIEW_CHANNEL | need, False), rows[0][3]
-
-
-# ---------------------------------------------------------------- the same checks for read paths
-# Hand-written SQL on models/storage/sql.py's connections (the bearer check's, a message page's, a server
-# read's): one statement, rows as named tuples. `Access.server` is then that row (the server's
-# columns), `Access.member` a row with id/user_id/server_id, and `Access.roles` is empty.
-
-_SERVER_COLUMNS = ("s.id, s.name, s.description, s.icon, s.owner_id, s.is_blocked, s.block_reason, "
-                   "s.created_at, s.updated_at")
-_ROLE_JOINS = """
-LEFT JOIN server_members m ON m.server_id = s.id AND m.user_id = %(user)s
-LEFT JOIN roles r ON r.server_id = s.id
-     AND (r.is_everyone OR r.id IN (SELECT mr.role_id FROM member_roles mr WHERE mr.member_id = m.id))"""
-_ROLE_COLUMNS = "m.id AS member_id, r.permissions AS role_bits, r.position AS role_position, r.is_everyone AS is_everyone_role"
-
-SERVER_ACCESS_SQL = f"SELECT {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM servers s {_ROLE_JOINS} WHERE s.id = %(server)s"
-_CHANNEL_COLUMNS = "c.id AS channel_id, c.type AS channel_type, c.message_count AS channel_message_count"
-CHANNEL_ACCESS_SQL = (
-    f"SELECT {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id "
-    f"{_ROLE_JOINS} WHERE c.id = %(channel)s")
-# The same with the caller's account (models.auth.account_checked_in_query): the account
-# row leads, so a gone account is no row at all and a missing server or channel is NULL columns.
-# The token's session is joined in too (models/storage/sessions.py): NULL session columns when it ended.
-_ACCOUNT = ("a.is_active AS is_active, a.token_version AS token_version, sess.id AS session_id, "
-            "sess.last_seen_at AS session_seen_at")
-_FROM_ACCOUNT = "FROM users a LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id"
-SERVER_ACCESS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} {_FROM_ACCOUNT} "
-    f"LEFT JOIN servers s ON s.id = %(server)s {_ROLE_JOINS} WHERE a.id = %(user)s")
-CHANNEL_ACCESS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_CHANNEL_COLUMNS}, {_SERVER_COLUMNS}, {_ROLE_COLUMNS} {_FROM_ACCOUNT} "
-    f"LEFT JOIN channels c ON c.id = %(channel)s LEFT JOIN servers s ON s.id = c.server_id {_ROLE_JOINS} "
-    f"WHERE a.id = %(user)s")
-
-
-@dataclass
-class _MemberRow:
-    id: int
-    user_id: int
-    server_id: int
-
-
-def _access_from_sql_rows(rows: list, user_id: int, need: int) -> Access:
+def _check(rows: list, user_id: int, need: int, allow_blocked: bool) -> Access:
+    """The check itself, on the permission statement's rows of one existing server."""
     first = rows[0]
-    _require_member(first.member_id is not None, first)
-    held = [(r.role_bits, r.role_position, r.is_everyone_role) for r in rows if r.role_bits is not None]
-    access = _combine(first, _MemberRow(first.member_id, user_id, first.id), user_id, held, [])
+    _require_member(first.member_id is not None, first, allow_blocked)
+    member = MemberRow(first.member_id, user_id, first.id, first.member_role, first.is_member_muted,
+                       first.is_member_deafened, first.member_joined_at)
+    access = _access(first, member, first.owner_id, _roles(rows))
     if need:
         access.require(need)
     return access
 
 
-async def _read_access(conn, plain: str, with_account: str, user_id: int, **params) -> list:
-    """The access statement's rows; with the caller's account when the bearer check left it to
-    us (then the rows of a missing server or channel have id NULL)."""
+async def _rows(conn, read, user_id: int, *target: int) -> list:
+    """The statement's rows; with the caller's account when the bearer check left it to us
+    (models.auth.account_checked_in_query: then a missing server or channel is id NULL)."""
     claims = auth.take_unchecked_account(user_id)
     if claims is None:
-        return await conn.all(plain, user=user_id, **params)
-    rows = await conn.all(with_account, user=user_id, sid=claims["sid"], **params)
+        return await read(conn, user_id, *target)
+    rows = await read(conn, user_id, *target, sid=claims["sid"])
     auth.check_account(rows[0] if rows else None, claims)
     return [] if rows[0].id is None else rows
 
 
-# The servers a user sees in their list: those they belong to, blocked ones hidden.
-MY_SERVERS_SQL = (f"SELECT {_SERVER_COLUMNS} FROM servers s JOIN server_members m ON m.server_id = s.id "
-                  "WHERE m.user_id = %(user)s AND NOT s.is_blocked ORDER BY s.id")
-# (Named: SQLite names the columns of a parenthesized join "id:1" and the like otherwise.)
-_SERVER_COLUMNS_NAMED = ", ".join(f"{c} AS {c.split('.')[1]}" for c in _SERVER_COLUMNS.split(", "))
-MY_SERVERS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS_NAMED} {_FROM_ACCOUNT} LEFT JOIN (server_members m JOIN servers s "
-    "ON s.id = m.server_id AND NOT s.is_blocked) ON m.user_id = a.id WHERE a.id = %(user)s ORDER BY s.id")
+async def read_server_access(conn, user_id: int, server_id: int, need: int = 0, *,
+                             allow_blocked: bool = False) -> Access:
+    """404 when the server does not exist, 403 when the caller is not a member, the server is
+    blocked, or a needed bit is missing. `conn`: a models.storage.sql connection."""
+    rows = await _rows(conn, members.server_access_rows, user_id, server_id)
+    if not rows:
+        raise NotFound("Server not found", "server_not_found")
+    return _check(rows, user_id, need, allow_blocked)
+
+
+async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0):
+    """The caller's access to the channel's server, VIEW_CHANNEL always needed, and the
+    statement's row (channel_id, channel_type, channel_name, channel_message_count and the
+    server's columns)."""
+    rows = await _rows(conn, members.channel_access_rows, user_id, channel_id)
+    if not rows:
+        raise NotFound("Channel not found", "channel_not_found")
+    return _check(rows, user_id, Perm.VIEW_CHANNEL | need, False), rows[0]
 
 
 async def read_my_servers(conn, user_id: int) -> list:
     """The rows (the server's columns) of the servers the user belongs to, blocked ones left out."""
-    return await _read_access(conn, MY_SERVERS_SQL, MY_SERVERS_WITH_ACCOUNT_SQL, user_id)
+    return await _rows(conn, members.my_servers_rows, user_id)
 
 
-async def read_server_access(conn, user_id: int, server_id: int, need: int = 0) -> Access:
-    """server_access() for read paths, on a models.storage.sql connection."""
-    rows = await _read_access(conn, SERVER_ACCESS_SQL, SERVER_ACCESS_WITH_ACCOUNT_SQL, user_id, server=server_id)
+async def server_access(s, user_id: int, server_id: int, need: int = 0, *,
+                        allow_blocked: bool = False) -> Access:
+    """read_server_access() inside the session's transaction (the same statement)."""
+    access = await read_server_access(await sql.of_session(s), user_id, server_id, need,
+                                      allow_blocked=allow_blocked)
+    access.server = members.adopt_server(s, access.server)
+    return access
+
+
+async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, ChannelRef]:
+    """read_channel_access() inside the session's transaction; the channel as a ChannelRef."""
+    access, row = await read_channel_access(await sql.of_session(s), user_id, channel_id, need)
+    return access, ChannelRef(row.channel_id, row.id, row.channel_type, row.channel_name, row.channel_message_count)
+
+
+async def access_for_member(s, access: Access, member) -> Access:
+    """Another member's access in the caller's server, against the server's owner as it is now
+    (read after the caller locked the member: an owner transfer that committed meanwhile is
+    seen). 404 when the server went away meanwhile."""
+    rows = await members.held_roles(await sql.of_session(s), access.server.id, member.id)
     if not rows:
         raise NotFound("Server not found", "server_not_found")
-    return _access_from_sql_rows(rows, user_id, need)
+    target = MemberRow(member.id, member.user_id, member.server_id, member.role, member.is_muted,
+                       member.is_deafened, member.joined_at)
+    return _access(access.server, target, rows[0].owner_id, _roles(rows))
 
 
-async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0):
-    """channel_access() for read paths: (Access, row with channel_id, channel_type,
-    channel_message_count and the server's columns)."""
-    rows = await _read_access(conn, CHANNEL_ACCESS_SQL, CHANNEL_ACCESS_WITH_ACCOUNT_SQL, user_id, channel=channel_id)
-    if not rows:
-        raise NotFound("Channel not found", "channel_not_found")
-    return _access_from_sql_rows(rows, user_id, Perm.VIEW_CHANNEL | need), rows[0]
-
-
-async def member_in_server(s, server_id: int, member_id: int) -> ServerMember:
+async def member_in_server(s, server_id: int, member_id: int):
     """A member row by id, scoped to the server in the path (another server's member is 404)."""
-    member = await s.get(ServerMember, member_id)
+    member = await members.get(s, member_id)
     if member is None or member.server_id != server_id:
         raise NotFound("Member not found", "member_not_found")
     return member
-
-
-def is_global_moderator(user: User) -> bool:
-    return user.role in ("moderator", "admin")

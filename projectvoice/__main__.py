@@ -42,38 +42,23 @@ def _run(_args) -> None:
 
 
 async def _create_admin(username: str, email: str, password: str) -> str:
-    from sqlalchemy.exc import IntegrityError
-
-    from handlers.auth import _new_tag, find_by_email
-    from models import db
-    from models.storage import sessions
-    from models.tables import User
-    from models import auth
+    from models import auth, db
 
     db.init()
     await db.migrate()
     hashed = await auth.hash_password(password)
     try:
         async with db.session() as s:
-            existing = await find_by_email(s, email)
+            existing = await auth.find_by_email(s, email)
             if existing is not None:
-                existing.role = "admin"
-                existing.is_active = True
-                existing.password_hash = hashed
-                existing.token_version += 1
-                await sessions.end_all(s, existing.id)  # the old password's sessions all end
-                msg = f"promoted existing user {existing.username} (id {existing.id}) to admin"
-            else:
-                user = User(username=username, email=email.lower(), password_hash=hashed,
-                            role="admin", tag=_new_tag())
-                s.add(user)
-                await s.flush()
-                msg = f"created admin {username} (id {user.id})"
-    except IntegrityError:
-        sys.exit("username already taken by another account")
+                await auth.make_admin(s, existing, hashed)  # the old password's sessions all end
+                return f"promoted existing user {existing.username} (id {existing.id}) to admin"
+            user = await auth.create_user(s, username, email, hashed, role="admin")
+            if user is None:
+                sys.exit("username already taken by another account")
+            return f"created admin {user.username} (id {user.id})"
     finally:
         await db.dispose()
-    return msg
 
 
 def _admin(args) -> None:

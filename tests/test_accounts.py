@@ -224,6 +224,37 @@ def test_create_admin_command(admin, api):
     assert r.status_code == 200 and r.json()["role"] == "admin"
 
 
+def _create_admin(server, username: str, email: str, password: str):
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    return subprocess.run([sys.executable, "-m", "projectvoice", "create-admin", "--username", username,
+                           "--email", email, "--password", password],
+                          cwd=ROOT, env=server.env(), capture_output=True, text=True, timeout=60)
+
+
+def test_create_admin_makes_an_account_as_register_does(api, server):
+    """A new account from the command line is made by the same code as registration (models.auth
+    create_user): a four-digit tag, the email lowered, and a username taken case-insensitively by
+    another account is refused with nothing created."""
+    name = unique("cliadmin")
+    r = _create_admin(server, name, f"{name.upper()}@Example.com", "password123")
+    assert r.returncode == 0 and "created admin" in r.stdout, r.stdout + r.stderr
+    r = api.post("/auth/login", json={"email": f"{name}@example.com", "password": "password123"})
+    assert r.status_code == 200, r.text
+    user = r.json()["user"]
+    assert user["role"] == "admin" and user["email"] == f"{name}@example.com"
+    assert len(user["tag"]) == 4 and user["tag"].isdigit()
+    taken = api.register()
+    other = unique("cliother")
+    r = _create_admin(server, taken.user["username"].upper(), f"{other}@example.com", "password123")
+    assert r.returncode != 0 and "username already taken" in r.stderr, r.stdout + r.stderr
+    r = api.post("/auth/login", json={"email": f"{other}@example.com", "password": "password123"})
+    assert r.status_code == 404
+
+
 def test_ids_are_never_reused_so_old_tokens_never_match_new_accounts(api):
     """SQLite would hand a deleted newest row's id to the next row without AUTOINCREMENT; a
     deleted account's token must not start working for whoever comes next."""

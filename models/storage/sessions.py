@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from contextvars import Context
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -110,8 +111,6 @@ def seen(session_id: int, last_seen_at) -> None:
 
 
 async def _touch(session_id: int) -> None:
-    from datetime import timedelta
-
     now = utcnow()
     try:
         await sql.one(TOUCH_SQL, id=session_id, now=now, before=now - timedelta(seconds=SEEN_EVERY / 2))
