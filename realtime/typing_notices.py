@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from models.storage import sql
+from models.storage import sql, users
 from models.permissions import Perm, read_channel_access
 from core.errors import BadRequest
 
@@ -64,13 +64,13 @@ class Typing:
         # Checked once per window: a socket without SEND_MESSAGES gets one `error` per window.
         async with sql.connection() as conn:
             await read_channel_access(conn, uid, cid, Perm.SEND_MESSAGES)
-            row = await conn.one("SELECT username FROM users WHERE id = %(id)s", id=uid)
-        if row is None:
+            username = await users.username_of(conn, uid)
+        if username is None:
             return
         own = [s for _ns, s in await self.store.user_socks(uid)] or [sid]
         if sid not in own:
             own.append(sid)
-        payload = {"channelId": cid, "userId": uid, "username": row.username}
+        payload = {"channelId": cid, "userId": uid, "username": username}
         for ns in self.namespaces:
             await self.sio.emit("user-typing", payload, room=self.room_of(cid), namespace=ns, skip_sid=own)
 
