@@ -1,4 +1,4 @@
-"""Message search SQL: the matches of one channel, as a CTE `hits` (handlers/messages.py pages it).
+"""Message search SQL: the matches of one channel, as a CTE `hits` (models/storage/messages.py pages it).
 
 A query is split on whitespace into terms; a message matches when it holds every term:
 - a term of letters and digits only is a whole word, case-insensitive, found through the index
