@@ -32,7 +32,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
+from sqlalchemy import event
 
 from core.settings import Settings
 
@@ -111,8 +113,6 @@ def route_templates(spec_path: Path) -> dict[str, str]:
 
 def instrument_engine(engine) -> None:
     """Pool gauges from the pool's own events (works per process and in multi-process mode)."""
-    from sqlalchemy import event
-
     pool = engine.sync_engine.pool
     try:
         DB_POOL_CAPACITY.set(pool.size() + max(0, getattr(pool, "_max_overflow", 0)))
@@ -124,8 +124,6 @@ def instrument_engine(engine) -> None:
 
 def metrics_payload() -> bytes:
     if _MULTIPROC:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

@@ -23,6 +23,7 @@ from core import textcheck
 from core.errors import ApiError
 from core.ratelimit import Limiter, limiter
 from core.settings import Settings
+from models.auth import decode_token
 
 _INVITE_ACCEPT = re.compile(r"^/api/invite/invite/[^/]+/accept$")
 _TOO_MANY = "Too many requests, try again later"
@@ -52,8 +53,6 @@ def _bearer(headers) -> str | None:
 
 
 def _user_id(headers) -> int | None:
-    from models.auth import decode_token
-
     token = _bearer(headers)
     claims = decode_token(token) if token else None
     return claims["sub"] if claims else None
