@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 import orjson
-import yaml
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,6 +35,7 @@ from prometheus_client import (
 )
 from sqlalchemy import event
 
+from core import contract
 from core.settings import Settings
 
 access_log = logging.getLogger("projectvoice.access")
@@ -99,16 +99,12 @@ def setup_logging(settings: Settings) -> None:
         logging.getLogger("uvicorn.access").disabled = True
 
 
-def route_templates(spec_path: Path) -> dict[str, str]:
+def route_templates(spec_path: Path = contract.SPEC) -> dict[str, str]:
     """operationId -> "/api/<path template>", for the route label."""
-    doc = yaml.safe_load(spec_path.read_text())
-    base = (doc.get("servers") or [{"url": "/api"}])[0]["url"].rstrip("/")
-    out = {}
-    for path, item in (doc.get("paths") or {}).items():
-        for op in item.values():
-            if isinstance(op, dict) and op.get("operationId"):
-                out[op["operationId"]] = base + path
-    return out
+    doc = contract.document(spec_path)
+    base = contract.base_path(doc)
+    return {op["operationId"]: base + template for template, _, op in contract.operations(doc)
+            if op.get("operationId")}
 
 
 def instrument_engine(engine) -> None:
