@@ -64,3 +64,10 @@ def test_405_lists_the_methods_of_the_matched_path(api, alice):
     # /messages/search is also /messages/{id}'s shape: the literal path's methods only.
     r = api.request("PATCH", "/messages/search", alice.token)
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (r.status_code, r.headers)
+
+
+def test_every_operation_documents_the_head_limit():
+    """HeadLimits (projectvoice/middleware.py) answers 431 before routing, on any path."""
+    missing = [f"{method.upper()} {template}" for template, method, op in contract.operations()
+               if op["responses"].get("431") != {"$ref": "#/components/responses/HeadersTooLarge"}]
+    assert not missing, "operations without '431': {$ref: HeadersTooLarge}:\n" + "\n".join(missing)
