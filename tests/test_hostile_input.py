@@ -8,30 +8,19 @@ import json
 import pytest
 
 from tests.contract import contract
-from tests.support import Api, Database, ServerProcess, create_channel, create_server, unique
+from tests.support import Api, create_channel, create_server, unique
 
 NON_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
 
 
-@pytest.fixture(scope="module")
-def tight(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data", extra_env={
-        "RATE_LIMITS_ENABLED": "1",
-        "RATE_LIMIT_LOGIN_IP": "",
-        "RATE_LIMIT_REGISTER_IP": "",
-        "RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
-        "RATE_LIMIT_MESSAGE": "3/minute",
-    }).start()
-    yield proc
-    proc.stop()
-    database.drop()
-
-
-@pytest.fixture(scope="module")
-def tapi(tight) -> Api:
-    return Api(tight.base)
+# The `tight` server's settings (tests/conftest.py); `tapi` is its client.
+TIGHT_ENV = {
+    "RATE_LIMITS_ENABLED": "1",
+    "RATE_LIMIT_LOGIN_IP": "",
+    "RATE_LIMIT_REGISTER_IP": "",
+    "RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
+    "RATE_LIMIT_MESSAGE": "3/minute",
+}
 
 
 def _raw(api: Api, method: str, path: str, text: str, token: str | None = None):
