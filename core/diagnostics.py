@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
 from core.settings import Settings
 
 _count: ContextVar[list[int] | None] = ContextVar("pv_query_count", default=None)
@@ -28,9 +31,6 @@ def _before_cursor_execute(*_args, **_kw) -> None:
 def _install_listener() -> None:
     global _installed
     if not _installed:
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-
         event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
         _installed = True
 

@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 import orjson
-import yaml
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -32,8 +31,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
+from sqlalchemy import event
 
+from core import contract
 from core.settings import Settings
 
 access_log = logging.getLogger("projectvoice.access")
@@ -97,22 +99,16 @@ def setup_logging(settings: Settings) -> None:
         logging.getLogger("uvicorn.access").disabled = True
 
 
-def route_templates(spec_path: Path) -> dict[str, str]:
+def route_templates(spec_path: Path = contract.SPEC) -> dict[str, str]:
     """operationId -> "/api/<path template>", for the route label."""
-    doc = yaml.safe_load(spec_path.read_text())
-    base = (doc.get("servers") or [{"url": "/api"}])[0]["url"].rstrip("/")
-    out = {}
-    for path, item in (doc.get("paths") or {}).items():
-        for op in item.values():
-            if isinstance(op, dict) and op.get("operationId"):
-                out[op["operationId"]] = base + path
-    return out
+    doc = contract.document(spec_path)
+    base = contract.base_path(doc)
+    return {op["operationId"]: base + template for template, _, op in contract.operations(doc)
+            if op.get("operationId")}
 
 
 def instrument_engine(engine) -> None:
     """Pool gauges from the pool's own events (works per process and in multi-process mode)."""
-    from sqlalchemy import event
-
     pool = engine.sync_engine.pool
     try:
         DB_POOL_CAPACITY.set(pool.size() + max(0, getattr(pool, "_max_overflow", 0)))
@@ -124,8 +120,6 @@ def instrument_engine(engine) -> None:
 
 def metrics_payload() -> bytes:
     if _MULTIPROC:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

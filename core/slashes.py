@@ -12,21 +12,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
-_PARAM = re.compile(r"\{[^}/]+\}")
-
-
-def _regex(template: str) -> str:
-    """A path template as a regex: each `{param}` one segment, everything else literal."""
-    parts = _PARAM.split(template)
-    return "[^/]+".join(re.escape(part) for part in parts)
+from core import contract
 
 
 def _pattern(templates: list[str]) -> re.Pattern | None:
     if not templates:
         return None
-    return re.compile("|".join(f"(?:{_regex(t)})" for t in sorted(templates)))
+    return re.compile("|".join(f"(?:{contract.template_pattern(t)})" for t in sorted(templates)))
 
 
 def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern | None]:
@@ -42,16 +34,11 @@ def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern | None]:
     }
 
 
-def templates_of(spec: Path) -> tuple[str, list[str]]:
-    doc = yaml.safe_load(spec.read_text())
-    base = doc.get("servers", [{}])[0].get("url", "").rstrip("/")
-    return base, list(doc.get("paths", {}))
-
-
 class TrailingSlash:
-    def __init__(self, app, spec: Path):
+    def __init__(self, app, spec: Path = contract.SPEC):
         self.app = app
-        base, paths = templates_of(spec)
+        doc = contract.document(spec)
+        base, paths = contract.base_path(doc), list(doc.get("paths") or {})
         self.prefix = base + "/"
         p = _compile(base, paths)
         self._with_slash, self._without = p["with_slash"], p["without"]

@@ -17,7 +17,10 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import connexion.lifecycle as lifecycle
 import orjson
+from connexion.exceptions import BadRequestProblem
+from connexion.validators.json import JSONRequestBodyValidator
 
 from core.errors import ApiError
 
@@ -138,9 +141,6 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    import connexion.lifecycle as lifecycle
-    from connexion.exceptions import BadRequestProblem
-    from connexion.validators.json import JSONRequestBodyValidator
 
     async def validator_parse(self, stream, scope):
         body = b"".join([message async for message in stream])

@@ -18,13 +18,13 @@ from starlette.responses import RedirectResponse
 from models import db
 from models.storage import sql
 from projectvoice import connexion_speedups, error_handlers, openapi31
-from core import diagnostics, errors, observability, slashes, textcheck
+from core import contract, diagnostics, errors, observability, slashes, textcheck
 from projectvoice.middleware import DefaultJsonContentType, HeadLimits, LimitsMiddleware
 from projectvoice.readretry import ReadRetryResolver
-from core.settings import ROOT, Settings, get_settings
+from core.settings import Settings, get_settings
 from realtime import server as realtime_server
 
-SPEC = ROOT / "openapi" / "projectvoice.yaml"
+SPEC = contract.SPEC
 log = logging.getLogger("projectvoice")
 
 

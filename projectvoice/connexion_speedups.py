@@ -30,8 +30,14 @@ import connexion.uri_parsing as uri_parsing
 import connexion.security as security
 import connexion.utils as utils
 import connexion.validators.parameter as parameter_validators
+import jsonschema_rs
+import starlette
 from connexion.apps.asynchronous import AsyncOperation
 from jsonschema import ValidationError
+from starlette import routing
+from starlette.datastructures import URL
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
 
 PATCHED_RELEASE = "3.3."
 log = logging.getLogger("projectvoice")
@@ -203,10 +209,6 @@ def fast_validator(schema):
         return None
     if schema.get("type") not in ("integer", "string", "boolean", "number"):
         return None
-    try:
-        import jsonschema_rs
-    except ImportError:
-        return None
     return jsonschema_rs.Draft4Validator(schema).is_valid
 
 
@@ -273,8 +275,6 @@ def _first_segment(path: str) -> str:
 def _literal_first_segment(route) -> str | None:
     """The route's first path segment when it is literal text and the route matches by
     Starlette's own path regex (plain Route and Mount), else None."""
-    from starlette.routing import Mount, Route
-
     if type(route) not in (Route, Mount) or not route.path.startswith("/"):
         return None
     segment = _first_segment(route.path)
@@ -294,16 +294,13 @@ class _RouteIndex:
 
 
 def _index_routers() -> None:
-    import starlette
-    from starlette import routing
-    from starlette._utils import get_route_path
-    from starlette.datastructures import URL
-    from starlette.responses import RedirectResponse
-
     if not starlette.__version__.startswith(PATCHED_STARLETTE):
         log.warning("starlette %s: route index written for %sx not applied", starlette.__version__,
                     PATCHED_STARLETTE)
         return
+    # Private module: imported after the version check, so another release runs unpatched
+    # (with the warning above) instead of failing at import.
+    from starlette._utils import get_route_path
     global original_router_app
     original = original_router_app = routing.Router.app
     Match = routing.Match

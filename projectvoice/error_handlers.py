@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import logging
-import re
 from functools import lru_cache
-from pathlib import Path
 
-import yaml
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from core import contract
 from core.errors import ApiError, error_response
 from core.observability import DB_UNAVAILABLE
 from models.db import is_database_unavailable, is_value_out_of_range
@@ -73,28 +71,16 @@ async def handle_http_exception(_request: ConnexionRequest, exc: HTTPException) 
 
 
 @lru_cache
-def _method_table() -> list[tuple[int, re.Pattern, set[str]]]:
-    spec = Path(__file__).resolve().parent.parent / "openapi" / "projectvoice.yaml"
-    doc = yaml.safe_load(spec.read_text())
-    base = (doc.get("servers") or [{"url": "/api"}])[0]["url"].rstrip("/")
-    table = []
-    for path, item in (doc.get("paths") or {}).items():
-        methods = {m.upper() for m in item if m in {"get", "put", "post", "delete", "patch", "head", "options"}}
-        regex = re.compile("^" + re.escape(base) + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
-        table.append((path.count("{"), regex, methods))
-    return sorted(table, key=lambda row: row[0])
+def _paths() -> contract.Paths:
+    return contract.Paths()
 
 
 def _allowed_methods(path: str) -> str:
     """The methods of the templates matching `path`; literal segments win, as in the router."""
-    methods: set[str] = set()
-    best = None
-    for params, regex, ms in _method_table():
-        if best is not None and params > best:
-            break
-        if regex.match(path):
-            best = params
-            methods |= ms
+    templates = _paths().matching(path)
+    fewest = templates[0].count("{") if templates else 0
+    paths = contract.document()["paths"]
+    methods = {m.upper() for t in templates if t.count("{") == fewest for m in paths[t] if m in contract.METHODS}
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))

@@ -15,16 +15,16 @@ A request without a JSON body passes with one header scan and a counting `receiv
 """
 from __future__ import annotations
 
-import re
-
 import orjson
 
-from core import textcheck
+from core import contract, textcheck
 from core.errors import ApiError
 from core.ratelimit import Limiter, limiter
 from core.settings import Settings
+from models.auth import decode_token
 
-_INVITE_ACCEPT = re.compile(r"^/api/invite/invite/[^/]+/accept$")
+_INVITE_ACCEPT_ROUTE = contract.base_path() + "/invite/invite/{token}/accept"
+_INVITE_ACCEPT = contract.template_regex(_INVITE_ACCEPT_ROUTE)
 _TOO_MANY = "Too many requests, try again later"
 
 
@@ -52,8 +52,6 @@ def _bearer(headers) -> str | None:
 
 
 def _user_id(headers) -> int | None:
-    from models.auth import decode_token
-
     token = _bearer(headers)
     claims = decode_token(token) if token else None
     return claims["sub"] if claims else None
@@ -171,8 +169,8 @@ class LimitsMiddleware:
             return None
         if path == "/api/auth/login" or path == "/api/auth/register" or path == "/api/messages":
             return path
-        if path.startswith("/api/invite/invite/") and _INVITE_ACCEPT.match(path):
-            return "/api/invite/invite/{token}/accept"
+        if path.startswith("/api/invite/invite/") and _INVITE_ACCEPT.fullmatch(path):
+            return _INVITE_ACCEPT_ROUTE
         return None
 
     async def _check(self, route: str, scope, body: dict) -> int | None:

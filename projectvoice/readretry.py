@@ -14,12 +14,11 @@ import functools
 
 from connexion.resolver import Resolution, Resolver
 
+from models import auth
 from models.db import is_connection_killed
 
 
 def retry_once(handler):
-    from models import auth
-
     @functools.wraps(handler)
     async def wrapper(*args, **kwargs):
         # The deferred account check (auth.account_checked_in_query) is taken by the first

@@ -3,12 +3,11 @@ Zulip's documentation tests): the status code must be documented for the operati
 body must match its schema, which forbids undocumented fields (additionalProperties: false)."""
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
-import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
+from core.contract import Paths, document
 from tests.support_paths import SPEC_PATH
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -25,14 +24,7 @@ class ContractViolation(AssertionError):
 class Contract:
     def __init__(self, doc: dict):
         self.doc = doc
-        self.routes: list[tuple[str, re.Pattern, str]] = []
-        for path, item in doc["paths"].items():
-            regex = re.compile("^/api" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
-            for method in item:
-                if method in METHODS:
-                    self.routes.append((method, regex, path))
-        # Literal segments win over parameters (/messages/search before /messages/{id}).
-        self.routes.sort(key=lambda r: r[2].count("{"))
+        self.paths = Paths(doc)
         self._validators: dict[str, Draft202012Validator] = {}
 
     def find(self, method: str, path: str) -> str | None:
@@ -40,8 +32,9 @@ class Contract:
         that operation too (core/slashes.py answers it the same)."""
         method = method.lower()
         for candidate in (path, path[:-1] if path.endswith("/") else path + "/"):
-            for m, regex, template in self.routes:
-                if m == method and regex.match(candidate):
+            # Literal segments win over parameters (/messages/search before /messages/{id}).
+            for template in self.paths.matching(candidate):
+                if method in METHODS and method in self.doc["paths"][template]:
                     return template
         return None
 
@@ -89,7 +82,7 @@ class Contract:
 
 @lru_cache
 def contract() -> Contract:
-    return Contract(yaml.safe_load(SPEC_PATH.read_text()))
+    return Contract(document(SPEC_PATH))
 
 
 def check_response(r) -> None:

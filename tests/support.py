@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("PV_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -139,6 +140,20 @@ class ServerProcess:
         if getattr(self, "_log", None):
             self._log.close()
         return self.proc.returncode if self.proc else None
+
+
+@contextmanager
+def own_server(tmp: Path, extra_env: dict | None = None):
+    """A server process on a fresh database of its own, stopped and its database dropped after."""
+    database = Database.fresh(tmp)
+    try:
+        proc = ServerProcess(database=database, data_dir=tmp / "data", extra_env=dict(extra_env or {})).start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
+    finally:
+        database.drop()
 
 
 _names = itertools.count(1)
@@ -281,3 +296,40 @@ def redis_cluster(tmp: Path, count: int, redis_db: int, **extra_env: str):
             p.stop()
         database.drop()
         r.flushdb()
+
+
+def make_friends(api: Api, a: Account, b: Account) -> None:
+    r = api.post("/friends/request", a.token, json={"friendId": b.id})
+    assert r.status_code == 201, r.text
+    r = api.post(f"/friends/accept/{r.json()['request']['id']}", b.token)
+    assert r.status_code == 200, r.text
+
+
+def sync_engine(database: Database) -> sa.Engine:
+    return sa.create_engine(database.url.replace("+aiosqlite", ""))
+
+
+def seed_members(database: Database, server_id: int, n: int) -> None:
+    """n accounts that joined the server with the Member role, written straight to the database:
+    the accounts in one multi-row INSERT, their memberships and roles with INSERT ... SELECT."""
+    prefix = unique("seed")
+    rows = ",".join(
+        f"('{prefix}_{i}', '{prefix}_{i}@example.com', 'x', 'user', TRUE, 'offline', '{i % 10000:04d}', "
+        f"0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)" for i in range(n))
+    engine = sync_engine(database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO users (username, email, password_hash, role, is_active, status, tag, "
+                f"token_version, created_at, updated_at) VALUES {rows}"))
+            conn.execute(sa.text(
+                "INSERT INTO server_members (server_id, user_id, role, is_muted, is_deafened, joined_at) "
+                "SELECT :sid, id, 'member', FALSE, FALSE, CURRENT_TIMESTAMP FROM users "
+                "WHERE username LIKE :p ESCAPE '!' ORDER BY id"), {"sid": server_id, "p": f"{prefix}!_%"})
+            conn.execute(sa.text(
+                "INSERT INTO member_roles (member_id, role_id) SELECT m.id, r.id FROM server_members m "
+                "JOIN users u ON u.id = m.user_id JOIN roles r ON r.server_id = m.server_id "
+                "AND r.preset = 'member' WHERE m.server_id = :sid AND u.username LIKE :p ESCAPE '!'"),
+                {"sid": server_id, "p": f"{prefix}!_%"})
+    finally:
+        engine.dispose()

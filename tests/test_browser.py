@@ -17,6 +17,7 @@ import pytest
 
 from tests import browser_setup
 from tests.support import ROOT, create_channel, create_server, join_server
+from tests.support_sockets import validate_event
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -156,8 +157,6 @@ def watch(ctx):
 
 def check_contract(ctx) -> None:
     from tests.contract import contract
-    from tests.test_voice import validate_event
-
     for page in ctx.pages:
         for event, args in page.evaluate("() => window.__pvEvents || []"):
             validate_event(event, tuple(args))

@@ -14,26 +14,15 @@ TOO_MANY = {"error": "Too many requests, try again later", "code": "rate_limited
 TOO_LARGE = {"error": "Request body too large (limit 1048576 bytes)", "code": "payload_too_large"}
 
 
-@pytest.fixture(scope="module")
-def tight(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("limits")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data", extra_env={
-        "RATE_LIMITS_ENABLED": "1",
-        "RATE_LIMIT_LOGIN_IP": "8/minute",
-        "RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
-        "RATE_LIMIT_REGISTER_IP": "6/minute",
-        "RATE_LIMIT_MESSAGE": "3/minute",
-        "RATE_LIMIT_INVITE_ACCEPT": "2/minute",
-    }).start()
-    yield proc
-    proc.stop()
-    database.drop()
-
-
-@pytest.fixture(scope="module")
-def tapi(tight) -> Api:
-    return Api(tight.base)
+# The `tight` server's settings (tests/conftest.py); `tapi` is its client.
+TIGHT_ENV = {
+    "RATE_LIMITS_ENABLED": "1",
+    "RATE_LIMIT_LOGIN_IP": "8/minute",
+    "RATE_LIMIT_LOGIN_ACCOUNT": "3/minute",
+    "RATE_LIMIT_REGISTER_IP": "6/minute",
+    "RATE_LIMIT_MESSAGE": "3/minute",
+    "RATE_LIMIT_INVITE_ACCEPT": "2/minute",
+}
 
 
 def _ip(n: str) -> dict:

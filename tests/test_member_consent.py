@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from tests.support import Account, Api, create_server
-
-
-def make_friends(api: Api, a: Account, b: Account) -> None:
-    r = api.post("/friends/request", a.token, json={"friendId": b.id})
-    assert r.status_code == 201, r.text
-    r = api.post(f"/friends/accept/{r.json()['request']['id']}", b.token)
-    assert r.status_code == 200, r.text
+from tests.support import Account, Api, create_server, make_friends
 
 
 def _add(api: Api, adder: Account, sid: int, target: Account, **extra):

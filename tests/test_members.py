@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.support import Api, create_server, join_server
+from tests.support import Api, create_server, join_server, make_friends
 
 MUTE_MEMBERS = 1 << 22
 
@@ -118,8 +118,6 @@ def test_ban_list_unban(api, alice, bob):
     inv = api.post(f"/invite/{sid}/invite", alice.token, json={}).json()["invite"]["token"]
     r = api.post(f"/invite/invite/{inv}/accept", bob.token)
     assert r.status_code == 403 and r.json()["code"] == "banned"
-    from tests.test_member_consent import make_friends
-
     make_friends(api, alice, bob)
     r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id})
     assert r.status_code == 403 and r.json()["code"] == "banned"
@@ -142,8 +140,6 @@ def test_ban_with_empty_or_null_reason(api, alice, bob):
 
 def test_add_member_directly(api, alice, bob):
     """Direct adds need a friendship with the one added (tests/test_member_consent.py)."""
-    from tests.test_member_consent import make_friends
-
     sid = create_server(api, alice)["id"]
     make_friends(api, alice, bob)
     r = api.post(f"/serverMembers/{sid}/members", alice.token, json={"userId": bob.id, "role": "moderator"})

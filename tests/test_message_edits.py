@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support import join_server
-from tests.test_messages import make_moderator, page, post, search, setup_channel
-from tests.test_voice import clients, subscribe  # noqa: F401  (clients is a fixture)
+from tests.support_messages import make_moderator, page, post, search, setup_channel
+from tests.support_sockets import subscribe
 
 
 def _by_id(data: dict) -> dict[int, dict]:

@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server, free_port, join_server
-from tests.test_voice import Client, validate_event
-from tests.test_voice_node import node  # noqa: F401  (fixture)
+from tests.support_sockets import Client, validate_event
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "nginx" / "projectvoice.conf"

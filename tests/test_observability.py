@@ -11,20 +11,15 @@ import time
 import httpx
 import pytest
 
-from tests.support import ROOT, Api, Database, ServerProcess, create_server, unique
+from tests.support import ROOT, Api, ServerProcess, create_server, own_server, unique
 
 METRICS_TOKEN = "operator-" + "s3cret"
 
 
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ops")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data",
-                         extra_env={"LOG_LEVEL": "info", "METRICS_TOKEN": METRICS_TOKEN}).start()
-    yield proc
-    proc.stop()
-    database.drop()
+    with own_server(tmp_path_factory.mktemp("ops"), {"LOG_LEVEL": "info", "METRICS_TOKEN": METRICS_TOKEN}) as proc:
+        yield proc
 
 
 def _access_lines(proc: ServerProcess) -> list[dict]:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support import Api, Database, ServerProcess, backend, create_server, free_port, unique
+from tests.support_sockets import Client, add_members
 
 pytestmark = pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL pass only (PV_TEST_DB=postgres)")
 
@@ -328,8 +329,6 @@ def redis_pair(tmp_path_factory):
 
 async def _voice_exchange(p1: ServerProcess, p2: ServerProcess, alice, bob, voice_id: int, timeout: float = 4):
     """Alice on process 1 and Bob on process 2 meet in a voice room and pass one signal."""
-    from tests.test_voice import Client
-
     a = await Client(p1.base, "seed", alice.token).connect()
     b = await Client(p2.base, "desktop", bob.token).connect()
     try:
@@ -350,8 +349,6 @@ async def _voice_exchange(p1: ServerProcess, p2: ServerProcess, alice, bob, voic
 @pytest.mark.asyncio
 async def test_redis_outage_keeps_rest_serving_and_voice_comes_back(redis_pair):
     from tests.support import create_channel, create_server
-    from tests.test_voice import add_members
-
     rs, (p1, p2) = redis_pair
     api1, api2 = Api(p1.base), Api(p2.base)
     alice, bob = api1.register(), api2.register()

@@ -14,20 +14,15 @@ import collections
 import httpx
 import pytest
 
-from tests.support import Api, Database, ServerProcess, backend, create_channel, create_server
+from tests.support import Api, backend, create_channel, create_server, own_server
 
 pytestmark = pytest.mark.skipif(backend() != "postgres", reason="PostgreSQL pass only (PV_TEST_DB=postgres)")
 
 
 @pytest.fixture(scope="module")
 def small_pool(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("overload")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data",
-                         extra_env={"DB_POOL_SIZE": "1", "DB_TIMEOUT": "0.3"}).start()
-    yield proc
-    proc.stop()
-    database.drop()
+    with own_server(tmp_path_factory.mktemp("overload"), {"DB_POOL_SIZE": "1", "DB_TIMEOUT": "0.3"}) as proc:
+        yield proc
 
 
 def test_64_concurrent_requests_on_one_connection_all_succeed(small_pool):

@@ -1,71 +1,18 @@
 """Presence and typing over Socket.IO (python-socketio's client against the real server), with
 the REST side's `status` checked against what the sockets were told. Every event is validated
-against asyncapi/projectvoice.yaml by tests.test_voice.Client."""
+against asyncapi/projectvoice.yaml by tests.support_sockets.Client."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from tests.support import Account, Api, create_channel, create_server, join_server
-from tests.test_voice import Client, subscribe, take_bits
-from tests.test_voice import clients as clients  # noqa: F401 - the fixture
+from tests.support import Account, Api, create_channel, create_server, join_server, make_friends
+from tests.support_sockets import (eventually_status, member_status, presence_of, quiet_about, subscribe, take_bits,
+                                   wait_presence)
 
 pytestmark = [pytest.mark.timeout(120)]
 SEND_MESSAGES = 1 << 11
-
-
-def presence_of(client: Client, user_id: int) -> list[str]:
-    """Every presence-updated about the user this client received, taken by wait() or not."""
-    out = []
-    for ev, args in client.log:
-        e = args[0] if args else None
-        if ev in ("presence-updated", "<taken>") and isinstance(e, dict) and set(e) == {"userId", "status"} \
-                and e["userId"] == user_id:
-            out.append(e["status"])
-    return out
-
-
-async def quiet_about(client: Client, user_id: int, within: float = 0.5) -> None:
-    """No presence-updated about `user_id` that was not taken yet (a socket also hears about
-    its own user: its own view)."""
-    await asyncio.sleep(within)
-    got = [a[0] for ev, a in client.log if ev == "presence-updated" and a[0]["userId"] == user_id]
-    assert not got, f"unexpected presence-updated about {user_id}: {got}"
-
-
-async def wait_presence(client: Client, user_id: int, status: str, timeout: float = 10) -> None:
-    got = await client.wait("presence-updated", timeout, where=lambda e: e["userId"] == user_id)
-    assert got == {"userId": user_id, "status": status}
-
-
-def member_status(api: Api, viewer: Account, server_id: int, user_id: int) -> str:
-    """The user's status in the three REST answers that list a server's members."""
-    seen = set()
-    r = api.get(f"/servers/{server_id}", viewer.token)
-    seen.add(next(m["user"]["status"] for m in r.json()["members"] if m["userId"] == user_id))
-    r = api.get(f"/serverMembers/{server_id}/members", viewer.token)
-    seen.add(next(m["user"]["status"] for m in r.json() if m["userId"] == user_id))
-    r = api.get("/servers", viewer.token)
-    sv = next(s for s in r.json() if s["id"] == server_id)
-    seen.add(next(m["user"]["status"] for m in sv["members"] if m["userId"] == user_id))
-    assert len(seen) == 1, seen
-    return seen.pop()
-
-
-async def eventually_status(api: Api, viewer: Account, server_id: int, user_id: int, want: str,
-                            timeout: float = 5) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (got := member_status(api, viewer, server_id, user_id)) != want:
-        assert asyncio.get_running_loop().time() < deadline, f"status {got!r}, wanted {want!r}"
-        await asyncio.sleep(0.1)
-
-
-def befriend(api: Api, a: Account, b: Account) -> None:
-    r = api.post("/friends/request", a.token, json={"friendId": b.id})
-    assert r.status_code == 201, r.text
-    r = api.post(f"/friends/accept/{r.json()['request']['id']}", b.token)
-    assert r.status_code == 200, r.text
 
 
 def set_status(api: Api, acct: Account, status: str) -> dict:
@@ -158,7 +105,7 @@ async def test_friends_get_it_strangers_and_blocked_users_do_not(api, clients):
     alice, member, friend, stranger, blocked = (api.register() for _ in range(5))
     sv = create_server(api, alice)
     join_server(api, alice, sv["id"], member, blocked)
-    befriend(api, alice, friend)
+    make_friends(api, alice, friend)
     r = api.post(f"/friends/block/{blocked.id}", alice.token)
     assert r.status_code == 200, r.text
     watchers = {name: await clients(acct.token, "seed")

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from tests.support import create_channel, create_server, join_server
-from tests.test_voice_node import NodeProc, _recv
-from tests.test_voice_node import node as node  # noqa: F401 - the fixture
+from tests.support_sockets import NodeProc, recv
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -23,7 +22,7 @@ async def send(p: NodeProc, cmd: dict) -> None:
 
 
 def about(user_id: int, status: str | None = None):
-    return _recv("presence-updated", lambda a: a["userId"] == user_id and (status is None or a["status"] == status))
+    return recv("presence-updated", lambda a: a["userId"] == user_id and (status is None or a["status"] == status))
 
 
 @pytest.mark.asyncio
@@ -48,10 +47,10 @@ async def test_presence_and_typing_with_node_clients(api, server, node):
         a2 = await start(alice.token)  # a second socket: no second event
         for p in (a1, a2, b):
             await send(p, {"emit": ["subscribe-channel", text["id"]]})
-            await p.until(_recv("subscribed"))
+            await p.until(recv("subscribed"))
         for _ in range(3):
             await send(a1, {"emit": ["typing", text["id"]]})
-        got = (await b.until(_recv("user-typing")))["args"][0]
+        got = (await b.until(recv("user-typing")))["args"][0]
         assert got == {"channelId": text["id"], "userId": alice.id, "username": alice.user["username"]}
         await send(a1, {"disconnect": True})
         await asyncio.sleep(1.0)

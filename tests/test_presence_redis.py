@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.support import Api, redis_cluster, create_channel, create_server, join_server
-from tests.test_presence import eventually_status, member_status, presence_of, quiet_about, wait_presence
-from tests.test_voice import Client, subscribe
+from tests.support import Api, create_channel, create_server, join_server, redis_cluster, seed_members
+from tests.support_sockets import (Client, eventually_status, member_status, presence_of, quiet_about, subscribe,
+                                   wait_presence)
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 12
@@ -149,8 +149,6 @@ def test_rest_reads_presence_in_one_mget(cluster):
     import threading
 
     import redis
-
-    from tests.test_query_counts import seed_members
 
     p1 = cluster[0]
     api = Api(p1.base)

@@ -5,58 +5,21 @@ ran, the bearer check's account lookup included, in `X-Query-Count`."""
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
-from tests.support import (Api, Database, ServerProcess, create_channel, create_server, join_server,
-                           unique)
+from tests.support import Api, create_channel, create_server, join_server, own_server, seed_members, unique
 
 BIG = 5000
 
 
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("querycount")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data",
-                         extra_env={"QUERY_COUNT_HEADER": "1"}).start()
-    yield proc
-    proc.stop()
-    database.drop()
+    with own_server(tmp_path_factory.mktemp("querycount"), {"QUERY_COUNT_HEADER": "1"}) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
 def capi(counted) -> Api:
     return Api(counted.base)
-
-
-def sync_engine(database: Database) -> sa.Engine:
-    return sa.create_engine(database.url.replace("+aiosqlite", ""))
-
-
-def seed_members(database: Database, server_id: int, n: int) -> None:
-    """n accounts that joined the server with the Member role, written straight to the database:
-    the accounts in one multi-row INSERT, their memberships and roles with INSERT ... SELECT."""
-    prefix = unique("seed")
-    rows = ",".join(
-        f"('{prefix}_{i}', '{prefix}_{i}@example.com', 'x', 'user', TRUE, 'offline', '{i % 10000:04d}', "
-        f"0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)" for i in range(n))
-    engine = sync_engine(database)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO users (username, email, password_hash, role, is_active, status, tag, "
-                f"token_version, created_at, updated_at) VALUES {rows}"))
-            conn.execute(sa.text(
-                "INSERT INTO server_members (server_id, user_id, role, is_muted, is_deafened, joined_at) "
-                "SELECT :sid, id, 'member', FALSE, FALSE, CURRENT_TIMESTAMP FROM users "
-                "WHERE username LIKE :p ESCAPE '!' ORDER BY id"), {"sid": server_id, "p": f"{prefix}!_%"})
-            conn.execute(sa.text(
-                "INSERT INTO member_roles (member_id, role_id) SELECT m.id, r.id FROM server_members m "
-                "JOIN users u ON u.id = m.user_id JOIN roles r ON r.server_id = m.server_id "
-                "AND r.preset = 'member' WHERE m.server_id = :sid AND u.username LIKE :p ESCAPE '!'"),
-                {"sid": server_id, "p": f"{prefix}!_%"})
-    finally:
-        engine.dispose()
 
 
 def count(r) -> int:

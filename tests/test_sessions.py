@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support import Api, Database, ServerProcess, create_channel, create_server
+from tests.support_sockets import Client, voice_setup
 
 
 def _login(api: Api, acct, agent: str = "pytest-agent") -> str:
@@ -229,8 +230,6 @@ def test_signed_tokens_with_malformed_claims_are_401(api, server, alice, bob):
 @pytest.mark.asyncio
 async def test_socket_join_refuses_an_ended_session(api, server):
     """The socket's token check (auth.user_for_token) consults the session like the bearer check."""
-    from tests.test_voice import Client, voice_setup
-
     owner, _members, _sv, voice, _text = voice_setup(api, 0)
     other = _login(api, owner)
     c = Client(server.base, form="seed", token=None)

@@ -8,8 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.support import Api, Database, ServerProcess
-from tests.test_voice import Client, voice_setup
+from tests.support_sockets import Client, voice_setup
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -17,24 +16,13 @@ JOINS = 3      # per socket per minute
 SIGNALS = 5    # per socket per minute
 
 
-@pytest.fixture(scope="module")
-def tight(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("socket-limits")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data", extra_env={
-        "RATE_LIMITS_ENABLED": "1",
-        "RATE_LIMIT_SOCKET_JOIN": f"{JOINS}/minute",
-        "RATE_LIMIT_SOCKET_SIGNAL": f"{SIGNALS}/minute",
-        "METRICS_ENABLED": "1",
-    }).start()
-    yield proc
-    proc.stop()
-    database.drop()
-
-
-@pytest.fixture(scope="module")
-def tapi(tight) -> Api:
-    return Api(tight.base)
+# The `tight` server's settings (tests/conftest.py); `tapi` is its client.
+TIGHT_ENV = {
+    "RATE_LIMITS_ENABLED": "1",
+    "RATE_LIMIT_SOCKET_JOIN": f"{JOINS}/minute",
+    "RATE_LIMIT_SOCKET_SIGNAL": f"{SIGNALS}/minute",
+    "METRICS_ENABLED": "1",
+}
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 server process: a password change ends the other sessions' sockets, a join-room racing a kick or a
 ban never leaves a ghost, self-delete and voice->text empty the rooms, and every malformed event
 gets one documented `error` and nothing else (with no ERROR line in the server's log). Every event
-a client receives is validated against asyncapi/projectvoice.yaml (tests/test_voice.py's Client)."""
+a client receives is validated against asyncapi/projectvoice.yaml (tests/support_sockets.py's Client)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from tests.support import Account, Api, backend, create_channel
-from tests.test_voice import Client, member_id, unique, voice_setup
-from tests.test_voice import clients as clients  # noqa: F401 - the fixture
+from tests.support import Account, Api, backend, create_channel, unique
+from tests.support_sockets import ASYNCAPI, Client, member_id, resolve, voice_setup
 
 pytestmark = [pytest.mark.timeout(300)]
 TRIES = 100 if backend() == "postgres" else 30
@@ -373,13 +372,12 @@ def test_every_documented_client_event_is_checked_against_its_schema():
     """realtime/validation.py reads the document: every event a client sends has a compiled
     schema there, and the document's own examples of them pass it."""
     from realtime.validation import RULES, check_event
-    from tests.test_voice import ASYNCAPI, _resolve
 
     received = {}
     for op in ASYNCAPI["operations"].values():
         if op["action"] == "receive":
             for ref in op["messages"]:
-                _pointer, message = _resolve(ref["$ref"])
+                _pointer, message = resolve(ref["$ref"])
                 received[message["name"]] = message
     assert set(RULES) == set(received)
     for name, message in received.items():

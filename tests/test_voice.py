@@ -4,65 +4,26 @@ asyncapi/projectvoice.yaml."""
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
-from urllib.parse import quote
 
 import jsonschema
 import pytest
-import socketio
-import yaml
 
-from tests.support import Account, Api, create_channel, create_server, join_server, unique
+from tests.support import create_channel
+from tests.support_sockets import (
+    ASYNCAPI,
+    CONNECT,
+    READ_MESSAGE_HISTORY,
+    SCHEMAS,
+    Client,
+    add_members,
+    ends_live_messages,
+    member_id,
+    subscribe,
+    take_bits,
+    voice_setup,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-ASYNCAPI = yaml.safe_load((ROOT / "asyncapi" / "projectvoice.yaml").read_text())
-SCHEMAS = ASYNCAPI["components"]["schemas"]
-
-
-def _resolve(ref: str) -> tuple[str, dict]:
-    """Follow `$ref`s from a local JSON pointer; the final pointer and the node."""
-    while True:
-        node = ASYNCAPI
-        for part in ref.removeprefix("#/").split("/"):
-            node = node[part.replace("~1", "/").replace("~0", "~")]
-        if "$ref" not in node:
-            return ref, node
-        ref = node["$ref"]
-
-
-def _server_events() -> dict[str, str]:
-    """Event name -> JSON pointer of its payload schema, for every message of the document's
-    `send` operations (what the server emits), so the check follows the document as it changes."""
-    events = {}
-    for op in ASYNCAPI["operations"].values():
-        if op["action"] != "send":
-            continue
-        for msg in op["messages"]:
-            pointer, message = _resolve(msg["$ref"])
-            events[message["name"]] = pointer + "/payload"
-    return events
-
-
-EVENT_SCHEMAS = _server_events()
-_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
 pytestmark = [pytest.mark.timeout(120)]
-
-
-def validate_event(event: str, args: tuple) -> None:
-    """An emitted event must be one the server `send`s in asyncapi/projectvoice.yaml, and its
-    arguments must match the message payload (an array payload lists the arguments in order,
-    any other payload is the event's single argument)."""
-    assert event in EVENT_SCHEMAS, f"server emitted an undocumented event {event!r}"
-    pointer = EVENT_SCHEMAS[event]
-    if pointer not in _VALIDATORS:
-        _VALIDATORS[pointer] = jsonschema.Draft202012Validator({**ASYNCAPI, "$ref": pointer},
-                                                               format_checker=jsonschema.FormatChecker())
-    if _resolve(pointer)[1].get("type") == "array":
-        _VALIDATORS[pointer].validate(list(args))
-    else:
-        assert len(args) == 1, f"{event} carried {len(args)} arguments"
-        _VALIDATORS[pointer].validate(args[0])
 
 
 def test_asyncapi_document_is_complete():
@@ -76,133 +37,6 @@ def test_asyncapi_document_is_complete():
     for name in SCHEMAS:
         jsonschema.Draft202012Validator.check_schema({"$ref": f"#/components/schemas/{name}",
                                                       "components": {"schemas": SCHEMAS}})
-
-
-class Client:
-    """One Socket.IO client recording (and validating) every event it receives.
-
-    form "seed": io('http://host/socket', {auth: {token}}) -> namespace /socket on /socket.io
-    form "desktop": io(base, {path: '/socket', query: {token}}) -> namespace / on /socket
-    """
-
-    def __init__(self, base: str, form: str = "seed", token: str | None = None, transports=("websocket",)):
-        self.base, self.form, self.token, self.transports = base, form, token, list(transports)
-        self.ns = "/socket" if form == "seed" else "/"
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.log: list[tuple[str, tuple]] = []
-        self.taken = 0
-        self.changed = asyncio.Event()
-        self.violations: list[str] = []
-        self.sio.on("*", self._any, namespace=self.ns)
-
-    async def _any(self, event, *args):
-        # python-socketio logs and swallows a handler's exception, so a violation is kept and
-        # raised by the next wait() and by close(): it fails the test with its own message.
-        try:
-            validate_event(event, args)
-        except (AssertionError, jsonschema.ValidationError) as e:
-            self.violations.append(f"{event} {args!r}: {getattr(e, 'message', e)}")
-        self.log.append((event, args))
-        self.changed.set()
-
-    def check_events(self) -> None:
-        assert not self.violations, "events that break asyncapi/projectvoice.yaml:\n" + "\n".join(self.violations)
-
-    async def connect(self) -> Client:
-        if self.form == "seed":
-            await self.sio.connect(self.base, namespaces=[self.ns], socketio_path="socket.io",
-                                   auth={"token": self.token} if self.token is not None else None,
-                                   transports=self.transports, wait_timeout=10)
-        else:
-            url = f"{self.base}?token={quote(self.token or '')}"
-            await self.sio.connect(url, namespaces=[self.ns], socketio_path="socket",
-                                   transports=self.transports, wait_timeout=10)
-        return self
-
-    @property
-    def sid(self) -> str:
-        return self.sio.get_sid(self.ns)
-
-    async def emit(self, event: str, *args) -> None:
-        await self.sio.emit(event, tuple(args) if len(args) != 1 else args[0], namespace=self.ns)
-
-    async def wait(self, event: str, timeout: float = 10.0, where=None):
-        """The next not-yet-taken occurrence of `event` (matching `where`); its argument."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_events()
-            for i, (ev, args) in enumerate(self.log):
-                if i >= self.taken and ev == event and (where is None or where(args[0])):
-                    self.log[i] = ("<taken>", args)
-                    return args[0]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {event!r} within {timeout}s; got {self.log[self.taken:]}")
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), left)
-            except TimeoutError:
-                pass
-
-    async def quiet(self, event: str, within: float = 0.4) -> None:
-        await asyncio.sleep(within)
-        got = [a for ev, a in self.log if ev == event]
-        assert not got, f"unexpected {event}: {got}"
-
-    def events(self, event: str) -> list:
-        return [a[0] for ev, a in self.log if ev == event]
-
-    async def join(self, room, token: str | None = None) -> dict:
-        if token is None:
-            await self.emit("join-room", room)
-        else:
-            await self.emit("join-room", room, token)
-        return await self.wait("created")
-
-    async def close(self) -> None:
-        if self.sio.connected:
-            try:
-                await asyncio.wait_for(self.sio.disconnect(), 5)
-            except Exception:
-                pass
-        self.check_events()
-
-
-# scenario helpers -----------------------------------------------------------------------------
-def add_members(api: Api, owner: Account, server_id: int, *members: Account) -> None:
-    """Members join through an invite, as people do."""
-    join_server(api, owner, server_id, *members)
-
-
-def member_id(api: Api, owner: Account, server_id: int, user_id: int) -> int:
-    r = api.get(f"/servers/{server_id}", owner.token)
-    assert r.status_code == 200, r.text
-    return next(m["id"] for m in r.json()["members"] if m["userId"] == user_id)
-
-
-def voice_setup(api: Api, n_members: int = 1):
-    """An owner, members, one server with a voice and a text channel."""
-    owner = api.register()
-    members = [api.register() for _ in range(n_members)]
-    sv = create_server(api, owner)
-    add_members(api, owner, sv["id"], *members)
-    voice = create_channel(api, owner, sv["id"], type="voice")
-    text = create_channel(api, owner, sv["id"], type="text")
-    return owner, members, sv, voice, text
-
-
-@pytest.fixture
-async def clients(server):
-    made: list[Client] = []
-
-    async def make(token=None, form="seed", **kw) -> Client:
-        c = Client(server.base, form=form, token=token, **kw)
-        made.append(c)
-        return await c.connect()
-
-    yield make
-    for c in made:
-        await c.close()
 
 
 # the seed flow --------------------------------------------------------------------------------
@@ -628,31 +462,6 @@ async def test_kicked_member_stops_receiving_messages(api, clients):
     await b.quiet("message-created", 0.6)
 
 
-
-
-# permissions taken away while connected -----------------------------------------------------------
-CONNECT, READ_MESSAGE_HISTORY = 1 << 20, 1 << 16
-
-
-def take_bits(api: Api, owner: Account, server_id: int, bits: int, names=("@everyone", "Member")) -> None:
-    for role in api.get(f"/servers/{server_id}/roles", owner.token).json():
-        if role["name"] in names:
-            r = api.patch(f"/servers/{server_id}/roles/{role['id']}", owner.token,
-                          json={"permissions": str(int(role["permissions"]) & ~bits)})
-            assert r.status_code == 200, r.text
-
-
-async def subscribe(client: Client, channel_id: int) -> None:
-    await client.emit("subscribe-channel", channel_id)
-    assert await client.wait("subscribed") == {"channelId": channel_id}
-
-
-async def ends_live_messages(api: Api, poster: Account, client: Client, channel_id: int) -> None:
-    """The client was told it is unsubscribed, and a message posted next does not reach it."""
-    assert await client.wait("unsubscribed") == {"channelId": channel_id}
-    r = api.post("/messages", poster.token, json={"channelId": channel_id, "content": unique("unseen")})
-    assert r.status_code == 201, r.text
-    await client.quiet("message-created", 0.8)
 
 
 @pytest.mark.asyncio

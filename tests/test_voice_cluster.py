@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support import Api, ServerProcess, redis_cluster, create_channel, create_server
-from tests.test_voice import Client, add_members
+from tests.support_sockets import Client, add_members
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 14

@@ -4,89 +4,17 @@ server (tests/js/seed_client.mjs), and the desktop client's connection form
 AsyncAPI document."""
 from __future__ import annotations
 
-import asyncio
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support import create_channel, create_server
-from tests.test_voice import Client, add_members, validate_event
+from tests.support_sockets import Client, NodeProc, add_members, recv
 
 ROOT = Path(__file__).resolve().parent.parent
-JS = ROOT / "tests" / "js"
 # The user's API document, kept in the repository as it was given.
 SEED = ROOT / "docs" / "seed" / "projectvoice-api.md"
 pytestmark = [pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def node():
-    exe = shutil.which("node")
-    if exe is None or shutil.which("npm") is None:
-        pytest.skip("node/npm not installed")
-    if not (JS / "node_modules" / "socket.io-client").exists():
-        subprocess.run(["npm", "ci", "--prefix", str(JS), "--no-audit", "--no-fund"], check=True, timeout=300)
-    return exe
-
-
-class NodeProc:
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
-        self.lines: list[dict] = []
-
-    @classmethod
-    async def start(cls, node: str, script: str, *args) -> NodeProc:
-        proc = await asyncio.create_subprocess_exec(node, str(JS / script), *map(str, args), cwd=str(JS),
-                                                    stdin=asyncio.subprocess.PIPE,
-                                                    stdout=asyncio.subprocess.PIPE)
-        return cls(proc)
-
-    async def until(self, pred, timeout: float = 15.0) -> dict:
-        """Read lines until one matches; every received event is validated on the way."""
-        for line in self.lines:
-            if pred(line):
-                return line
-
-        async def read():
-            while True:
-                raw = await self.proc.stdout.readline()
-                if not raw:
-                    raise AssertionError(f"node exited; saw {self.lines}")
-                line = json.loads(raw)
-                if "recv" in line:
-                    validate_event(line["recv"], tuple(line["args"]))
-                self.lines.append(line)
-                if pred(line):
-                    return line
-
-        return await asyncio.wait_for(read(), timeout)
-
-    def received(self, event: str) -> list:
-        return [line["args"][0] for line in self.lines if line.get("recv") == event]
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.stdin.close()
-            rest = b""
-            try:
-                rest = await asyncio.wait_for(self.proc.stdout.read(), 5)
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-            # Events no until() read are held to the AsyncAPI document as well.
-            for raw in rest.splitlines():
-                line = json.loads(raw)
-                if "recv" in line:
-                    validate_event(line["recv"], tuple(line["args"]))
-                self.lines.append(line)
-
-
-def _recv(event, where=lambda a: True):
-    return lambda line: line.get("recv") == event and where(line["args"][0])
 
 
 @pytest.mark.asyncio
@@ -99,15 +27,15 @@ async def test_seed_full_client_example_between_two_node_processes(api, server, 
     b = None
     try:
         a_sid = (await a.until(lambda x: "connected" in x))["connected"]
-        created = (await a.until(_recv("created")))["args"][0]
+        created = (await a.until(recv("created")))["args"][0]
         assert created["roomId"] == f"channel-{voice['id']}"
         assert [p["socketId"] for p in created["participants"]] == [a_sid]
         b = await NodeProc.start(node, "seed_client.mjs", SEED, server.base, bob.token, voice["id"])
         b_sid = (await b.until(lambda x: "connected" in x))["connected"]
-        created = (await b.until(_recv("created")))["args"][0]
+        created = (await b.until(recv("created")))["args"][0]
         assert created["roomId"] == str(voice["id"])
         assert [p["socketId"] for p in created["participants"]] == [a_sid, b_sid]
-        assert (await a.until(_recv("user-connected")))["args"][0]["socketId"] == b_sid
+        assert (await a.until(recv("user-connected")))["args"][0]["socketId"] == b_sid
         # each side's seed code offers, the other answers, candidates flow both ways
         for me, peer in ((a, b_sid), (b, a_sid)):
             await me.until(lambda x, p=peer: x.get("remote") == "offer" and f"offer-from-{p}" in x["sdp"])
@@ -141,12 +69,12 @@ async def test_desktop_form_connects_before_login_then_joins(api, server, node):
     try:
         d_sid = (await d.until(lambda x: "connected" in x))["connected"]
         assert (await d.until(lambda x: "loggedIn" in x))["loggedIn"] == 200
-        created = (await d.until(_recv("created")))["args"][0]
+        created = (await d.until(recv("created")))["args"][0]
         assert created["roomId"] == voice["id"]
         assert [p["socketId"] for p in created["participants"]] == [a.sid, d_sid]
         assert (await a.wait("user-connected"))["socketId"] == d_sid
         await a.emit("signal", {"to": d_sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0 a"}})
-        got = (await d.until(_recv("signal")))["args"][0]
+        got = (await d.until(recv("signal")))["args"][0]
         assert got == {"from": a.sid, "to": a.sid, "type": "offer", "sdp": {"type": "offer", "sdp": "v=0 a"}}
         answer = await a.wait("signal")   # the desktop answered to the id it read from `to`
         assert answer == {"from": d_sid, "to": d_sid, "type": "answer", "sdp": {"type": "answer", "sdp": "v=0 desktop"}}

@@ -8,9 +8,8 @@ import engineio.async_socket as async_socket
 import pytest
 
 from realtime import fastpath
-from tests.support import Api, Database, ServerProcess
+from tests.support import Api, own_server
 from tests.test_voice import (  # noqa: F401 (collected here, against this module's server)
-    clients,
     test_join_created_user_connected_both_forms,
     test_leave_room_and_disconnect_announce_bare_socket_id,
     test_malformed_signals_answered_with_error_only,
@@ -23,12 +22,8 @@ from tests.test_voice import (  # noqa: F401 (collected here, against this modul
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("plain")
-    database = Database.fresh(tmp)
-    proc = ServerProcess(database=database, data_dir=tmp / "data", extra_env={"SOCKET_FASTPATH": "0"}).start()
-    yield proc
-    proc.stop()
-    database.drop()
+    with own_server(tmp_path_factory.mktemp("plain"), {"SOCKET_FASTPATH": "0"}) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

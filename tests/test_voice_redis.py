@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from tests.support import Api, redis_cluster, create_channel, create_server, make_admin
-from tests.test_voice import (READ_MESSAGE_HISTORY, Client, add_members, ends_live_messages, subscribe,
-                              take_bits)
+from tests.support_sockets import (READ_MESSAGE_HISTORY, Client, add_members, ends_live_messages, subscribe,
+                                   take_bits)
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 13
