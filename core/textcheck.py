@@ -22,7 +22,8 @@ import orjson
 from connexion.exceptions import BadRequestProblem
 from connexion.validators.json import JSONRequestBodyValidator
 
-from core.errors import ApiError
+from core.contract import USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH
+from core.errors import ApiError, BadRequest
 
 MAX_DEPTH = 64
 SCOPE_KEY = "pv_json"  # scope["extensions"][SCOPE_KEY] = (body bytes, parsed value)
@@ -164,3 +165,12 @@ def install() -> None:
             return None
 
     lifecycle.ConnexionRequest.json = request_json
+
+
+def username(value: str) -> str:
+    """A username trimmed, within the document's length (register, account and profile edits)."""
+    name = value.strip()
+    if not USERNAME_MIN_LENGTH <= len(name) <= USERNAME_MAX_LENGTH:
+        raise BadRequest(f"username must be {USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} characters",
+                         "validation_error")
+    return name

@@ -6,6 +6,7 @@ from connexion.context import scope
 from models import db, views
 from models.storage import accounts, sessions
 from models import auth
+from core import textcheck
 from core.errors import BadRequest, Forbidden, NotFound
 from realtime import hooks
 from realtime.presence import statuses
@@ -38,9 +39,7 @@ async def _new_session(s, user, password_hash: str | None):
 
 
 async def register(body: dict):
-    username = body["username"].strip()
-    if len(username) < 3:
-        raise BadRequest("username must be 3 to 32 characters", "validation_error")
+    username = textcheck.username(body["username"])
     password_hash = await auth.hash_password(body["password"])
     async with db.session() as s:
         user = await auth.create_user(s, username, body["email"], password_hash)
@@ -88,9 +87,7 @@ async def update_account(user: int, id: int, body: dict | None = None):
     body = body or {}
     values: dict = {}
     if body.get("username") is not None:
-        values["username"] = body["username"].strip()
-        if not 3 <= len(values["username"]) <= 32:
-            raise BadRequest("username must be 3 to 32 characters", "validation_error")
+        values["username"] = textcheck.username(body["username"])
     if body.get("email") is not None:
         values["email"] = body["email"].strip().lower()
     async with db.session() as s:

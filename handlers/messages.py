@@ -12,13 +12,13 @@ from models.storage import audit, messages, sql
 from models import db, views
 from models.permissions import Perm, is_global_moderator, read_channel_access, server_access
 from models.tables import Channel, Message, User, utcnow
+from core.contract import MESSAGE_MAX_LENGTH
 from core.errors import BadRequest, NotFound
 from models.auth import account_checked_in_query
 from realtime import hooks
 
-# The contract's maxLength of a message's content (openapi/projectvoice.yaml, MessageCreate and
-# MessageUpdate), checked after trimming.
-MAX_CONTENT = 2000
+# The contract's maxLength of a message's content, checked after trimming.
+MAX_CONTENT = MESSAGE_MAX_LENGTH
 
 
 def _content(value) -> str:

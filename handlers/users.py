@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from models import db, membership, views
 from models.storage import presence, sql, users
+from core import textcheck
 from core.errors import BadRequest, NotFound
 from realtime import hooks
 from realtime.presence import statuses
@@ -41,10 +42,7 @@ async def update_profile(user: int, body: dict | None = None):
             raise NotFound("User not found", "user_not_found")
         changes: dict = {}
         if name is not None:
-            name = name.strip()
-            if not 3 <= len(name) <= 32:
-                raise BadRequest("username must be 3 to 32 characters", "validation_error")
-            changes["username"] = name
+            changes["username"] = textcheck.username(name)
         for field, attr in (("profilePicture", "profile_picture"), ("bio", "bio")):
             if field in body:
                 changes[attr] = body[field] or None

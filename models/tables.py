@@ -12,6 +12,8 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.contract import MESSAGE_MAX_LENGTH, USERNAME_MAX_LENGTH
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -40,7 +42,7 @@ class User(SQLModel, table=True):
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    username: str = Field(max_length=32)
+    username: str = Field(max_length=USERNAME_MAX_LENGTH)
     email: str = Field(max_length=254)
     password_hash: str = Field(max_length=255)
     role: str = Field(default="user", max_length=16, index=True)  # user | moderator | admin
@@ -115,7 +117,7 @@ class Message(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     channel_id: int = _fk("channels.id", index=False)
     user_id: int = _fk("users.id")
-    content: str = Field(max_length=2000)
+    content: str = Field(max_length=MESSAGE_MAX_LENGTH)
     is_edited: bool = Field(default=False)
     # The last editor when that was not the author (a moderator); None after the author's own
     # edit, and when the editor's account is deleted.
