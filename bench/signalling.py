@@ -259,8 +259,9 @@ def table(targets: list[Target], seconds: float, sockets: int) -> str:
     py = res.get("py relay")
     lines = [f"Signalling: {sockets} sockets in ONE voice room, {sockets // 2} pairs ping-ponging `signal` "
              f"(one in flight), {seconds:g} s per round, median of {rounds} alternating rounds; "
-             "load: Node socket.io-client 4 over websocket on the same machine. Ratios are the figures to "
-             "compare (the machine's cores are shared).",
+             "load: Node socket.io-client 4 over websocket on the same machine, so the server and the load "
+             f"generator share its {os.cpu_count()} cores (and with whatever else runs: load average "
+             f"{os.getloadavg()[0]:.1f}). Ratios within one run and CPU per relayed signal are the figures to compare.",
              "| server | relayed/s | RTT p50 ms | RTT p99 ms | join s | CPU us/signal | "
              "relayed x node | p99 x node | join x node | relayed x py relay |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -33,12 +33,13 @@ def api(server) -> Api:
 
 def test_fast_path_is_for_the_pinned_releases_and_comes_off():
     assert fastpath.releases_match(), "pyproject.toml pins the releases realtime/fastpath.py was read from"
-    original = (async_socket.AsyncSocket.poll, async_socket.AsyncSocket._websocket_handler)
+    names = ("poll", "send", "_websocket_handler")
+    original = {n: getattr(async_socket.AsyncSocket, n) for n in names}
     try:
         assert fastpath.install(True) and fastpath.enabled()
-        assert async_socket.AsyncSocket.poll is fastpath._poll
+        assert (async_socket.AsyncSocket.poll, async_socket.AsyncSocket.send) == (fastpath._poll, fastpath._send)
         assert fastpath.install(False) is False and not fastpath.enabled()
-        assert (async_socket.AsyncSocket.poll, async_socket.AsyncSocket._websocket_handler) == \
-            (fastpath._original["poll"], fastpath._original["_websocket_handler"])
+        assert {n: getattr(async_socket.AsyncSocket, n) for n in names} == {n: fastpath._original[n] for n in names}
     finally:
-        async_socket.AsyncSocket.poll, async_socket.AsyncSocket._websocket_handler = original
+        for n, fn in original.items():
+            setattr(async_socket.AsyncSocket, n, fn)
