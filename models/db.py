@@ -1,8 +1,11 @@
-"""The async engine, sessions, and migrations run at start-up.
+"""The one connection pool, its idle-ping rule, sessions, and migrations run at start-up.
 
-SQLite (aiosqlite) by default, PostgreSQL (psycopg) when DATABASE_URL says so. On SQLite every
-request shares one connection, so writes are serialised by the pool rather than failing with
-"database is locked"; PostgreSQL gets a real pool and settles races with constraints.
+SQLite (aiosqlite) by default, PostgreSQL (psycopg) when DATABASE_URL says so. Every connection
+comes from this engine's pool: SQLModel sessions (`session()`) and the hand-written statements of
+models/storage/sql.py (`sql.connection()`, which borrows a pooled connection's driver connection).
+On SQLite the pool is one connection, so writes are serialised by the pool rather than failing
+with "database is locked"; PostgreSQL gets DB_POOL_SIZE connections kept (as many again under
+load) and settles races with constraints. Where the two databases differ: models/storage/dialect.py.
 """
 from __future__ import annotations
 
@@ -13,13 +16,22 @@ from pathlib import Path
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings, get_settings
+from models.storage import dialect
+
+# Where the database-specific tests moved (models/storage/dialect.py); callers import them here.
+is_integrity_error = dialect.is_integrity_error
+is_value_out_of_range = dialect.is_value_out_of_range
+is_database_unavailable = dialect.is_database_unavailable
+is_connection_killed = dialect.is_connection_killed
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -27,28 +39,29 @@ _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # The driver's implicit BEGIN is replaced by our own BEGIN IMMEDIATE (see _sqlite_begin).
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def _sqlite_begin(conn) -> None:
-    """Transactions take SQLite's write lock when they start, so a transaction that reads and
-    then writes waits for another process's writer (busy_timeout) instead of failing with
-    "database is locked" (SQLITE_BUSY_SNAPSHOT). Within the server one connection serialises
-    everything anyway; this matters for other processes on the same file (the CLI, a second
-    server started by mistake)."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-# A pooled connection idle for longer than this is pinged before use (see _ping_if_idle).
+# The idle-ping rule, for every connection of the pool: a connection is pinged before use when it
+# sat idle (since it was opened or last returned) for longer than PING_AFTER_IDLE, which is where
+# a database restart leaves dead ones, or when it was idle as another was found killed under a
+# statement (a restart kills them all). SQLAlchemy's pool_pre_ping pings on every checkout (a
+# third of a read's round trips); this pings only those. A dead one is replaced by a new
+# connection before the checkout returns. A connection that dies while busy fails its statement:
+# a read on sql.connection() runs once more on a fresh connection, a GET handler reading through
+# sessions runs once more (projectvoice/readretry.py), anything else answers 503.
 PING_AFTER_IDLE = 1.0
+
+_killed_at = 0.0  # monotonic time a connection was last found killed under a statement
+_last_failure = 0.0  # monotonic time the database last failed to give a new connection
+
+
+def connection_killed() -> None:
+    """A statement found its connection killed: the others that sat idle meanwhile get pinged."""
+    global _killed_at
+    _killed_at = time.monotonic()
+
+
+def _connect_failed() -> None:
+    global _last_failure
+    _last_failure = time.monotonic()
 
 
 def _mark_idle(_dbapi_conn, record) -> None:
@@ -56,34 +69,39 @@ def _mark_idle(_dbapi_conn, record) -> None:
 
 
 def _ping_if_idle(engine: AsyncEngine):
-    """Pessimistic disconnect handling without a round trip per request: SQLAlchemy's
-    pool_pre_ping pings on every checkout (a third of a read's round trips); this pings only a
-    connection that sat idle in the pool, which is where a database restart leaves dead ones. A
-    connection that dies while busy fails its request (503) and SQLAlchemy then invalidates
-    the whole pool, so the next checkouts get fresh connections either way."""
-    dialect = engine.dialect
+    sa_dialect = engine.dialect
 
     def on_checkout(dbapi_conn, record, _proxy) -> None:
         since = record.info.pop("pv_idle_since", None)
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+        if since is None or (time.monotonic() - since < PING_AFTER_IDLE and since > _killed_at):
             return
         try:
-            dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # the pool retries the checkout with a new connection
+            sa_dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool reconnects this entry before handing it out
             raise sa.exc.DisconnectionError() from exc
 
     return on_checkout
 
 
-def pg_connect_args(settings: Settings) -> dict:
-    """libpq options of every PostgreSQL connection (this engine's and models/storage/sql.py's pool)."""
-    return {
-        "connect_timeout": max(2, round(settings.db_timeout)),
-        "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 3,
-        "keepalives_count": 3,
-    }
+def _on_error(ctx) -> None:
+    if ctx.is_disconnect or is_connection_killed(ctx.original_exception):
+        connection_killed()
+
+
+class Pool(AsyncAdaptedQueuePool):
+    """The pool's queue is the overload wait: with every connection busy a checkout waits up to
+    DB_POOL_WAIT for one (a full pool is not a dead database). The outage wait is DB_TIMEOUT per
+    connection attempt (dialect.pg_connect_args). A checkout that queued while the database
+    stopped giving connections answers at once (503) rather than wait DB_TIMEOUT again behind
+    every request ahead of it."""
+
+    def _do_get(self):
+        queued_at = time.monotonic()
+        record = super()._do_get()
+        if _last_failure > queued_at:
+            self._do_return_conn(record)
+            raise PoolTimeout("the database did not answer")
+        return record
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -94,25 +112,27 @@ def make_engine(settings: Settings) -> AsyncEngine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
                                      connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "connect", dialect.sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", dialect.sqlite_begin)
         return engine
     engine = create_async_engine(
         url,
+        poolclass=Pool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        # Overload: with every connection busy a request queues up to DB_POOL_WAIT (a full pool is
-        # not a dead database). Outages: a dead pooled connection is found by the idle ping and
-        # replaced, a connection attempt gives up after DB_TIMEOUT (libpq counts whole seconds, at
-        # least 2), a silent peer is found by TCP keepalives; each surfaces as a 503
-        # (is_database_unavailable). Connections only stay checked out while they work, so a dead
-        # database never leaves requests waiting on this queue for long.
         pool_timeout=settings.db_pool_wait,
         pool_recycle=1800,
-        connect_args=pg_connect_args(settings),
+        # A dead database surfaces as a failed connection attempt (refused at once, or given up
+        # after DB_TIMEOUT), a dead pooled connection is found by the idle ping and replaced, a
+        # silent peer by TCP keepalives; each answers 503 (is_database_unavailable). Connections
+        # only stay checked out while they work, so a dead database never leaves requests
+        # waiting on the pool's queue for long.
+        connect_args=dialect.pg_connect_args(settings.db_timeout, _connect_failed),
     )
+    event.listen(engine.sync_engine, "connect", _mark_idle)
     event.listen(engine.sync_engine, "checkin", _mark_idle)
     event.listen(engine.sync_engine, "checkout", _ping_if_idle(engine))
+    event.listen(engine.sync_engine, "handle_error", _on_error)
     return engine
 
 
@@ -120,6 +140,7 @@ def init(settings: Settings | None = None) -> AsyncEngine:
     global _engine, _sessionmaker
     settings = settings or get_settings()
     _engine = make_engine(settings)
+    dialect.use(_engine.dialect.name)
     _sessionmaker = async_sessionmaker(_engine, class_=AsyncSession, expire_on_commit=False)
     return _engine
 
@@ -132,7 +153,8 @@ def engine() -> AsyncEngine:
 
 
 def is_postgres() -> bool:
-    return engine().dialect.name == "postgresql"
+    engine()
+    return dialect.is_postgres()
 
 
 @asynccontextmanager
@@ -152,9 +174,6 @@ async def dispose() -> None:
 
 
 def _upgrade(sync_conn) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = sync_conn
@@ -179,51 +198,3 @@ async def ping(timeout: float = 2.0) -> bool:
         return True
     except Exception:
         return False
-
-
-def is_integrity_error(exc: BaseException) -> bool:
-    return isinstance(exc, sa.exc.IntegrityError)
-
-
-def is_value_out_of_range(exc: BaseException) -> bool:
-    """A value the validators let through but the database cannot store (a number too large)."""
-    import psycopg
-
-    return isinstance(exc, (sa.exc.DataError, psycopg.DataError))
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Connection-level failures (server down, pool exhausted), not bad SQL."""
-    if isinstance(exc, (PoolTimeout, ConnectionError, OSError, asyncio.TimeoutError)):
-        return True
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    # The same failures from the driver's own connections (models/storage/sql.py).
-    import sqlite3
-
-    import psycopg
-    from psycopg_pool import PoolTimeout as DriverPoolTimeout
-
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, DriverPoolTimeout, sqlite3.OperationalError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return False
-
-
-# SQLSTATEs of a connection the server ended: admin_shutdown (restart, pg_terminate_backend),
-# crash_shutdown.
-_KILLED_STATES = ("57P01", "57P02")
-
-
-def is_connection_killed(exc: BaseException) -> bool:
-    """An established connection died under a statement (not: the database refused a new one,
-    the pool ran dry, or the SQL was wrong). A read that meets this may run again."""
-    orig = getattr(exc, "orig", None) or exc
-    if getattr(orig, "sqlstate", None) in _KILLED_STATES:
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    import psycopg
-
-    return isinstance(orig, psycopg.OperationalError) and "server closed the connection unexpectedly" in str(orig)
