@@ -6,12 +6,11 @@ unique on it: `pending` is a request from `user_id` to `friend_id`, `accepted` a
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from models import db
+from models.storage import dialect
 from models.tables import Friendship, User, UserBlock, utcnow
 
 
@@ -125,8 +124,7 @@ async def delete_pair(s, a: int, b: int) -> bool:
 
 async def add_block(s, blocker: int, blocked: int) -> None:
     """`blocker` blocks `blocked`; blocking twice is a no-op (unique blocker/blocked pair)."""
-    insert = pg_insert if db.is_postgres() else sqlite_insert
-    await s.exec(insert(UserBlock).values(blocker_id=blocker, blocked_id=blocked, created_at=utcnow())
+    await s.exec(dialect.insert(UserBlock).values(blocker_id=blocker, blocked_id=blocked, created_at=utcnow())
                  .on_conflict_do_nothing(index_elements=["blocker_id", "blocked_id"]))
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections import defaultdict, namedtuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import select
 
-from models import db
-from models.storage import sql
+from models.storage import dialect, sql
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User, utcnow
 
 # ---------------------------------------------------------------- the permission check's statement
@@ -133,7 +131,7 @@ def _new_server() -> Server:
 
 def insert_ignoring_duplicates(table):
     """INSERT ... ON CONFLICT DO NOTHING in the database's dialect (both take it without a target)."""
-    return (postgresql if db.is_postgres() else sqlite).insert(table).on_conflict_do_nothing()
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 async def get(s, member_id: int) -> ServerMember | None:

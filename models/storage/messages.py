@@ -13,13 +13,11 @@ the moderation read and the audit row in the same transaction.
 """
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
-import psycopg
 import sqlalchemy as sa
 
-from models.storage import search
+from models.storage import dialect, search
 from models.tables import Channel, Message, User, utcnow
 
 
@@ -86,11 +84,12 @@ async def insert(conn, channel_id: int, user_id: int, content: str, now: datetim
     """Post a message; its id, or None when the channel (or the author) went away meanwhile.
     One statement: the channel's message_count follows by trigger (migration 0002)."""
     try:
-        row = await conn.one(
-            "INSERT INTO messages (channel_id, user_id, content, is_edited, created_at, updated_at) "
-            "VALUES (%(channel)s, %(user)s, %(content)s, %(no)s, %(now)s, %(now)s) RETURNING id",
-            channel=channel_id, user=user_id, content=content, no=False, now=now)
-    except (psycopg.IntegrityError, sqlite3.IntegrityError):  # a foreign key: the row it names is gone
+        with dialect.integrity_errors():
+            row = await conn.one(
+                "INSERT INTO messages (channel_id, user_id, content, is_edited, created_at, updated_at) "
+                "VALUES (%(channel)s, %(user)s, %(content)s, %(no)s, %(now)s, %(now)s) RETURNING id",
+                channel=channel_id, user=user_id, content=content, no=False, now=now)
+    except dialect.IntegrityViolation:  # a foreign key: the row it names is gone
         return None
     return row.id
 
