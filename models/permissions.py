@@ -327,6 +327,12 @@ async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0
     """channel_access() for read paths: (Access, row with channel_id, channel_type,
     channel_message_count and the server's columns)."""
     rows = await _read_access(conn, CHANNEL_ACCESS_SQL, CHANNEL_ACCESS_WITH_ACCOUNT_SQL, user_id, channel=channel_id)
+    return channel_access_from_rows(rows, user_id, need)
+
+
+def channel_access_from_rows(rows: list, user_id: int, need: int = 0):
+    """read_channel_access() on rows a statement of the storage layer read (the same columns):
+    404 without rows, else (Access, first row)."""
     if not rows:
         raise NotFound("Channel not found", "channel_not_found")
     return _access_from_sql_rows(rows, user_id, Perm.VIEW_CHANNEL | need), rows[0]

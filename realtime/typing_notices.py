@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 
 from models import sql
-from models.permissions import Perm, read_channel_access
+from models.permissions import Perm
+from models.storage import voice as storage
 from projectvoice.errors import BadRequest
 
 THROTTLE_SECONDS = 3.0
@@ -63,14 +64,14 @@ class Typing:
             return
         # Checked once per window: a socket without SEND_MESSAGES gets one `error` per window.
         async with sql.connection() as conn:
-            await read_channel_access(conn, uid, cid, Perm.SEND_MESSAGES)
-            row = await conn.one("SELECT username FROM users WHERE id = %(id)s", id=uid)
-        if row is None:
+            await storage.channel_rights(conn, uid, cid, Perm.SEND_MESSAGES)
+            username = await storage.username(conn, uid)
+        if username is None:
             return
         own = [s for _ns, s in await self.store.user_socks(uid)] or [sid]
         if sid not in own:
             own.append(sid)
-        payload = {"channelId": cid, "userId": uid, "username": row.username}
+        payload = {"channelId": cid, "userId": uid, "username": username}
         for ns in self.namespaces:
             await self.sio.emit("user-typing", payload, room=self.room_of(cid), namespace=ns, skip_sid=own)
 
