@@ -7,11 +7,14 @@ Events of one client are handled one after the other (async_handlers=False in se
 sender's signals are relayed in the order they were sent. Room membership is decided by the
 participant store (memory or Redis), never by what a client claims.
 
-A join-room costs one statement (models/storage/voice.py join_rights: the token's account and
-session, the channel, the caller's membership and roles, what the room shows of them). Its rights
-are checked once more after it entered the room only when a rights change happened meanwhile:
-every hook below that can take rights away increments the store's rights counter before it looks
-for participants to evict (realtime/store.py explains why that leaves no ghost).
+A join-room costs at most one statement (models/storage/voice.py join_rights: the token's account
+and session, the channel, the caller's membership and roles, what the room shows of them). Its
+rights are checked once more after it entered the room only when a rights change happened
+meanwhile: every hook below that can take rights away increments the store's rights counter before
+it looks for participants to evict (realtime/store.py explains why that leaves no ghost). For the
+same reason a granted join's rows may serve the same token's next joins of that channel while the
+counter has not moved (at most RIGHTS_CACHE_SECONDS, which bounds how stale the name and picture
+the room shows can be): a reconnect storm or a user's many sockets cost one statement.
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ MAX_SIGNAL_BYTES = 64 * 1024
 MAX_ID = 2**31 - 1
 SIGNAL_TYPES = ("offer", "answer", "candidate")
 SESSION_ENDED = "Your session has ended (password changed or signed out): sign in again"
+RIGHTS_CACHE_SECONDS = 5.0
+_RIGHTS_CACHE_MAX = 10_000
 _ROOM_RE = re.compile(r"^(?:channel-)?([0-9]{1,10})$")
 
 
@@ -152,6 +157,10 @@ class Realtime:
         # channel id -> its server's id, for the channels this process's sockets subscribed to:
         # a deleted server's channels can no longer be read from the database (server_closed).
         self.text_servers: dict[int, int] = {}
+        # (user, session, channel, rights counter) -> (when, join_rights' rows, or the read in
+        # flight) of granted joins: see on_join_room.
+        self.rights_cache: dict[tuple[int, int, int, int], tuple[float, asyncio.Future]] = {}
+        self.rights_seen: int | None = None
         self._task: asyncio.Task | None = None
         self._notices_task: asyncio.Task | None = None
         # Revalidations this process has begun (any user): a join or subscribe that checked its
@@ -363,7 +372,7 @@ class Realtime:
         for candidate in (token, sock.handshake_token):
             claims = auth.decode_token(candidate) if candidate else None
             if claims is not None:
-                rows = await self._join_rights(claims, cid)
+                rows = await self._join_rights(claims, cid, epoch)
                 if rows is not None:
                     break
         if rows is None:
@@ -374,12 +383,16 @@ class Realtime:
         await self._bind(sid, sock, uid, row.user_status, candidate)
         try:
             storage.join_access(rows, uid, Perm.CONNECT)
+            if row.channel_type != "voice":
+                raise EventError("This channel is not a voice channel", "not_a_voice_channel")
         except ApiError as e:
+            self._refused(claims, cid, epoch)
             if e.code == "channel_not_found":
                 raise EventError("Voice channel not found", "channel_not_found") from None
             raise
-        if row.channel_type != "voice":
-            raise EventError("This channel is not a voice channel", "not_a_voice_channel")
+        except EventError:
+            self._refused(claims, cid, epoch)
+            raise
         current = await self.store.entry(sid)
         if current is not None and current["cid"] != cid:
             await self._leave(sid, sock.ns)
@@ -432,16 +445,52 @@ class Realtime:
                 await self._broadcast(cid, "user-disconnected", sid)
         return None
 
-    async def _join_rights(self, claims: dict, cid: int) -> list | None:
+    async def _join_rights(self, claims: dict, cid: int, epoch: int | None = None) -> list | None:
         """join_rights' rows for a decoded token, or None when its account or session fails the
-        bearer check's verdict (projectvoice.auth.check_account)."""
-        async with sql.connection() as conn:
-            rows = await storage.join_rights(conn, claims["sub"], claims["sid"], cid)
+        bearer check's verdict (projectvoice.auth.check_account). With the rights counter read
+        before (`epoch`), the rows of a read begun at the same counter (in flight, or of a granted
+        join less than RIGHTS_CACHE_SECONDS ago) serve."""
+        rows = await (self._read_join_rights(claims, cid) if epoch is None else
+                      self._shared_join_rights(claims, cid, epoch))
         try:
             auth.check_account(rows[0] if rows else None, claims)
         except Unauthorized:
+            self._refused(claims, cid, epoch)
             return None
         return rows
+
+    @staticmethod
+    async def _read_join_rights(claims: dict, cid: int) -> list:
+        async with sql.connection() as conn:
+            return await storage.join_rights(conn, claims["sub"], claims["sid"], cid)
+
+    async def _shared_join_rights(self, claims: dict, cid: int, epoch: int) -> list:
+        key = (claims["sub"], claims["sid"], cid, epoch)
+        now = time.monotonic()
+        hit = self.rights_cache.get(key)
+        if hit is not None and now - hit[0] < RIGHTS_CACHE_SECONDS:
+            return await asyncio.shield(hit[1])
+        if epoch != self.rights_seen or len(self.rights_cache) >= _RIGHTS_CACHE_MAX:
+            self.rights_cache.clear()  # read at another counter: of no use any more
+            self.rights_seen = epoch
+        read = asyncio.get_running_loop().create_future()
+        self.rights_cache[key] = (now, read)
+        try:
+            rows = await self._read_join_rights(claims, cid)
+        except BaseException as e:
+            if self.rights_cache.get(key, (0, None))[1] is read:
+                del self.rights_cache[key]
+            read.set_exception(e if isinstance(e, Exception) else RuntimeError("join rights read cancelled"))
+            read.exception()  # retrieved: the waiters, if any, get it too
+            raise
+        read.set_result(rows)
+        return rows
+
+    def _refused(self, claims: dict, cid: int, epoch: int | None) -> None:
+        """Only granted joins' rows are kept: a refusal is read again next time (a grant, such as
+        an accepted invite, does not move the rights counter)."""
+        if epoch is not None:
+            self.rights_cache.pop((claims["sub"], claims["sid"], cid, epoch), None)
 
     async def _join_rights_again(self, sid: str, sock: Sock, uid: int, cid: int,
                                  entry: dict) -> EventError | ApiError | None:
