@@ -154,27 +154,6 @@ async def test_password_change_on_one_process_ends_the_session_on_the_other(pair
 
 
 @pytest.mark.asyncio
-async def test_crashed_process_participants_vanish(pair, cluster):
-    api, alice, bob, sv, voice, a, b = pair
-    await a.join(voice["id"])
-    await b.join(voice["id"])
-    await a.wait("user-connected")
-    b_sid = b.sid
-    cluster[1].proc.send_signal(signal.SIGKILL)
-    cluster[1].proc.wait()
-    # heartbeat 1 s: three missed beats, then the sweeper of the live process announces it
-    assert await a.wait("user-disconnected", timeout=15) == b_sid
-    carol = api.register()
-    add_members(api, alice, sv["id"], carol)
-    c = await Client(cluster[0].base, "seed", carol.token).connect()
-    try:
-        created = await c.join(voice["id"])
-        assert [p["socketId"] for p in created["participants"]] == [a.sid, c.sid]
-    finally:
-        await c.close()
-
-
-@pytest.mark.asyncio
 @pytest.mark.parametrize("how", ["kick", "ban", "leave"])
 async def test_a_removed_or_departed_member_stops_signalling_at_once_in_every_process(pair, cluster, how):
     """Each process remembers where the sockets it signals between are (realtime/store.py): a
@@ -216,3 +195,25 @@ async def test_a_removed_or_departed_member_stops_signalling_at_once_in_every_pr
         assert [s for s in a.events("signal") + c.events("signal") if s.get("sdp") == "after"] == []
     finally:
         await c.close()
+
+
+@pytest.mark.asyncio
+async def test_crashed_process_participants_vanish(pair, cluster):
+    api, alice, bob, sv, voice, a, b = pair
+    await a.join(voice["id"])
+    await b.join(voice["id"])
+    await a.wait("user-connected")
+    b_sid = b.sid
+    cluster[1].proc.send_signal(signal.SIGKILL)
+    cluster[1].proc.wait()
+    # heartbeat 1 s: three missed beats, then the sweeper of the live process announces it
+    assert await a.wait("user-disconnected", timeout=15) == b_sid
+    carol = api.register()
+    add_members(api, alice, sv["id"], carol)
+    c = await Client(cluster[0].base, "seed", carol.token).connect()
+    try:
+        created = await c.join(voice["id"])
+        assert [p["socketId"] for p in created["participants"]] == [a.sid, c.sid]
+    finally:
+        await c.close()
+
