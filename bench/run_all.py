@@ -142,7 +142,29 @@ def check_same_answers(product: str, floor: str, spec: dict) -> None:
     a = httpx.get(product + spec["path"], params=spec.get("params"), headers=h, timeout=30)
     b = httpx.get(floor + spec["path"], params=spec.get("params"), headers=h, timeout=30)
     assert a.status_code == b.status_code == 200, (a.text[:300], b.text[:300])
-    assert a.json() == b.json(), f"floor answers differ for {spec['path']}"
+    where = first_difference(a.json(), b.json())
+    assert where is None, f"floor answers differ for {spec['path']} at {where}"
+
+
+def first_difference(a, b, path: str = "") -> str | None:
+    """Where two JSON values first differ (a path and both values), None when equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                return f"{path}.{key}: only in the {'product' if key in a else 'floor'}"
+            found = first_difference(a[key], b[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items in the product, {len(b)} in the floor"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: product {a!r}, floor {b!r}"
 
 
 def signalling(seconds: float, rounds: int) -> str:

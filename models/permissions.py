@@ -252,7 +252,13 @@ async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0
     """The caller's access to the channel's server, VIEW_CHANNEL always needed, and the
     statement's row (channel_id, channel_type, channel_name, channel_message_count and the
     server's columns)."""
-    rows = await _rows(conn, members.channel_access_rows, user_id, channel_id)
+    return channel_access_from_rows(await _rows(conn, members.channel_access_rows, user_id, channel_id),
+                                    user_id, need)
+
+
+def channel_access_from_rows(rows: list, user_id: int, need: int = 0):
+    """read_channel_access() on rows with the permission statement's columns that a storage
+    function read (models/storage/voice.py join_rights): 404 without rows, else (Access, first row)."""
     if not rows:
         raise NotFound("Channel not found", "channel_not_found")
     return _check(rows, user_id, Perm.VIEW_CHANNEL | need, False), rows[0]

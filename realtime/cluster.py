@@ -10,6 +10,8 @@ own cluster adapters):
   (a signal across processes, an `error` to an evicted participant) is published on that process's
   own channel (`<channel>#<host id>`) only: one process decodes it, whatever the number of processes.
   A list of sockets (the join fan-out) is split by process: one message per process concerned.
+- `user-disconnected` passing through (from this process or another) tells the participant
+  store's per-process memory of who is where to forget the socket (RedisStore.forget) first.
 - Emits to rooms (voice:<id>, text:<id>) and everything else python-socketio publishes (room
   changes of remote sockets, close_room, disconnects) still go on the shared channel, which every
   process reads, as before.
@@ -240,7 +242,16 @@ class ClusterManager(socketio.AsyncRedisManager):
                 CLUSTER_MESSAGES.labels(channel=kind).inc()
                 yield message["data"]
 
+    # Called with a socket's id when `user-disconnected` for it passes through this process,
+    # before anyone here gets it (realtime/store.py RedisStore.forget).
+    on_departure = None
+
     async def _handle_emit(self, message):
+        if message.get("event") == "user-disconnected" and self.on_departure is not None:
+            data = message.get("data")
+            sid = data[0] if isinstance(data, list) and data else data
+            if isinstance(sid, str):
+                self.on_departure(sid)
         if message.get("callback") is None and not message.get("binary") and fastpath.enabled():
             data = message["data"]
             if isinstance(data, list):

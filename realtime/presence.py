@@ -36,6 +36,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
+from models.storage import presence as q
+from models.storage import sql
+
 log = logging.getLogger("projectvoice.realtime")
 
 CHOICES = ("online", "idle", "dnd", "invisible")
@@ -335,9 +338,6 @@ class Presence:
         """A socket proved to be `uid` (handshake or event token): count it, enter its rooms, and
         announce the user if this made them go online. `still_connected()` is checked once the
         server list is read, so a socket that went away meanwhile leaves nothing behind."""
-        from models.storage import presence as q
-        from models.storage import sql
-
         pref = choice_of(stored_status)
         async with sql.connection() as conn:
             servers = await q.server_ids(conn, uid)
@@ -412,9 +412,6 @@ class Presence:
     async def introduce(self, server_id: int, uid: int) -> None:
         """A user joined a server: its members see their presence from now on, so if they are
         online the server's room hears it once (the newcomer reads the members' from REST)."""
-        from models.storage import presence as q
-        from models.storage import sql
-
         status = seen_by_others((await self.backend.lookup([uid])).get(uid))
         if status == "offline":
             return
@@ -475,9 +472,6 @@ class Presence:
                 log.exception("presence: announcing user %s failed", uid)
 
     async def _deliver(self, uid: int, before: str | None, after: str | None) -> None:
-        from models.storage import presence as q
-        from models.storage import sql
-
         own = [sid for _ns, sid in await self.store.user_socks(uid)]
         if seen_by_self(before) != seen_by_self(after):
             for ns in self.namespaces:

@@ -11,6 +11,23 @@ Redis keys (prefix pv:rt:):
   sock:<sid>         "<cid> <ns> <owner>", expires with its owner's heartbeat
   rooms              set of cids that have (or recently had) participants
   user:<uid>         set of "<ns> <sid>" of the user's identified sockets
+  rights             a counter every rights change increments before its evictions look for
+                     participants (see `rights_changed`)
+
+The rights counter lets a join check its rights with one statement: a join reads the counter,
+then the database, then enters the room (which returns the counter again, atomically). A kick,
+ban, role, channel, server, account or session change commits, increments the counter, then
+evicts whoever it finds in the rooms. Either its eviction finds the joiner, or it incremented the
+counter before the joiner entered: then the counter moved during the join, and the join checks
+its rights once more, now that it is in the room. (If it incremented before the join read the
+counter, it committed before, and the join's one statement saw it.)
+
+RedisStore keeps, per process, where the sockets it signals between are (`locate`): every
+socket's room in Redis on each `signal` made the check a round trip per signal. Filled by this
+process's joins and by lookups; an entry is dropped when this process removes the socket, and
+when any process announces its departure (`forget`, called as `user-disconnected` for the
+socket passes through this process's Socket.IO manager, before anyone here is told), so a
+socket that left, or was kicked or banned, is refused as soon as anyone hears that it is gone.
 """
 from __future__ import annotations
 
@@ -22,6 +39,7 @@ from collections.abc import Iterable
 from typing import Any
 
 Entry = dict[str, Any]
+_WHERE_MAX = 100_000  # sockets whose room a process remembers (RedisStore.where)
 
 
 def new_owner_id() -> str:
@@ -36,9 +54,20 @@ class MemoryStore:
         self.rooms: dict[int, dict[str, Entry]] = {}
         self.socks: dict[str, int] = {}
         self.users: dict[int, set[tuple[str, str]]] = {}
+        self.rights = 0
 
     async def start(self) -> None:
         return None
+
+    async def rights_epoch(self) -> int:
+        return self.rights
+
+    async def rights_changed(self) -> None:
+        """Before an eviction looks for participants (see the module's doc)."""
+        self.rights += 1
+
+    def forget(self, sid: str) -> None:
+        return None  # nothing cached: the dictionaries are the truth
 
     async def publish(self, message: dict) -> None:
         return None  # one process: nobody else to tell
@@ -46,12 +75,13 @@ class MemoryStore:
     async def stop(self) -> None:
         return None
 
-    async def join(self, entry: Entry) -> list[Entry]:
-        """Add the entry to its room and return every participant (the joiner included)."""
+    async def join(self, entry: Entry) -> tuple[list[Entry], int]:
+        """Add the entry to its room; every participant (the joiner included) and the rights
+        counter, read at the same instant."""
         room = self.rooms.setdefault(entry["cid"], {})
         room[entry["sid"]] = dict(entry, owner=self.owner)
         self.socks[entry["sid"]] = entry["cid"]
-        return [dict(e) for e in room.values()]
+        return list(room.values()), self.rights
 
     async def leave(self, sid: str, cid: int | None = None) -> Entry | None:
         """Remove the socket from its room (only from `cid` when given); the removed entry, or
@@ -77,6 +107,9 @@ class MemoryStore:
     async def entry(self, sid: str) -> Entry | None:
         cid = self.socks.get(sid)
         return None if cid is None else dict(self.rooms[cid][sid])
+
+    async def contains(self, sid: str) -> bool:
+        return sid in self.socks
 
     async def update(self, sid: str, **fields) -> Entry | None:
         cid = self.socks.get(sid)
@@ -117,7 +150,9 @@ local p = ARGV[1]
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SET', p .. 'sock:' .. ARGV[2], ARGV[4], 'EX', ARGV[5])
 redis.call('SADD', p .. 'rooms', ARGV[6])
-return redis.call('HVALS', KEYS[1])
+local out = redis.call('HVALS', KEYS[1])
+table.insert(out, 1, redis.call('GET', p .. 'rights') or '0')
+return out
 """
 
 _LEAVE = """
@@ -185,6 +220,8 @@ class RedisStore:
         self._leave = self.r.register_script(_LEAVE)
         self._update = self.r.register_script(_UPDATE)
         self._sweep_one = self.r.register_script(_SWEEP_ONE)
+        self.where: dict[str, tuple[int, str]] = {}  # sid -> (cid, ns): see the module's doc
+        self.forgotten = 0  # departures seen: a lookup begun before one does not fill `where`
 
     def k(self, *parts) -> str:
         return self.prefix + ":".join(str(p) for p in parts)
@@ -227,19 +264,44 @@ class RedisStore:
         alive = await self._alive({e["owner"] for e in entries})
         return [e for e in entries if e["owner"] in alive]
 
-    async def join(self, entry: Entry) -> list[Entry]:
+    async def rights_epoch(self) -> int:
+        return int(await self.r.get(self.k("rights")) or 0)
+
+    async def rights_changed(self) -> None:
+        """Before an eviction looks for participants (see the module's doc)."""
+        await self.r.incr(self.k("rights"))
+
+    def forget(self, sid: str) -> None:
+        """The socket left its room (any process said so): locate asks Redis again."""
+        self.forgotten += 1
+        self.where.pop(sid, None)
+
+    async def join(self, entry: Entry) -> tuple[list[Entry], int]:
         entry = dict(entry, owner=self.owner)
         sid, cid = entry["sid"], entry["cid"]
+        seen = self.forgotten
         raw = await self._join(keys=[self.k("room", cid)],
                                args=[self.prefix, sid, json.dumps(entry),
                                      f"{cid} {entry['ns']} {self.owner}", self.ttl, cid])
-        return await self._live(raw)
+        everyone = await self._live(raw[1:])
+        if seen == self.forgotten:  # no departure announced meanwhile: all of them are still there
+            self._remember({e["sid"]: (e["cid"], e["ns"]) for e in everyone})
+        else:
+            self._remember({sid: (cid, entry["ns"])})
+        return everyone, int(raw[0])
+
+    def _remember(self, found: dict[str, tuple[int, str]]) -> None:
+        if len(self.where) + len(found) > _WHERE_MAX:
+            self.where.clear()
+        self.where.update(found)
 
     async def leave(self, sid: str, cid: int | None = None) -> Entry | None:
         raw = await self._leave(keys=[], args=[self.prefix, sid, "" if cid is None else str(cid)])
+        if raw:
+            self.forget(sid)
         return json.loads(raw) if raw else None
 
-    async def locate(self, *sids: str) -> list[tuple[int, str] | None]:
+    async def _locate(self, sids) -> list[tuple[int, str] | None]:
         values = await self.r.mget([self.k("sock", s) for s in sids])
         out: list[tuple[int, str] | None] = []
         for v in values:
@@ -250,12 +312,26 @@ class RedisStore:
                 out.append((int(cid), ns))
         return out
 
+    async def locate(self, *sids: str) -> list[tuple[int, str] | None]:
+        """(cid, ns) of each socket's room, or None: from this process's memory when it knows."""
+        where = self.where
+        if all(s in where for s in sids):
+            return [where[s] for s in sids]
+        seen = self.forgotten
+        out = await self._locate(sids)
+        if seen == self.forgotten:
+            self._remember({s: loc for s, loc in zip(sids, out, strict=True) if loc is not None})
+        return out
+
     async def entry(self, sid: str) -> Entry | None:
-        loc = (await self.locate(sid))[0]
+        loc = (await self._locate([sid]))[0]
         if loc is None:
             return None
         raw = await self.r.hget(self.k("room", loc[0]), sid)
         return json.loads(raw) if raw else None
+
+    async def contains(self, sid: str) -> bool:
+        return bool(await self.r.exists(self.k("sock", sid)))
 
     async def update(self, sid: str, **fields) -> Entry | None:
         raw = await self._update(keys=[], args=[self.prefix, sid, json.dumps(fields)])
@@ -307,5 +383,6 @@ class RedisStore:
                 if e["owner"] not in alive:
                     n = await self._sweep_one(keys=[], args=[self.prefix, e["sid"], cid, e["owner"]])
                     if n:
+                        self.forget(e["sid"])
                         removed.append(e)
         return removed

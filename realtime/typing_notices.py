@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import time
 
-from models.storage import sql, users
+from models.storage import sql
 from models.permissions import Perm, read_channel_access
+from models.storage import voice as storage
 from core.errors import BadRequest
 
 THROTTLE_SECONDS = 3.0
@@ -64,7 +65,7 @@ class Typing:
         # Checked once per window: a socket without SEND_MESSAGES gets one `error` per window.
         async with sql.connection() as conn:
             await read_channel_access(conn, uid, cid, Perm.SEND_MESSAGES)
-            username = await users.username_of(conn, uid)
+            username = await storage.username(conn, uid)
         if username is None:
             return
         own = [s for _ns, s in await self.store.user_socks(uid)] or [sid]

@@ -6,6 +6,15 @@ The contract is asyncapi/projectvoice.yaml. Every handler is registered on both 
 Events of one client are handled one after the other (async_handlers=False in server.py), so a
 sender's signals are relayed in the order they were sent. Room membership is decided by the
 participant store (memory or Redis), never by what a client claims.
+
+A join-room costs at most one statement (models/storage/voice.py join_rights: the token's account
+and session, the channel, the caller's membership and roles, what the room shows of them). Its
+rights are checked once more after it entered the room only when a rights change happened
+meanwhile: every hook below that can take rights away increments the store's rights counter before
+it looks for participants to evict (realtime/store.py explains why that leaves no ghost). For the
+same reason a granted join's rows may serve the same token's next joins of that channel while the
+counter has not moved (at most RIGHTS_CACHE_SECONDS, which bounds how stale the name and picture
+the room shows can be): a reconnect storm or a user's many sockets cost one statement.
 """
 from __future__ import annotations
 
@@ -18,14 +27,14 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from models import db
-from models.storage import sql
-from models.permissions import Perm, channel_access, read_channel_access
-from models.tables import ServerMember, User
-from models import auth
-from core.errors import ApiError, Forbidden, NotFound
+from core.errors import ApiError, Forbidden, NotFound, Unauthorized
 from core.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from core.ratelimit import limiter
+from models import auth
+from models.permissions import Perm, channel_access_from_rows, read_channel_access
+from models.storage import sql
+from models.storage import voice as storage
+from models.tables import User
 from realtime import codec
 from realtime.presence import Presence
 from realtime.typing_notices import Typing
@@ -38,6 +47,8 @@ MAX_SIGNAL_BYTES = 64 * 1024
 MAX_ID = 2**31 - 1
 SIGNAL_TYPES = ("offer", "answer", "candidate")
 SESSION_ENDED = "Your session has ended (password changed or signed out): sign in again"
+RIGHTS_CACHE_SECONDS = 5.0
+_RIGHTS_CACHE_MAX = 10_000
 _ROOM_RE = re.compile(r"^(?:channel-)?([0-9]{1,10})$")
 
 
@@ -99,6 +110,12 @@ _EVENTS = {"on_join_room": "join-room", "on_leave_room": "leave-room", "on_signa
 _RATED = {"join-room": "join_room", "signal": "signal"}
 
 
+def _join_access(rows: list, uid: int, need: int):
+    """The caller's access to the channel of join_rights' rows (a missing channel is NULL channel
+    columns): not found / not a member / server blocked / missing permission, as REST answers."""
+    return channel_access_from_rows([] if rows[0].channel_id is None else rows, uid, need)
+
+
 def _handler(fn):
     """Run an event handler on arguments that passed realtime/validation.py; EventError,
     Malformed and permission failures become an `error` event."""
@@ -143,6 +160,13 @@ class Realtime:
         self.store = store
         self.heartbeat = heartbeat
         self.socks: dict[str, Sock] = {}
+        # channel id -> its server's id, for the channels this process's sockets subscribed to:
+        # a deleted server's channels can no longer be read from the database (server_closed).
+        self.text_servers: dict[int, int] = {}
+        # (user, session, channel, rights counter) -> (when, join_rights' rows, or the read in
+        # flight) of granted joins: see on_join_room.
+        self.rights_cache: dict[tuple[int, int, int, int], tuple[float, asyncio.Future]] = {}
+        self.rights_seen: int | None = None
         self._task: asyncio.Task | None = None
         self._notices_task: asyncio.Task | None = None
         # Revalidations this process has begun (any user): a join or subscribe that checked its
@@ -150,6 +174,8 @@ class Realtime:
         self.revalidations = 0
         self.presence = Presence(sio, store, NAMESPACES)  # realtime/presence.py
         self.typing = Typing(sio, store, NAMESPACES, text_room)  # realtime/typing_notices.py
+        if hasattr(sio.manager, "on_departure"):  # realtime/cluster.py: the store's memory of rooms
+            sio.manager.on_departure = store.forget
         for ns in NAMESPACES:
             sio.on("connect", self._connect_handler(ns), namespace=ns)
             sio.on("disconnect", self.on_disconnect, namespace=ns)
@@ -192,6 +218,8 @@ class Realtime:
                         await self._recheck_texts(int(notice["serverId"]), notice.get("userId"))
                     elif kind == "revalidate-user":
                         await self._revalidate_here(int(notice["userId"]), notice["message"], notice["code"])
+                    elif kind == "server-closed":
+                        await self._close_texts(int(notice["serverId"]))
                     elif kind == "presence-rooms":
                         await self.presence.rooms_changed(int(notice["serverId"]), int(notice["userId"]),
                                                           bool(notice["joined"]))
@@ -259,15 +287,19 @@ class Realtime:
             raise EventError("Sign in to join voice rooms and channels: no valid session token was given",
                              "authentication_required")
         if sock is not None:
-            sock.token = candidate
-        if sock is not None and sock.user_id != user.id:
-            if sock.user_id is not None:
-                await self.store.remove_user_sock(sock.user_id, ns, sid)
-                await self.presence.socket_gone(sid, sock.user_id)
-            sock.user_id = user.id
-            await self.store.add_user_sock(user.id, ns, sid)
-            await self.presence.socket_authenticated(sid, ns, user.id, user.status, lambda: sid in self.socks)
+            await self._bind(sid, sock, user.id, user.status, candidate)
         return user
+
+    async def _bind(self, sid: str, sock: Sock, uid: int, status: str | None, token: str) -> None:
+        """The socket speaks for `uid` (identified by `token`) from now on."""
+        sock.token = token
+        if sock.user_id != uid:
+            if sock.user_id is not None:
+                await self.store.remove_user_sock(sock.user_id, sock.ns, sid)
+                await self.presence.socket_gone(sid, sock.user_id)
+            sock.user_id = uid
+            await self.store.add_user_sock(uid, sock.ns, sid)
+            await self.presence.socket_authenticated(sid, sock.ns, uid, status, lambda: sid in self.socks)
 
     def _connected(self, sid: str, ns: str) -> bool:
         return sid in self.socks and self.sio.manager.is_connected(sid, ns)
@@ -339,36 +371,52 @@ class Realtime:
         if room_id is None:
             raise EventError("join-room needs a roomId", "invalid_room_id")
         cid = parse_channel_id(room_id)
-        seen = self.revalidations  # before the token is checked (see _recheck)
-        user = await self._identify(sid, sock.ns, token)
-        uid = user.id
-        async with db.session() as s:
-            try:
-                access, channel = await channel_access(s, uid, cid, Perm.CONNECT)
-            except ApiError as e:
-                if e.code == "channel_not_found":
-                    raise EventError("Voice channel not found", "channel_not_found") from None
-                raise
-            if channel.type != "voice":
+        if token is not None and not isinstance(token, str):
+            raise EventError("token must be a string", "invalid_argument")
+        epoch = await self.store.rights_epoch()  # before the rights are read (see realtime/store.py)
+        rows = None
+        for candidate in (token, sock.handshake_token):
+            claims = auth.decode_token(candidate) if candidate else None
+            if claims is not None:
+                rows = await self._join_rights(claims, cid, epoch)
+                if rows is not None:
+                    break
+        if rows is None:
+            raise EventError("Sign in to join voice rooms and channels: no valid session token was given",
+                             "authentication_required")
+        uid = claims["sub"]
+        row = rows[0]
+        await self._bind(sid, sock, uid, row.user_status, candidate)
+        try:
+            _join_access(rows, uid, Perm.CONNECT)
+            if row.channel_type != "voice":
                 raise EventError("This channel is not a voice channel", "not_a_voice_channel")
-            member: ServerMember = access.member
+        except ApiError as e:
+            self._refused(claims, cid, epoch)
+            if e.code == "channel_not_found":
+                raise EventError("Voice channel not found", "channel_not_found") from None
+            raise
+        except EventError:
+            self._refused(claims, cid, epoch)
+            raise
         current = await self.store.entry(sid)
         if current is not None and current["cid"] != cid:
             await self._leave(sid, sock.ns)
-        mic = bool(current["micToggle"]) if current and current["cid"] == cid else True
-        entry = {
-            "sid": sid, "ns": sock.ns, "cid": cid, "serverId": channel.server_id, "userId": uid,
-            "joinedAt": time.time(), "micToggle": mic and not member.is_muted, "serverMuted": bool(member.is_muted),
-            "userData": {"id": user.id, "username": user.username,
-                         "profilePicture": user.profile_picture, "role": user.role},
-        }
         rejoin = current is not None and current["cid"] == cid
+        mic = bool(current["micToggle"]) if rejoin else True
+        entry = {
+            "sid": sid, "ns": sock.ns, "cid": cid, "serverId": row.id, "userId": uid,
+            "joinedAt": time.time(), "micToggle": mic and not row.is_member_muted, "serverMuted": bool(row.is_member_muted),
+            "userData": {"id": uid, "username": row.username, "profilePicture": row.profile_picture,
+                         "role": row.user_role},
+        }
         await self.sio.enter_room(sid, voice_room(cid), namespace=sock.ns)
-        everyone = await self.store.join(entry)
-        # Now that the socket is in the room, check again: a kick, ban, role or channel-type change
-        # or revalidation committed while we were checking had its eviction look for us before we
-        # were here, so it is this check that must see it. (One that comes later finds us.)
-        refusal = await self._recheck(sid, sock, uid, cid, Perm.CONNECT, "voice", seen)
+        everyone, now = await self.store.join(entry)
+        refusal = None
+        if now != epoch:
+            # A rights change began while we were checking: its eviction may have looked for us
+            # before we were here, so check again now that we are (one that comes later finds us).
+            refusal = await self._join_rights_again(sid, sock, uid, cid, entry)
         if refusal is not None and refusal.code == "session_ended":
             await self._end_socket(sid, sock, refusal.message, refusal.code)
             return None
@@ -383,10 +431,13 @@ class Realtime:
         await self.sio.emit("created", {
             "roomId": room_id,
             "participants": [{"socketId": e["sid"], "micToggle": e["micToggle"], "userData": e["userData"]}
+                             if e["sid"] != sid else
+                             {"socketId": sid, "micToggle": entry["micToggle"], "userData": entry["userData"]}
                              for e in everyone],
         }, to=sid, namespace=sock.ns)
         if not rejoin:
             # Only those already present when we joined: a later joiner learns of us from `created`.
+            # One emit per namespace to the list of sockets: the packet is encoded once.
             by_ns: dict[str, list[str]] = {}
             for e in everyone:
                 if e["sid"] != sid:
@@ -394,10 +445,79 @@ class Realtime:
             for ns, sids in by_ns.items():
                 await self.sio.emit("user-connected", {"socketId": sid, "userData": entry["userData"]},
                                     to=sids, namespace=ns)
-            if by_ns and await self.store.entry(sid) is None:
+            if by_ns and not await self.store.contains(sid):
                 # Evicted while we announced ourselves: whoever got our user-connected after the
                 # eviction's user-disconnected must not keep us as a participant.
                 await self._broadcast(cid, "user-disconnected", sid)
+        return None
+
+    async def _join_rights(self, claims: dict, cid: int, epoch: int | None = None) -> list | None:
+        """join_rights' rows for a decoded token, or None when its account or session fails the
+        bearer check's verdict (models.auth.check_account). With the rights counter read
+        before (`epoch`), the rows of a read begun at the same counter (in flight, or of a granted
+        join less than RIGHTS_CACHE_SECONDS ago) serve."""
+        rows = await (self._read_join_rights(claims, cid) if epoch is None else
+                      self._shared_join_rights(claims, cid, epoch))
+        try:
+            auth.check_account(rows[0] if rows else None, claims)
+        except Unauthorized:
+            self._refused(claims, cid, epoch)
+            return None
+        return rows
+
+    @staticmethod
+    async def _read_join_rights(claims: dict, cid: int) -> list:
+        async with sql.connection() as conn:
+            return await storage.join_rights(conn, claims["sub"], claims["sid"], cid)
+
+    async def _shared_join_rights(self, claims: dict, cid: int, epoch: int) -> list:
+        key = (claims["sub"], claims["sid"], cid, epoch)
+        now = time.monotonic()
+        hit = self.rights_cache.get(key)
+        if hit is not None and now - hit[0] < RIGHTS_CACHE_SECONDS:
+            return await asyncio.shield(hit[1])
+        if epoch != self.rights_seen or len(self.rights_cache) >= _RIGHTS_CACHE_MAX:
+            self.rights_cache.clear()  # read at another counter: of no use any more
+            self.rights_seen = epoch
+        read = asyncio.get_running_loop().create_future()
+        self.rights_cache[key] = (now, read)
+        try:
+            rows = await self._read_join_rights(claims, cid)
+        except BaseException as e:
+            if self.rights_cache.get(key, (0, None))[1] is read:
+                del self.rights_cache[key]
+            read.set_exception(e if isinstance(e, Exception) else RuntimeError("join rights read cancelled"))
+            read.exception()  # retrieved: the waiters, if any, get it too
+            raise
+        read.set_result(rows)
+        return rows
+
+    def _refused(self, claims: dict, cid: int, epoch: int | None) -> None:
+        """Only granted joins' rows are kept: a refusal is read again next time (a grant, such as
+        an accepted invite, does not move the rights counter)."""
+        if epoch is not None:
+            self.rights_cache.pop((claims["sub"], claims["sid"], cid, epoch), None)
+
+    async def _join_rights_again(self, sid: str, sock: Sock, uid: int, cid: int,
+                                 entry: dict) -> EventError | ApiError | None:
+        """The refusal for a socket that has just entered voice room `cid`, or None: its token,
+        the channel's CONNECT and type, in the same one statement; a server mute that came
+        meanwhile is applied to its entry."""
+        claims = auth.decode_token(sock.token) if sock.token else None
+        rows = await self._join_rights(claims, cid) if claims is not None and claims["sub"] == uid else None
+        if rows is None:
+            return EventError(SESSION_ENDED, "session_ended")
+        try:
+            _join_access(rows, uid, Perm.CONNECT)
+        except ApiError as e:
+            return e
+        if rows[0].channel_type != "voice":
+            return EventError("This channel is not a voice channel", "not_a_voice_channel")
+        muted = bool(rows[0].is_member_muted)
+        if muted != entry["serverMuted"]:
+            fields = {"serverMuted": muted, **({"micToggle": False} if muted else {})}
+            if await self.store.update(sid, **fields) is not None:
+                entry.update(fields)
         return None
 
     async def _recheck(self, sid: str, sock: Sock, uid: int, cid: int, need: int, kind: str,
@@ -491,10 +611,11 @@ class Realtime:
         cid = parse_channel_id(channel_id, "channelId")
         seen = self.revalidations
         uid = (await self._identify(sid, sock.ns, token)).id
-        async with db.session() as s:
-            _access, channel = await channel_access(s, uid, cid, Perm.READ_MESSAGE_HISTORY)
-            if channel.type != "text":
-                raise EventError("This channel is not a text channel", "not_a_text_channel")
+        async with sql.connection() as conn:
+            _access, row = await read_channel_access(conn, uid, cid, Perm.READ_MESSAGE_HISTORY)
+        if row.channel_type != "text":
+            raise EventError("This channel is not a text channel", "not_a_text_channel")
+        self.text_servers[cid] = row.id
         await self.sio.enter_room(sid, text_room(cid), namespace=sock.ns)
         refusal = await self._recheck(sid, sock, uid, cid, Perm.READ_MESSAGE_HISTORY, "text", seen)
         if refusal is not None and refusal.code == "session_ended":
@@ -548,6 +669,7 @@ class Realtime:
         """Check every socket of the user again, here and (through a notice) in every other
         process, with the token check that identified it; end those that fail."""
         message = message or SESSION_ENDED
+        await self.store.rights_changed()
         await self._revalidate_here(user_id, message, code)
         await self.store.publish({"kind": "revalidate-user", "userId": user_id, "message": message, "code": code})
 
@@ -588,6 +710,7 @@ class Realtime:
         return out
 
     async def member_removed(self, server_id: int, user_id: int) -> None:
+        await self.store.rights_changed()
         socks = await self.store.user_socks(user_id)
         for e in await self._entries_of(socks):
             if e["serverId"] == server_id:
@@ -607,8 +730,7 @@ class Realtime:
     @staticmethod
     async def _channel_ids(server_id: int) -> set[int]:
         async with sql.connection() as conn:
-            return {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s",
-                                                 server=server_id)}
+            return await storage.channel_ids(conn, server_id)
 
     async def _still_allowed(self, uid: int, cid: int, need: int) -> bool:
         async with sql.connection() as conn:
@@ -621,6 +743,7 @@ class Realtime:
     async def permissions_changed(self, server_id: int, user_id: int | None = None) -> None:
         """Voice rooms in every process (the participant store is shared); live message
         subscriptions here, and in the other processes through a notice (they are per process)."""
+        await self.store.rights_changed()
         for e in await self.store.all_entries():
             if e["serverId"] != server_id or (user_id is not None and e["userId"] != user_id):
                 continue
@@ -645,16 +768,30 @@ class Realtime:
                     await self.sio.emit("unsubscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
 
     async def server_closed(self, server_id: int) -> None:
+        """A server was blocked or deleted: its voice rooms are emptied, and the live message
+        events of its channels end here and (through a notice) in the other processes. The
+        channels are known from the subscriptions themselves: a deleted server's rows are gone."""
+        await self.store.rights_changed()
         for e in await self.store.all_entries():
             if e["serverId"] == server_id:
                 await self.evict(e, "This server is no longer available", "server_unavailable")
-        for cid in sorted(await self._channel_ids(server_id)):
+        await self._close_texts(server_id)
+        await self.store.publish({"kind": "server-closed", "serverId": server_id})
+
+    async def _close_texts(self, server_id: int) -> None:
+        """This process's live-message subscriptions to the server's channels end."""
+        closed = sorted(cid for cid, owner in self.text_servers.items() if owner == server_id)
+        for cid in closed:
+            del self.text_servers[cid]
             for ns in NAMESPACES:
                 await self.sio.close_room(text_room(cid), namespace=ns)
+        for sock in self.socks.values():
+            sock.texts.difference_update(closed)
 
     async def channel_type_changed(self, channel_id: int, channel_type: str) -> None:
         """A channel's type changed: a voice room that is no longer voice is emptied, live
         message events of one that is no longer text end."""
+        await self.store.rights_changed()
         if channel_type != "voice":
             for e in await self.store.participants(channel_id):
                 await self.evict(e, "This channel is no longer a voice channel", "not_a_voice_channel")
@@ -663,6 +800,7 @@ class Realtime:
                 await self.sio.close_room(text_room(channel_id), namespace=ns)
 
     async def channel_deleted(self, channel_id: int) -> None:
+        await self.store.rights_changed()
         for e in await self.store.participants(channel_id):
             await self.evict(e, "This voice channel was deleted", "channel_deleted")
         for ns in NAMESPACES:
@@ -677,6 +815,7 @@ class Realtime:
             await self.sio.emit(event, payload, room=text_room(channel_id), namespace=ns)
 
     async def voice_state_changed(self, server_id: int, user_id: int, is_muted: bool, is_deafened: bool) -> None:
+        await self.store.rights_changed()  # a join that read the mute before re-reads it (on_join_room)
         for e in await self._entries_of(await self.store.user_socks(user_id)):
             if e["serverId"] != server_id:
                 continue

@@ -154,6 +154,50 @@ async def test_password_change_on_one_process_ends_the_session_on_the_other(pair
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["kick", "ban", "leave"])
+async def test_a_removed_or_departed_member_stops_signalling_at_once_in_every_process(pair, cluster, how):
+    """Each process remembers where the sockets it signals between are (realtime/store.py): a
+    kick or ban handled by either process, or a leave, must end the signals of and to the member
+    in both processes as soon as anyone hears of it."""
+    api, alice, bob, sv, voice, a, b = pair
+    c = await Client(cluster[1].base, "seed", alice.token).connect()  # alice's second socket, next to bob's
+    try:
+        await a.join(voice["id"])
+        await b.join(voice["id"])
+        await c.join(voice["id"])
+        b_sid = b.sid
+        # Signals every way, so that both processes remember all three sockets.
+        for sender, to, receiver in ((a, b, b), (c, b, b), (b, a, a), (b, c, c), (a, c, c), (c, a, a)):
+            await sender.emit("signal", {"to": to.sid, "type": "offer", "sdp": "warm"})
+            assert (await receiver.wait("signal"))["from"] == sender.sid
+        if how == "leave":
+            await b.emit("leave-room")
+        else:
+            mid = next(m["id"] for m in api.get(f"/servers/{sv['id']}", alice.token).json()["members"]
+                       if m["userId"] == bob.id)
+            # The kick on bob's process, the ban on the other one: each process must learn it.
+            via = Api(cluster[1].base) if how == "kick" else api
+            r = (via.delete(f"/serverMembers/{sv['id']}/members/{mid}", alice.token) if how == "kick" else
+                 via.post(f"/serverMembers/{sv['id']}/members/{mid}/ban", alice.token, json={}))
+            assert r.status_code in (200, 204), r.text
+            assert (await b.wait("error"))["code"] == "removed_from_server"
+        assert await a.wait("user-disconnected") == b_sid
+        assert await c.wait("user-disconnected") == b_sid
+        received = len(b.events("signal"))
+        for sender in (a, c):
+            await sender.emit("signal", {"to": b_sid, "type": "offer", "sdp": "after"})
+            assert (await sender.wait("error"))["code"] == "peer_not_in_room"
+        for to in (a, c):
+            await b.emit("signal", {"to": to.sid, "type": "offer", "sdp": "after"})
+            assert (await b.wait("error"))["code"] == "not_in_room"
+        await asyncio.sleep(0.3)
+        assert len(b.events("signal")) == received
+        assert [s for s in a.events("signal") + c.events("signal") if s.get("sdp") == "after"] == []
+    finally:
+        await c.close()
+
+
+@pytest.mark.asyncio
 async def test_crashed_process_participants_vanish(pair, cluster):
     api, alice, bob, sv, voice, a, b = pair
     await a.join(voice["id"])
@@ -172,3 +216,4 @@ async def test_crashed_process_participants_vanish(pair, cluster):
         assert [p["socketId"] for p in created["participants"]] == [a.sid, c.sid]
     finally:
         await c.close()
+

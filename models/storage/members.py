@@ -27,7 +27,7 @@ from models.tables import Ban, MemberRole, Role, Server, ServerMember, User, utc
 
 _SERVER_COLUMNS = ("s.id, s.name, s.description, s.icon, s.owner_id, s.is_blocked, s.block_reason, "
                    "s.created_at, s.updated_at")
-_ROLE_JOINS = """
+ROLE_JOINS = """
 LEFT JOIN server_members m ON m.server_id = s.id AND m.user_id = %(user)s
 LEFT JOIN roles r ON r.server_id = s.id
      AND (r.is_everyone OR r.id IN (SELECT mr.role_id FROM member_roles mr WHERE mr.member_id = m.id))"""
@@ -37,26 +37,26 @@ _MEMBER_COLUMNS = ("m.id AS member_id, m.role AS member_role, m.is_muted AS is_m
 _ROLE_COLUMNS = ("r.id AS role_id, r.name AS role_name, r.color AS role_color, r.permissions AS role_bits, "
                  "r.position AS role_position, r.is_hoisted AS is_role_hoisted, "
                  "r.is_mentionable AS is_role_mentionable, r.is_everyone AS is_everyone_role")
-_ACCESS_COLUMNS = f"{_SERVER_COLUMNS}, {_MEMBER_COLUMNS}, {_ROLE_COLUMNS}"
+ACCESS_COLUMNS = f"{_SERVER_COLUMNS}, {_MEMBER_COLUMNS}, {_ROLE_COLUMNS}"
 
-SERVER_ACCESS_SQL = f"SELECT {_ACCESS_COLUMNS} FROM servers s {_ROLE_JOINS} WHERE s.id = %(server)s"
-_CHANNEL_COLUMNS = ("c.id AS channel_id, c.type AS channel_type, c.message_count AS channel_message_count, "
+SERVER_ACCESS_SQL = f"SELECT {ACCESS_COLUMNS} FROM servers s {ROLE_JOINS} WHERE s.id = %(server)s"
+CHANNEL_COLUMNS = ("c.id AS channel_id, c.type AS channel_type, c.message_count AS channel_message_count, "
                     "c.name AS channel_name")
 CHANNEL_ACCESS_SQL = (
-    f"SELECT {_CHANNEL_COLUMNS}, {_ACCESS_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id "
-    f"{_ROLE_JOINS} WHERE c.id = %(channel)s")
+    f"SELECT {CHANNEL_COLUMNS}, {ACCESS_COLUMNS} FROM channels c JOIN servers s ON s.id = c.server_id "
+    f"{ROLE_JOINS} WHERE c.id = %(channel)s")
 # The same with the caller's account (models.auth.account_checked_in_query): the account row
 # leads, so a gone account is no row at all and a missing server or channel is NULL columns.
 # The token's session is joined in too (models/storage/sessions.py): NULL session columns when it ended.
-_ACCOUNT = ("a.is_active AS is_active, a.token_version AS token_version, sess.id AS session_id, "
+ACCOUNT_COLUMNS = ("a.is_active AS is_active, a.token_version AS token_version, sess.id AS session_id, "
             "sess.last_seen_at AS session_seen_at")
-_FROM_ACCOUNT = "FROM users a LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id"
+FROM_ACCOUNT = "FROM users a LEFT JOIN auth_sessions sess ON sess.id = %(sid)s AND sess.user_id = a.id"
 SERVER_ACCESS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_ACCESS_COLUMNS} {_FROM_ACCOUNT} "
-    f"LEFT JOIN servers s ON s.id = %(server)s {_ROLE_JOINS} WHERE a.id = %(user)s")
+    f"SELECT {ACCOUNT_COLUMNS}, {ACCESS_COLUMNS} {FROM_ACCOUNT} "
+    f"LEFT JOIN servers s ON s.id = %(server)s {ROLE_JOINS} WHERE a.id = %(user)s")
 CHANNEL_ACCESS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_CHANNEL_COLUMNS}, {_ACCESS_COLUMNS} {_FROM_ACCOUNT} "
-    f"LEFT JOIN channels c ON c.id = %(channel)s LEFT JOIN servers s ON s.id = c.server_id {_ROLE_JOINS} "
+    f"SELECT {ACCOUNT_COLUMNS}, {CHANNEL_COLUMNS}, {ACCESS_COLUMNS} {FROM_ACCOUNT} "
+    f"LEFT JOIN channels c ON c.id = %(channel)s LEFT JOIN servers s ON s.id = c.server_id {ROLE_JOINS} "
     f"WHERE a.id = %(user)s")
 
 # The servers a user sees in their list: those they belong to, blocked ones hidden.
@@ -65,7 +65,7 @@ MY_SERVERS_SQL = (f"SELECT {_SERVER_COLUMNS} FROM servers s JOIN server_members 
 # (Named: SQLite names the columns of a parenthesized join "id:1" and the like otherwise.)
 _SERVER_COLUMNS_NAMED = ", ".join(f"{c} AS {c.split('.')[1]}" for c in _SERVER_COLUMNS.split(", "))
 MY_SERVERS_WITH_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT}, {_SERVER_COLUMNS_NAMED} {_FROM_ACCOUNT} LEFT JOIN (server_members m JOIN servers s "
+    f"SELECT {ACCOUNT_COLUMNS}, {_SERVER_COLUMNS_NAMED} {FROM_ACCOUNT} LEFT JOIN (server_members m JOIN servers s "
     "ON s.id = m.server_id AND NOT s.is_blocked) ON m.user_id = a.id WHERE a.id = %(user)s ORDER BY s.id")
 
 # The roles another member holds (@everyone plus assigned) with the server's owner as it is now.

@@ -45,8 +45,3 @@ async def delete(s, user: User) -> None:
     go with it through the foreign keys."""
     await s.delete(user)
 
-
-async def username_of(conn, user_id: int) -> str | None:
-    """On a hand-written-SQL connection (models/storage/sql.py): the name shown with a live notice."""
-    row = await conn.one("SELECT username FROM users WHERE id = %(id)s", id=user_id)
-    return None if row is None else row.username
