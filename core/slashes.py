@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import yaml
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _PARAM = re.compile(r"\{[^}/]+\}")
 
@@ -23,13 +24,13 @@ def _regex(template: str) -> str:
     return "[^/]+".join(re.escape(part) for part in parts)
 
 
-def _pattern(templates: list[str]) -> re.Pattern | None:
+def _pattern(templates: list[str]) -> re.Pattern[str] | None:
     if not templates:
         return None
     return re.compile("|".join(f"(?:{_regex(t)})" for t in sorted(templates)))
 
 
-def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern | None]:
+def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern[str] | None]:
     full = [base + p for p in paths]
     with_slash = [p for p in full if p.endswith("/")]
     without = [p for p in full if not p.endswith("/")]
@@ -49,7 +50,7 @@ def templates_of(spec: Path) -> tuple[str, list[str]]:
 
 
 class TrailingSlash:
-    def __init__(self, app, spec: Path):
+    def __init__(self, app: ASGIApp, spec: Path) -> None:
         self.app = app
         base, paths = templates_of(spec)
         self.prefix = base + "/"
@@ -71,7 +72,7 @@ class TrailingSlash:
             return path + "/"
         return None
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = self.canonical(scope["path"])
             if path is not None:

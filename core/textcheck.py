@@ -14,10 +14,12 @@ Each failure is an InvalidInput (400) with a message that says what and where.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from starlette.types import Scope
 
 from core.errors import ApiError
 
@@ -119,7 +121,7 @@ def url_problem(path: str, query_string: bytes) -> str | None:
     return None
 
 
-def _shared(scope, body: bytes):
+def _shared(scope: Scope, body: bytes) -> Any:
     """The value LimitsMiddleware parsed from these very bytes, or a strict parse of them."""
     kept = (scope.get("extensions") or {}).get(SCOPE_KEY)
     if kept is not None and (kept[0] is body or kept[0] == body):
@@ -142,7 +144,7 @@ def install() -> None:
     from connexion.exceptions import BadRequestProblem
     from connexion.validators.json import JSONRequestBodyValidator
 
-    async def validator_parse(self, stream, scope):
+    async def validator_parse(self: Any, stream: AsyncIterator[bytes], scope: Scope) -> Any:
         body = b"".join([message async for message in stream])
         if not body:
             return None
@@ -153,7 +155,7 @@ def install() -> None:
 
     JSONRequestBodyValidator._parse = validator_parse
 
-    async def request_json(self):
+    async def request_json(self: Any) -> Any:
         request = self._starlette_request
         body = await request.body()
         if not body:
