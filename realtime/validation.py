@@ -168,7 +168,8 @@ class _Rule:
         self.codes = codes
         # A hot event (a signal, per WebRTC candidate) is first checked by the model's own JSON
         # Schema compiled by jsonschema-rs (a microsecond; pydantic's nested root models take
-        # ten): what passes there passes the model, and a failure is explained by the model.
+        # ten): the same rules, except that a JSON Schema integer also takes 1.0 (handlers read
+        # numbers as they come); a failure is explained by the model.
         self.fast = jsonschema_rs.validator_for(self.model.model_json_schema()) if hot else None
 
     def check(self, event: str, args: list[Any]) -> None:
