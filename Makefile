@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: bench install lock run test test-sqlite test-postgres test-plain lint-python services generate check-generated lint sdk migration create-admin clean browser-deps test-browser
+.PHONY: bench install lock run test test-sqlite test-postgres test-plain lint-python typecheck services generate check-generated lint sdk migration create-admin clean browser-deps test-browser
 
 # Every package at the version in constraints.txt (the lock: `make lock` rewrites it from the venv).
 $(STAMP): pyproject.toml constraints.txt
@@ -22,10 +22,11 @@ lock: install
 run: install
 	$(BIN)/python -m projectvoice run
 
-# Ruff, then the whole suite on SQLite, on PostgreSQL, and once more on SQLite with Connexion's
+# Ruff and import-linter, mypy, then the whole suite on SQLite, on PostgreSQL, and once more on SQLite with Connexion's
 # speed-ups and the socket fast path off (the pinned releases' plain path).
 test: install services
 	$(MAKE) --no-print-directory lint-python
+	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-plain
@@ -33,6 +34,12 @@ test: install services
 lint-python: install
 	$(BIN)/ruff check core projectvoice handlers models realtime tests scripts bench
 	$(BIN)/lint-imports
+
+# mypy as configured in pyproject.toml ([tool.mypy]): the views and the socket payloads against the
+# TypedDicts generated from the documents (a field renamed in openapi/ or asyncapi/ fails here).
+typecheck: install
+	$(BIN)/python scripts/generate_models.py --check
+	$(BIN)/mypy
 
 test-sqlite: install tests/js/node_modules lint/node_modules
 	PV_TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -97,6 +104,7 @@ check-generated: install
 lint: install lint/node_modules
 	$(BIN)/ruff check core projectvoice handlers models realtime tests scripts bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q tests/test_specs.py tests/test_lint_specs.py
 
 # New Alembic migration from the models: make migration m="what changed"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import yaml
@@ -27,21 +28,24 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PARAM = re.compile(r"\{[^}/]+\}")
+# A parsed YAML/JSON object: its values are whatever the document holds.
+Doc = dict[str, Any]
 
 
 @functools.cache
-def document(spec: Path = SPEC) -> dict:
+def document(spec: Path = SPEC) -> Doc:
     """The parsed document; shared, so never modified."""
-    return yaml.load(spec.read_text(), Loader=_LOADER)
+    doc: Doc = yaml.load(spec.read_text(), Loader=_LOADER)
+    return doc
 
 
-def base_path(doc: dict | None = None) -> str:
+def base_path(doc: Doc | None = None) -> str:
     """The prefix every path template sits under (`/api`), without a trailing slash."""
     doc = document() if doc is None else doc
     return ((doc.get("servers") or [{}])[0].get("url") or "").rstrip("/")
 
 
-def operations(doc: dict | None = None) -> Iterator[tuple[str, str, dict]]:
+def operations(doc: Doc | None = None) -> Iterator[tuple[str, str, Doc]]:
     """(path template, method, operation object) for every operation, in document order."""
     doc = document() if doc is None else doc
     for template, item in (doc.get("paths") or {}).items():
@@ -55,7 +59,7 @@ def template_pattern(template: str) -> str:
     return "[^/]+".join(re.escape(part) for part in _PARAM.split(template))
 
 
-def template_regex(template: str) -> re.Pattern:
+def template_regex(template: str) -> re.Pattern[str]:
     """A path template compiled; use `fullmatch`."""
     return re.compile(template_pattern(template))
 
@@ -63,7 +67,7 @@ def template_regex(template: str) -> re.Pattern:
 class Paths:
     """The document's path templates (with the base path), matched against concrete paths."""
 
-    def __init__(self, doc: dict | None = None):
+    def __init__(self, doc: Doc | None = None) -> None:
         doc = document() if doc is None else doc
         base = base_path(doc)
         table = [(template.count("{"), template_regex(base + template), template)
@@ -76,19 +80,20 @@ class Paths:
         return [template for _, regex, template in self._table if regex.fullmatch(path)]
 
 
-def max_length(schema: str, field: str, doc: dict | None = None) -> int:
+def max_length(schema: str, field: str, doc: Doc | None = None) -> int:
     """`maxLength` of a string property of a component schema."""
-    return _property(schema, field, doc)["maxLength"]
+    return int(_property(schema, field, doc)["maxLength"])
 
 
-def min_length(schema: str, field: str, doc: dict | None = None) -> int:
+def min_length(schema: str, field: str, doc: Doc | None = None) -> int:
     """`minLength` of a string property of a component schema."""
-    return _property(schema, field, doc)["minLength"]
+    return int(_property(schema, field, doc)["minLength"])
 
 
-def _property(schema: str, field: str, doc: dict | None) -> dict:
+def _property(schema: str, field: str, doc: Doc | None) -> Doc:
     doc = document() if doc is None else doc
-    return doc["components"]["schemas"][schema]["properties"][field]
+    prop: Doc = doc["components"]["schemas"][schema]["properties"][field]
+    return prop
 
 
 # Limits the handlers check again after trimming (the schema checks what was sent).

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.settings import Settings
 
@@ -24,7 +25,7 @@ def count_statement() -> None:
         counter[0] += 1
 
 
-def _before_cursor_execute(*_args, **_kw) -> None:
+def _before_cursor_execute(*_args: object, **_kw: object) -> None:
     count_statement()
 
 
@@ -38,17 +39,18 @@ def _install_listener() -> None:
 class QueryCountMiddleware:
     """Counts the statements of one HTTP request and reports them in `X-Query-Count`."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         _install_listener()
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         counter = [0]
         token = _count.set(counter)
 
-        async def send_with_count(message):
+        async def send_with_count(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()),
                                       (b"x-query-count", str(counter[0]).encode())]
@@ -60,6 +62,6 @@ class QueryCountMiddleware:
             _count.reset(token)
 
 
-def wrap(app, settings: Settings):
+def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:
     """The app, counting queries per request when QUERY_COUNT_HEADER is on."""
     return QueryCountMiddleware(app) if settings.query_count_header else app

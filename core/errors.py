@@ -14,7 +14,7 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, code: str | None = None, *, headers: dict | None = None):
+    def __init__(self, message: str, code: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code:
@@ -50,7 +50,7 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
 
-def error_response(status: int, message: str, code: str, headers: dict | None = None) -> ConnexionResponse:
+def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,
         mimetype="application/json",

@@ -22,8 +22,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -107,9 +110,9 @@ def route_templates(spec_path: Path = contract.SPEC) -> dict[str, str]:
             if op.get("operationId")}
 
 
-def instrument_engine(engine) -> None:
+def instrument_engine(engine: AsyncEngine) -> None:
     """Pool gauges from the pool's own events (works per process and in multi-process mode)."""
-    pool = engine.sync_engine.pool
+    pool: Any = engine.sync_engine.pool  # a QueuePool (size()) or, on SQLite, a pool without a size
     try:
         DB_POOL_CAPACITY.set(pool.size() + max(0, getattr(pool, "_max_overflow", 0)))
     except Exception:
@@ -121,7 +124,7 @@ def instrument_engine(engine) -> None:
 def metrics_payload() -> bytes:
     if _MULTIPROC:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest()
 
@@ -129,18 +132,20 @@ def metrics_payload() -> bytes:
 class ObservabilityMiddleware:
     """Outermost HTTP layer: request id, timing, access line, metrics, and GET /metrics."""
 
-    def __init__(self, app, settings: Settings, routes: dict[str, str]):
+    def __init__(self, app: ASGIApp, settings: Settings, routes: dict[str, str]) -> None:
         self.app = app
         self.routes = routes
         self.metrics_enabled = settings.metrics_enabled
         self.metrics_auth = f"Bearer {settings.metrics_token}".encode() if settings.metrics_token else None
-        self._children: dict[tuple, tuple] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         if scope["path"] == "/metrics" and self.metrics_enabled:
-            return await self._metrics(scope, send)
+            await self._metrics(scope, send)
+            return
         start = time.perf_counter()
         request_id = None
         for k, v in scope["headers"]:
@@ -155,7 +160,7 @@ class ObservabilityMiddleware:
             ext = scope["extensions"] = {}
         status = 500
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -167,7 +172,7 @@ class ObservabilityMiddleware:
         finally:
             self._record(scope, ext, status, time.perf_counter() - start, request_id)
 
-    def _record(self, scope, ext, status: int, elapsed: float, request_id: bytes) -> None:
+    def _record(self, scope: Scope, ext: dict[str, Any], status: int, elapsed: float, request_id: bytes) -> None:
         routing = ext.get("connexion_routing")
         op = routing.get("operation_id") if routing else None
         route = self.routes.get(op) if op else None
@@ -197,14 +202,15 @@ class ObservabilityMiddleware:
                 "ip": client[0] if client else None,
             }})
 
-    async def _metrics(self, scope, send):
+    async def _metrics(self, scope: Scope, send: Send) -> None:
         if self.metrics_auth is not None:
             auth = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             if auth != self.metrics_auth:
                 body = b'{"error":"metrics need the operator\'s bearer token","code":"forbidden"}'
                 await send({"type": "http.response.start", "status": 403,
                             "headers": [(b"content-type", b"application/json")]})
-                return await send({"type": "http.response.body", "body": body})
+                await send({"type": "http.response.body", "body": body})
+                return
         payload = metrics_payload()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()),

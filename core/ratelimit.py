@@ -34,7 +34,8 @@ LIMIT_SETTINGS = {
     "join_room": "rate_limit_socket_join",
     "signal": "rate_limit_socket_signal",
 }
-_STRATEGIES = {
+_STRATEGIES: dict[str, type[strategies.FixedWindowRateLimiter | strategies.MovingWindowRateLimiter
+                            | strategies.SlidingWindowCounterRateLimiter]] = {
     "moving-window": strategies.MovingWindowRateLimiter,
     "fixed-window": strategies.FixedWindowRateLimiter,
     "sliding-window-counter": strategies.SlidingWindowCounterRateLimiter,

@@ -12,16 +12,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from core import contract
 
 
-def _pattern(templates: list[str]) -> re.Pattern | None:
+def _pattern(templates: list[str]) -> re.Pattern[str] | None:
     if not templates:
         return None
     return re.compile("|".join(f"(?:{contract.template_pattern(t)})" for t in sorted(templates)))
 
 
-def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern | None]:
+def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern[str] | None]:
     full = [base + p for p in paths]
     with_slash = [p for p in full if p.endswith("/")]
     without = [p for p in full if not p.endswith("/")]
@@ -35,7 +37,7 @@ def _compile(base: str, paths: list[str]) -> dict[str, re.Pattern | None]:
 
 
 class TrailingSlash:
-    def __init__(self, app, spec: Path = contract.SPEC):
+    def __init__(self, app: ASGIApp, spec: Path = contract.SPEC) -> None:
         self.app = app
         doc = contract.document(spec)
         base, paths = contract.base_path(doc), list(doc.get("paths") or {})
@@ -58,7 +60,7 @@ class TrailingSlash:
             return path + "/"
         return None
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = self.canonical(scope["path"])
             if path is not None:

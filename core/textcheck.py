@@ -14,6 +14,7 @@ Each failure is an InvalidInput (400) with a message that says what and where.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -21,6 +22,7 @@ import connexion.lifecycle as lifecycle
 import orjson
 from connexion.exceptions import BadRequestProblem
 from connexion.validators.json import JSONRequestBodyValidator
+from starlette.types import Scope
 
 from core.contract import USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH
 from core.errors import ApiError, BadRequest
@@ -123,7 +125,7 @@ def url_problem(path: str, query_string: bytes) -> str | None:
     return None
 
 
-def _shared(scope, body: bytes):
+def _shared(scope: Scope, body: bytes) -> Any:
     """The value LimitsMiddleware parsed from these very bytes, or a strict parse of them."""
     kept = (scope.get("extensions") or {}).get(SCOPE_KEY)
     if kept is not None and (kept[0] is body or kept[0] == body):
@@ -143,7 +145,7 @@ def install() -> None:
         return
     _installed = True
 
-    async def validator_parse(self, stream, scope):
+    async def validator_parse(self: Any, stream: AsyncIterator[bytes], scope: Scope) -> Any:
         body = b"".join([message async for message in stream])
         if not body:
             return None
@@ -154,7 +156,7 @@ def install() -> None:
 
     JSONRequestBodyValidator._parse = validator_parse
 
-    async def request_json(self):
+    async def request_json(self: Any) -> Any:
         request = self._starlette_request
         body = await request.body()
         if not body:

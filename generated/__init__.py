@@ -1,1 +1,1 @@
-"""Payload models generated from openapi/ and asyncapi/ by `make generate`. Do not edit."""
+"""Payload types generated from openapi/ and asyncapi/ by `make generate` (scripts/generate_models.py). Do not edit."""

@@ -100,6 +100,7 @@ async def make_admin(s, user: User, password_hash: str) -> None:
     """Promote an account to site admin with a new password: every earlier token and session
     of the account ends (the old password's holders are out)."""
     await accounts.make_admin(s, user, password_hash)
+    assert user.id is not None  # a stored row
     await sessions.end_all(s, user.id)
 
 

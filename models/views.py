@@ -1,13 +1,27 @@
 """Table rows -> API dictionaries. The only place response shapes are built."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, UTC
-from typing import Any
+from typing import Any, Literal, cast, overload
 
-from models.tables import User
+from typing_extensions import TypedDict
+
+from generated import rest
+
+# What the views read: table rows (models/tables.py) and the rows of models/storage's statements.
+# Typed Any on purpose: SQLModel declares every primary key Optional and every enumerated column
+# str, so the row side is the database's word; what mypy checks here is the answer, each view
+# against the generated TypedDict of its schema in openapi/projectvoice.yaml (generated/rest.py).
+Row = Any
 
 
+@overload
+def iso(dt: datetime) -> str: ...
+@overload
+def iso(dt: None) -> None: ...
+@overload
+def iso(dt: datetime | None) -> str | None: ...
 def iso(dt: datetime | None) -> str | None:
     """UTC with milliseconds and a Z. Naive values are UTC (SQLite); PostgreSQL's are aware,
     and in UTC already (models/storage/sql.py's sessions), so the common case is one isoformat()."""
@@ -26,16 +40,20 @@ def iso(dt: datetime | None) -> str | None:
 Seen = Mapping[int, str] | None
 
 
-def _seen(seen: Seen, user_id: int) -> str:
-    return seen.get(user_id, "offline") if seen else "offline"
+def _seen(seen: Seen, user_id: int) -> rest.Presence:
+    # realtime.presence only ever stores the five documented values.
+    return cast(rest.Presence, seen.get(user_id, "offline")) if seen else "offline"
 
 
-def status_choice(stored: str | None) -> str:
+_CHOICES = ("online", "idle", "dnd", "invisible")
+
+
+def status_choice(stored: str | None) -> rest.StatusChoice:
     """users.status holds the chosen status; rows from before presence say `offline` (no choice)."""
-    return stored if stored in ("online", "idle", "dnd", "invisible") else "online"
+    return cast(rest.StatusChoice, stored) if stored in _CHOICES else "online"
 
 
-def user_private(u: User, seen: Seen = None) -> dict[str, Any]:
+def user_private(u: Row, seen: Seen = None) -> rest.User:
     """The account as its owner (and admins) see it: /auth/me, login, register."""
     return {
         "id": u.id,
@@ -52,12 +70,12 @@ def user_private(u: User, seen: Seen = None) -> dict[str, Any]:
     }
 
 
-def auth_answer(token: str, u: User, session_id: int, seen: Seen = None) -> dict[str, Any]:
+def auth_answer(token: str, u: Row, session_id: int, seen: Seen = None) -> rest.AuthResponse:
     """Register's and login's answer: the token of the session they started."""
     return {"token": token, "user": user_private(u, seen), "sessionId": session_id}
 
 
-def user_profile(u: User) -> dict[str, Any]:
+def user_profile(u: Row) -> rest.UserProfile:
     """GET/PUT /users/: the caller's profile."""
     return {
         "id": u.id,
@@ -70,7 +88,7 @@ def user_profile(u: User) -> dict[str, Any]:
     }
 
 
-def user_by_id(u: User, seen: Seen = None) -> dict[str, Any]:
+def user_by_id(u: Row, seen: Seen = None) -> rest.UserPublicProfile:
     """GET /users/{id}: `name` as the seed shows, `username` as the contract notes add."""
     return {
         "id": u.id,
@@ -85,7 +103,7 @@ def user_by_id(u: User, seen: Seen = None) -> dict[str, Any]:
     }
 
 
-def user_public(u: User, seen: Seen = None) -> dict[str, Any]:
+def user_public(u: Row, seen: Seen = None) -> rest.PublicUser:
     """A user as other people see them (members, friends, bans, requests)."""
     return {
         "id": u.id,
@@ -98,7 +116,7 @@ def user_public(u: User, seen: Seen = None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- communities
 
-def channel_view(c) -> dict[str, Any]:
+def channel_view(c: Row) -> rest.Channel:
     return {
         "id": c.id,
         "name": c.name,
@@ -111,7 +129,7 @@ def channel_view(c) -> dict[str, Any]:
     }
 
 
-def role_view(r) -> dict[str, Any]:
+def role_view(r: Row) -> rest.Role:
     return {
         "id": r.id,
         "name": r.name,
@@ -125,12 +143,12 @@ def role_view(r) -> dict[str, Any]:
     }
 
 
-def member_role_view(r) -> dict[str, Any]:
+def member_role_view(r: Row) -> rest.MemberRoleRef:
     """A role as a member entry lists it (the badge the client draws)."""
     return {"id": r.id, "name": r.name, "color": r.color, "permissions": str(r.permissions), "position": r.position}
 
 
-def member_view(m, user: User, roles, seen: Seen = None) -> dict[str, Any]:
+def member_view(m: Row, user: Row, roles: Sequence[Row], seen: Seen = None) -> rest.Member:
     """`roles`: the member's assigned roles (never @everyone), highest first."""
     return {
         "id": m.id,
@@ -147,7 +165,22 @@ def member_view(m, user: User, roles, seen: Seen = None) -> dict[str, Any]:
     }
 
 
-def server_view(sv) -> dict[str, Any]:
+class _ServerFields(TypedDict, closed=True):
+    """The fields every server schema (ServerDetail, AdminServer, AdminServerDetail) starts with:
+    mypy checks each of them against the schema that spreads these in."""
+
+    id: int
+    name: str
+    description: str | None
+    icon: str | None
+    ownerId: int
+    isBlocked: bool
+    blockReason: str | None
+    createdAt: str
+    updatedAt: str
+
+
+def server_view(sv: Row) -> _ServerFields:
     return {
         "id": sv.id,
         "name": sv.name,
@@ -166,17 +199,18 @@ class _MemberUser:
 
     __slots__ = ("id", "username", "profile_picture", "tag", "status")
 
-    def __init__(self, row):
+    def __init__(self, row: Row) -> None:
         self.id, self.username, self.profile_picture = row.user_id, row.username, row.profile_picture
         self.tag, self.status = row.tag, row.status
 
 
-def member_row_view(row, roles, seen: Seen = None) -> dict[str, Any]:
+def member_row_view(row: Row, roles: Sequence[Row], seen: Seen = None) -> rest.Member:
     """A member from a member row (its user's public columns joined in) and its roles."""
     return member_view(row, _MemberUser(row), roles, seen)
 
 
-def server_detail_view(sv, channels, members, roles, seen: Seen = None) -> dict[str, Any]:
+def server_detail_view(sv: Row, channels: Iterable[Row], members: Iterable[tuple[Row, Sequence[Row]]],
+                       roles: Iterable[Row], seen: Seen = None) -> rest.ServerDetail:
     """`members` is a list of (member row, roles) from models.membership.member_rows."""
     return {
         **server_view(sv),
@@ -188,47 +222,65 @@ def server_detail_view(sv, channels, members, roles, seen: Seen = None) -> dict[
 
 # ---------------------------------------------------------------- friends and admin (issue 5)
 
-def friend_request_view(f, other: User, seen: Seen = None) -> dict[str, Any]:
+def friend_request_view(f: Row, other: Row, seen: Seen = None) -> rest.FriendRequest:
     """A pending request as listed by GET /friends/requests; `user` is the other party."""
     return {"id": f.id, "user": user_public(other, seen), "createdAt": iso(f.created_at)}
 
 
-def friendship_record(f) -> dict[str, Any]:
+def friendship_record(f: Row) -> rest.FriendRequestRecord:
     return {"id": f.id, "userId": f.user_id, "friendId": f.friend_id, "status": f.status}
 
 
-def page_view(key: str, items: list, total: int, page: int, limit: int) -> dict[str, Any]:
-    return {key: items, "total": total, "page": page, "limit": limit,
-            "totalPages": (total + limit - 1) // limit}
+def _pages(total: int, limit: int) -> int:
+    return (total + limit - 1) // limit
 
 
-def admin_user_view(u: User, seen: Seen = None) -> dict[str, Any]:
+@overload
+def page_view(key: Literal["users"], items: list[rest.User], total: int, page: int, limit: int) -> rest.AdminUserPage: ...
+@overload
+def page_view(key: Literal["servers"], items: list[rest.AdminServer], total: int, page: int,
+              limit: int) -> rest.AdminServerPage: ...
+def page_view(key: Literal["users", "servers"], items: list[rest.User] | list[rest.AdminServer], total: int, page: int,
+              limit: int) -> rest.AdminUserPage | rest.AdminServerPage:
+    """A page of the admin panel's users or servers."""
+    if key == "users":
+        users = cast(list[rest.User], items)
+        return {"users": users, "total": total, "page": page, "limit": limit, "totalPages": _pages(total, limit)}
+    servers = cast(list[rest.AdminServer], items)
+    return {"servers": servers, "total": total, "page": page, "limit": limit, "totalPages": _pages(total, limit)}
+
+
+def admin_user_view(u: Row, seen: Seen = None) -> rest.User:
     """The admin panel's user: the account fields with email (never the password hash)."""
     return user_private(u, seen)
 
 
-def admin_server_view(sv, member_count: int, channels) -> dict[str, Any]:
+def admin_server_view(sv: Row, member_count: int, channels: Iterable[Row]) -> rest.AdminServer:
     """`channels`: rows with id, name, type (the panel counts them)."""
     return {**server_view(sv), "memberCount": member_count,
             "channels": [{"id": c.id, "name": c.name, "type": c.type} for c in channels]}
 
 
-def admin_server_detail_view(detail: dict[str, Any]) -> dict[str, Any]:
+def admin_server_detail_view(detail: rest.ServerDetail) -> rest.AdminServerDetail:
     """A server_detail_view dict plus its member count."""
     return {**detail, "memberCount": len(detail["members"])}
 
 
-def admin_stats_view(users: dict, servers: dict, channels: dict, messages: dict) -> dict[str, Any]:
+def admin_stats_view(users: Mapping[str, Any], servers: Mapping[str, int], channels: Mapping[str, int],
+                     messages: Mapping[str, int]) -> rest.AdminStats:
+    by_role = users["byRole"]
     return {
         "users": {"total": users["total"], "active": users["active"], "blocked": users["blocked"],
-                  "byRole": {r: users["byRole"].get(r, 0) for r in ("admin", "moderator", "user")}},
-        "servers": {k: servers[k] for k in ("total", "active", "blocked", "withChannels")},
-        "channels": {k: channels[k] for k in ("total", "text", "voice")},
-        "messages": {k: messages[k] for k in ("total", "today")},
+                  "byRole": {"admin": by_role.get("admin", 0), "moderator": by_role.get("moderator", 0),
+                             "user": by_role.get("user", 0)}},
+        "servers": {"total": servers["total"], "active": servers["active"], "blocked": servers["blocked"],
+                    "withChannels": servers["withChannels"]},
+        "channels": {"total": channels["total"], "text": channels["text"], "voice": channels["voice"]},
+        "messages": {"total": messages["total"], "today": messages["today"]},
     }
 
 
-def audit_entry_view(e, actor: User | None) -> dict[str, Any]:
+def audit_entry_view(e: Row, actor: Row | None) -> rest.AuditEntry:
     return {
         "id": e.id,
         "actorId": e.actor_id,
@@ -242,15 +294,15 @@ def audit_entry_view(e, actor: User | None) -> dict[str, Any]:
     }
 
 
-def admin_logs_view(system: str, errors: str, access: str, entries: list, total: int, page: int,
-                    limit: int) -> dict[str, Any]:
-    return {"system": system, "errors": errors, "access": access,
-            **page_view("entries", entries, total, page, limit)}
+def admin_logs_view(system: str, errors: str, access: str, entries: list[rest.AuditEntry], total: int, page: int,
+                    limit: int) -> rest.AdminLogs:
+    return {"system": system, "errors": errors, "access": access, "entries": entries, "total": total, "page": page,
+            "limit": limit, "totalPages": _pages(total, limit)}
 
 
 # ---------------------------------------------------------------- invites
 
-def invite_preview_view(i) -> dict[str, Any]:
+def invite_preview_view(i: Row) -> rest.InvitePreview:
     return {
         "id": i.id,
         "token": i.token,
@@ -262,11 +314,11 @@ def invite_preview_view(i) -> dict[str, Any]:
     }
 
 
-def invite_view(i) -> dict[str, Any]:
+def invite_view(i: Row) -> rest.Invite:
     return {**invite_preview_view(i), "createdBy": i.created_by}
 
 
-def invite_info_view(i, server) -> dict[str, Any]:
+def invite_info_view(i: Row, server: Row) -> rest.InviteInfo:
     """`{invite, server}` as the seed shows, plus the flat fields the desktop client reads."""
     return {
         "invite": invite_preview_view(i),
@@ -280,7 +332,8 @@ def invite_info_view(i, server) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- members and bans
 
-def my_membership_view(m, user: User, own_roles, roles, total: int, seen: Seen = None) -> dict[str, Any]:
+def my_membership_view(m: Row, user: Row, own_roles: Sequence[Row], roles: Iterable[Row], total: int,
+                       seen: Seen = None) -> rest.MyMembership:
     """`own_roles`: the assigned roles, highest first; `roles` (listed in full) adds @everyone."""
     return {
         **member_view(m, user, own_roles, seen),
@@ -289,7 +342,7 @@ def my_membership_view(m, user: User, own_roles, roles, total: int, seen: Seen =
     }
 
 
-def ban_view(b, user: User, seen: Seen = None) -> dict[str, Any]:
+def ban_view(b: Row, user: Row, seen: Seen = None) -> rest.Ban:
     return {
         "id": b.id,
         "userId": b.user_id,
@@ -303,9 +356,9 @@ def ban_view(b, user: User, seen: Seen = None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- messages (issue 4)
 
-def message_fields(id: int, content: str, user_id: int, channel_id: int, created_at, updated_at,
+def message_fields(id: int, content: str, user_id: int, channel_id: int, created_at: datetime, updated_at: datetime,
                    is_edited: bool, username: str, picture: str | None,
-                   editor: User | None = None) -> dict[str, Any]:
+                   editor: Row | None = None) -> rest.Message:
     """A message with its author: `avatar` as the seed shows, `profilePicture` as the notes add;
     `editedBy` the last editor when that was not the author (a moderator), else null."""
     return {
@@ -321,12 +374,12 @@ def message_fields(id: int, content: str, user_id: int, channel_id: int, created
     }
 
 
-def message_view(m, author: User, editor: User | None = None) -> dict[str, Any]:
+def message_view(m: Row, author: Row, editor: Row | None = None) -> rest.Message:
     return message_fields(m.id, m.content, author.id, m.channel_id, m.created_at, m.updated_at, m.is_edited,
                           author.username, author.profile_picture, editor)
 
 
-def message_row_view(r) -> dict[str, Any]:
+def message_row_view(r: Row) -> rest.Message:
     """A message row with its author's columns (author_username, author_picture) and its
     editor's (edited_by, editor_username; NULL unless a moderator made the last edit) joined in:
     message_fields' shape, built in place (a page builds fifty)."""
@@ -344,22 +397,23 @@ def message_row_view(r) -> dict[str, Any]:
     }
 
 
-def message_page_view(rows: list, total: int, page: int, limit: int) -> dict[str, Any]:
+def message_page_view(rows: Iterable[Row], total: int, page: int, limit: int) -> rest.MessagePage:
     """`rows` are message rows (message_row_view), already in the page's order."""
-    return page_view("messages", [message_row_view(r) for r in rows], total, page, limit)
+    return {"messages": [message_row_view(r) for r in rows], "total": total, "page": page, "limit": limit,
+            "totalPages": _pages(total, limit)}
 
 
 # ---------------------------------------------------------------- sessions (issue 18)
 
-def password_changed_view(token: str, ended: int) -> dict[str, Any]:
+def password_changed_view(token: str, ended: int) -> rest.PasswordChanged:
     return {"message": "Password changed", "token": token, "endedSessions": ended}
 
 
-def sessions_ended_view(ended: int) -> dict[str, Any]:
+def sessions_ended_view(ended: int) -> rest.SessionsEnded:
     return {"message": f"Signed out of {ended} other session(s)", "endedSessions": ended}
 
 
-def session_view(sess, current: bool) -> dict[str, Any]:
+def session_view(sess: Row, current: bool) -> rest.Session:
     """A signed-in session as its owner sees it (GET /auth/sessions)."""
     return {
         "id": sess.id,

@@ -140,7 +140,9 @@ class _Watchdog:
 
     def __init__(self, limit: float):
         self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None  # made inside the socket's read loop
+        self.task = task
         self.limit = limit
         self.deadline: float | None = None  # None while not waiting for a message
         self.fired = False

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from generated.events import ChatMessage, MessageDeleted
+
 log = logging.getLogger("projectvoice.realtime")
 
 
@@ -52,7 +54,7 @@ async def channel_deleted(channel_id: int) -> None:
     await _call("channel_deleted", channel_id)
 
 
-async def message_event(event: str, channel_id: int, payload: dict) -> None:
+async def message_event(event: str, channel_id: int, payload: ChatMessage | MessageDeleted) -> None:
     """message-created / message-updated / message-deleted for a text channel's subscribers."""
     await _call("message_event", event, channel_id, payload)
 

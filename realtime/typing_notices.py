@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import time
 
+from generated.events import UserTyping
+
 from models.storage import sql
 from models.permissions import Perm, read_channel_access
 from models.storage import voice as storage
@@ -71,7 +73,7 @@ class Typing:
         own = [s for _ns, s in await self.store.user_socks(uid)] or [sid]
         if sid not in own:
             own.append(sid)
-        payload = {"channelId": cid, "userId": uid, "username": username}
+        payload: UserTyping = {"channelId": cid, "userId": uid, "username": username}
         for ns in self.namespaces:
             await self.sio.emit("user-typing", payload, room=self.room_of(cid), namespace=ns, skip_sid=own)
 

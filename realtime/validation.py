@@ -7,18 +7,24 @@ mistake, so nothing is logged above DEBUG.
 Order: `GuardedPacket` turns a packet python-socketio could not decode (JSON nested past the
 decoder's recursion limit, invalid JSON, an event that is not `[name, ...args]`) into the
 internal event `UNREADABLE`; `check_event` then walks the arguments (depth, size, strings
-without NUL or lone surrogates, no binary or non-finite numbers) and validates them with a
-compiled schema of the document (jsonschema-rs, well under a microsecond per signal).
+without NUL or lone surrogates, no binary or non-finite numbers) and validates them with the
+event's generated model (generated/event_args.py: strict pydantic models of the document's
+schemas, regenerated with it); a signal, the one frequent event, is first checked by that model's
+JSON Schema compiled by jsonschema-rs (about a microsecond).
 """
 from __future__ import annotations
 
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import jsonschema_rs
 import yaml
+from pydantic import BaseModel, ValidationError
 from socketio import packet
+
+from generated import event_args
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -31,23 +37,24 @@ _DOC = Path(__file__).resolve().parent.parent / "asyncapi" / "projectvoice.yaml"
 
 
 class Malformed(Exception):
-    def __init__(self, message: str, code: str = "malformed_event"):
+    def __init__(self, message: str, code: str = "malformed_event") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
 
 
-class GuardedPacket(packet.Packet):
+class GuardedPacket(packet.Packet):  # type: ignore[misc]  # (python-socketio publishes no types)
     """python-socketio's packet, except that a client packet it cannot decode or would refuse
     with an exception (python-socketio logs those with a traceback and answers nothing) becomes
     the event UNREADABLE: JSON it cannot read (nested past the decoder's recursion limit, cut
     short), an EVENT that is not a list starting with an event name, a packet type a client may
     not send (CONNECT_ERROR, unknown types). Unreadable CONNECT data is a connection without a token."""
 
+    data: Any
     _FROM_CLIENTS = (packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
                      packet.BINARY_EVENT, packet.BINARY_ACK)
 
-    def decode(self, encoded_packet):
+    def decode(self, encoded_packet: Any) -> int:
         try:
             count = super().decode(encoded_packet)
         except (ValueError, RecursionError, TypeError):
@@ -61,7 +68,7 @@ class GuardedPacket(packet.Packet):
         if self.packet_type == packet.EVENT and not (
                 isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
             return self._unreadable()
-        return count
+        return int(count)
 
     def _unreadable(self) -> int:
         self.packet_type = packet.EVENT
@@ -81,7 +88,7 @@ def _bad_string(value: str) -> str | None:
     return None
 
 
-def _walk(value, depth: int = 0, budget: int = MAX_NODES) -> int:
+def _walk(value: Any, depth: int = 0, budget: int = MAX_NODES) -> int:
     """Plain JSON only, at most MAX_DEPTH deep and MAX_NODES values and keys in all, strings
     without NUL or lone surrogates. Returns the budget left; recursion stops at MAX_DEPTH, so no
     payload can exhaust the stack (what python-socketio's decoder accepts is bounded by its own
@@ -121,40 +128,82 @@ def _walk(value, depth: int = 0, budget: int = MAX_NODES) -> int:
     return budget
 
 
-def _resolve(doc: dict, ref: str) -> dict:
-    node = doc
+def _resolve(doc: dict[str, Any], ref: str) -> Any:
+    node: Any = doc
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return node
 
 
+def _model(pointer: str) -> type[BaseModel]:
+    """The generated model (generated/event_args.py) of the document's schema at `pointer`."""
+    model: type[BaseModel] = getattr(event_args, pointer.rsplit("/", 1)[1])
+    return model
+
+
+def _where(payload: object, loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a path in the payload (`.sdp.sdp`, `[0]`), without the
+    steps that name a model or a branch of a union rather than a key or an index."""
+    where = ""
+    for step in loc:
+        if isinstance(payload, dict) and isinstance(step, str) and step in payload:
+            payload, where = payload[step], f"{where}.{step}"
+        elif isinstance(payload, list) and isinstance(step, int) and 0 <= step < len(payload):
+            payload, where = payload[step], f"{where}[{step}]"
+    return where
+
+
 class _Rule:
-    """An event's payload schema and the `error` code for each argument that breaks it."""
+    """An event's payload, validated with its generated model, and the `error` code for each
+    argument that breaks it. An argument list (a schema of type array) is checked for its length
+    by its own model and argument by argument by the models of its `prefixItems` (which the
+    generator leaves out of the list's model)."""
 
-    def __init__(self, doc: dict, pointer: str, codes: tuple[str, ...]):
+    def __init__(self, doc: dict[str, Any], pointer: str, codes: tuple[str, ...], hot: bool = False):
         self.name = pointer.rsplit("/", 1)[1]
-        self.is_array = _resolve(doc, pointer).get("type") == "array"
-        self.validator = jsonschema_rs.validator_for({**doc, "$ref": pointer})
+        schema = _resolve(doc, pointer)
+        self.model = _model(pointer)
+        self.is_array = schema.get("type") == "array"
+        self.items = [_model(item["$ref"]) for item in schema.get("prefixItems", [])]
         self.codes = codes
+        # A hot event (a signal, per WebRTC candidate) is first checked by the model's own JSON
+        # Schema compiled by jsonschema-rs (a microsecond; pydantic's nested root models take
+        # ten): the same rules, except that a JSON Schema integer also takes 1.0 (handlers read
+        # numbers as they come); a failure is explained by the model.
+        self.fast = jsonschema_rs.validator_for(self.model.model_json_schema()) if hot else None
 
-    def check(self, event: str, args: list) -> None:
+    def check(self, event: str, args: list[Any]) -> None:
         if self.is_array:
-            payload = args
-        elif len(args) > 1:
-            raise Malformed(f"{event} takes one argument, not {len(args)}", self.codes[0])
-        else:
-            payload = args[0] if args else None
-        if self.validator.is_valid(payload):
+            try:
+                self.model.__pydantic_validator__.validate_python(args)
+            except ValidationError:
+                few = len(args) < len(self.items)
+                code = self.codes[0] if few else self.codes[-1]
+                raise Malformed(f"{event}: {len(args)} argument(s) do not match the documented {self.name}",
+                                code) from None
+            for index, (model, arg) in enumerate(zip(self.items, args, strict=False)):
+                self._validate(model, arg, event, index)
             return
-        error = next(iter(self.validator.iter_errors(payload)))
-        path = list(error.instance_path)
-        index = path[0] if self.is_array and path and isinstance(path[0], int) else 0
-        if self.is_array and not path and len(args) > 1:
-            index = len(self.codes) - 1  # too many arguments: the last argument's code
+        if len(args) > 1:
+            raise Malformed(f"{event} takes one argument, not {len(args)}", self.codes[0])
+        payload = args[0] if args else None
+        if self.fast is not None and self.fast.is_valid(payload):
+            return
+        self._validate(self.model, payload, event, None)
+
+    def _validate(self, model: type[BaseModel], payload: object, event: str, index: int | None) -> None:
+        try:
+            model.__pydantic_validator__.validate_python(payload)
+            if self.fast is None:
+                return
+            where = ""  # (the compiled schema refused what the model takes: refused all the same)
+        except ValidationError as e:
+            where = _where(payload, e.errors()[0]["loc"])
+        if index is None:
+            raise Malformed(f"{event}: the payload{where} does not match the documented {self.name}", self.codes[0])
         code = self.codes[min(index, len(self.codes) - 1)]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in (path[1:] if self.is_array else path))
-        what = f"argument {index + 1}{where}" if self.is_array else f"the payload{where}"
-        raise Malformed(f"{event}: {what} does not match the documented {self.name}", code)
+        raise Malformed(f"{event}: argument {index + 1}{where} does not match the documented {model.__name__} "
+                        f"of {self.name}", code)
 
 
 # Per event: the code of a bad argument, by position (the last one also covers extra arguments).
@@ -167,6 +216,8 @@ _CODES = {
     "unsubscribe-channel": ("invalid_channel_id",),
     "typing": ("invalid_channel_id",),
 }
+# Per event: checked first by a compiled schema (see _Rule).
+_HOT = ("signal",)
 
 
 def _load_rules() -> dict[str, _Rule]:
@@ -180,14 +231,15 @@ def _load_rules() -> dict[str, _Rule]:
             if "$ref" in node:
                 node = _resolve(doc, node["$ref"])
             event = node["name"]
-            rules[event] = _Rule(doc, node["payload"]["$ref"], _CODES.get(event, ("invalid_argument",)))
+            rules[event] = _Rule(doc, node["payload"]["$ref"], _CODES.get(event, ("invalid_argument",)),
+                                 hot=event in _HOT)
     return rules
 
 
 RULES = _load_rules()
 
 
-def check_event(event: str | None, args: tuple) -> list:
+def check_event(event: str | None, args: tuple[Any, ...]) -> list[Any]:
     """The event's arguments, checked (trailing nulls dropped: an optional argument a JavaScript
     client sent as null or undefined); raises Malformed."""
     if event == UNREADABLE:
@@ -198,6 +250,6 @@ def check_event(event: str | None, args: tuple) -> list:
         out.pop()
     _walk(out)
     rule = RULES.get(event) if event is not None else None
-    if rule is not None:
+    if rule is not None and event is not None:
         rule.check(event, out)
     return out

@@ -203,7 +203,7 @@ def test_database_outage_answers_503_and_recovers(cluster, outage_server):
 
 
 def test_restart_while_idle_costs_no_request(cluster, outage_server):
-    """A database restart while the server sits idle leaves dead connections in both pools
+    """A database restart while the server sits idle leaves dead connections in the pool
     (SQLAlchemy's and models/storage/sql.py's); they are pinged and replaced before use, so not even the
     first requests afterwards fail."""
     api = Api(outage_server.base)
