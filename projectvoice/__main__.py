@@ -6,7 +6,10 @@ import asyncio
 import os
 import sys
 
+import uvicorn
+
 from core.settings import get_settings
+from models import auth, db
 
 
 def socket_server_command(app: str, host: str, port: int) -> list[str]:
@@ -17,7 +20,6 @@ def socket_server_command(app: str, host: str, port: int) -> list[str]:
 
 
 def _run(_args) -> None:
-    import uvicorn
 
     settings = get_settings()
     settings.resolved_jwt_secret()  # refuse to start without a secret on PostgreSQL
@@ -42,8 +44,6 @@ def _run(_args) -> None:
 
 
 async def _create_admin(username: str, email: str, password: str) -> str:
-    from models import auth, db
-
     db.init()
     await db.migrate()
     hashed = await auth.hash_password(password)

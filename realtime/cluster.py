@@ -65,7 +65,7 @@ class ClusterManager(socketio.AsyncRedisManager):
         (200 sockets joining at once would otherwise exceed the default pool of 100)."""
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             return super()._redis_connect()
-        import redis.asyncio as aioredis
+        import redis.asyncio as aioredis  # only with REDIS_URL: one process runs without Redis code
 
         pool = aioredis.BlockingConnectionPool.from_url(self.redis_url, max_connections=64, timeout=20,
                                                         **self.redis_options)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 
 from generated.events import ChatMessage, MessageDeleted
+from realtime import running
 
 log = logging.getLogger("projectvoice.realtime")
 
 
 async def _call(name: str, *args) -> None:
-    from realtime import server
-
-    rt = server.current()
+    rt = running.current()
     if rt is None:
         return
     try:
@@ -95,6 +94,5 @@ async def presence_choice_changed(user_id: int, status: str) -> None:
 
 
 def _current_presence():
-    from realtime import presence
-
-    return presence.current()
+    rt = running.current()
+    return getattr(rt, "presence", None) if rt is not None else None

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 
 from models.storage import presence as q
 from models.storage import sql
+from realtime import running
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -498,9 +499,7 @@ class Presence:
 
 
 def current() -> Presence | None:
-    from realtime import server
-
-    rt = server.current()
+    rt = running.current()
     return getattr(rt, "presence", None) if rt is not None else None
 
 

@@ -14,7 +14,7 @@ import os
 import socketio
 
 from core.settings import Settings
-from realtime import codec, fastpath
+from realtime import codec, fastpath, running
 from realtime.cluster import ClusterManager
 from realtime.store import MemoryStore, RedisStore
 from realtime.validation import GuardedPacket
@@ -23,11 +23,11 @@ from realtime.voice import NAMESPACES, Realtime
 __all__ = ["NAMESPACES", "build", "wrap", "current", "startup", "shutdown"]
 
 log = logging.getLogger("projectvoice.realtime")
-_current: Realtime | None = None
 
 
 def current() -> Realtime | None:
-    return _current
+    rt: Realtime | None = running.current()
+    return rt
 
 
 class FastManager(socketio.AsyncManager):
@@ -41,7 +41,6 @@ class FastManager(socketio.AsyncManager):
 
 
 def build(settings: Settings) -> socketio.AsyncServer:
-    global _current
     fastpath.install(settings.socket_fastpath)
     # Seconds between participant heartbeats in Redis; participants of a process that stops
     # renewing vanish after three missed beats.
@@ -71,18 +70,20 @@ def build(settings: Settings) -> socketio.AsyncServer:
         # One client's events run one after the other: a sender's signals keep their order.
         async_handlers=False,
     )
-    _current = Realtime(sio, store, heartbeat=heartbeat)
+    running.set_current(Realtime(sio, store, heartbeat=heartbeat))
     return sio
 
 
 async def startup() -> None:
-    if _current is not None:
-        await _current.start()
+    rt = current()
+    if rt is not None:
+        await rt.start()
 
 
 async def shutdown() -> None:
-    if _current is not None:
-        await _current.stop()
+    rt = current()
+    if rt is not None:
+        await rt.stop()
 
 
 class _ApiFirst:

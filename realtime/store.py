@@ -208,7 +208,7 @@ class RedisStore:
     prefix = "pv:rt:"
 
     def __init__(self, url: str, ttl: float = 15.0) -> None:
-        import redis.asyncio as aioredis
+        import redis.asyncio as aioredis  # only with REDIS_URL: one process runs without Redis code
 
         self.owner = new_owner_id()
         self.ttl = max(2, int(round(ttl)))
