@@ -3,7 +3,7 @@ go with it by the foreign key's cascade; its message count is kept by triggers (
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.tables import Channel, utcnow
 
@@ -19,7 +19,7 @@ async def in_server(s, server_id: int, channel_id: int) -> Channel | None:
 async def list_for(s, server_id: int) -> list[Channel]:
     """The server's channels in their display order."""
     res = await s.exec(select(Channel).where(Channel.server_id == server_id)
-                       .order_by(Channel.position, Channel.id))
+                       .order_by(col(Channel.position), col(Channel.id)))
     return list(res.all())
 
 

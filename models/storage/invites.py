@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.tables import Invite, ServerMember
 
@@ -27,7 +27,7 @@ async def create(s, server_id: int, created_by: int, max_uses: int | None, expir
 
 
 async def list_for(s, server_id: int) -> list[Invite]:
-    res = await s.exec(select(Invite).where(Invite.server_id == server_id).order_by(Invite.id))
+    res = await s.exec(select(Invite).where(Invite.server_id == server_id).order_by(col(Invite.id)))
     return list(res.all())
 
 
@@ -55,10 +55,10 @@ async def take_use(s, invite_id: int, now: datetime) -> bool:
     it is (one conditional UPDATE: concurrent accepts of the last use cannot both get it)."""
     taken = await s.exec(
         sa.update(Invite)
-        .where(Invite.id == invite_id,
-               sa.or_(Invite.max_uses.is_(None), Invite.uses < Invite.max_uses),
-               sa.or_(Invite.expires_at.is_(None), Invite.expires_at > now))
-        .values(uses=Invite.uses + 1)
+        .where(col(Invite.id) == invite_id,
+               sa.or_(col(Invite.max_uses).is_(None), col(Invite.uses) < col(Invite.max_uses)),
+               sa.or_(col(Invite.expires_at).is_(None), col(Invite.expires_at) > now))
+        .values(uses=col(Invite.uses) + 1)
         .execution_options(synchronize_session=False)
     )
     return taken.rowcount == 1

@@ -3,19 +3,20 @@ mirrors, and the per-server counts models.caps holds creates to. Session (`s`) f
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.tables import Channel, MemberRole, Role
 
 
 async def of_server(s, server_id: int) -> list[Role]:
     """Every role of the server, highest first (ties: lower id first)."""
-    res = await s.exec(select(Role).where(Role.server_id == server_id).order_by(Role.position.desc(), Role.id))
+    res = await s.exec(select(Role).where(Role.server_id == server_id).order_by(col(Role.position).desc(), col(Role.id)))
     return list(res.all())
 
 
 async def by_id(s, server_id: int) -> dict[int, Role]:
-    return {r.id: r for r in await of_server(s, server_id)}
+    # (A stored row always has its id: the test is for the type checker, the id column being Optional.)
+    return {r.id: r for r in await of_server(s, server_id) if r.id is not None}
 
 
 async def get(s, role_id: int) -> Role | None:
@@ -24,7 +25,7 @@ async def get(s, role_id: int) -> Role | None:
 
 async def presets(s, server_id: int) -> dict[str, Role]:
     """preset (member/moderator/admin/owner) -> the server's role of that preset."""
-    res = await s.exec(select(Role).where(Role.server_id == server_id, Role.preset.is_not(None)))
+    res = await s.exec(select(Role).where(Role.server_id == server_id, col(Role.preset).is_not(None)))
     return {r.preset: r for r in res.all()}
 
 
@@ -44,8 +45,8 @@ async def save(s, role: Role) -> None:
 
 async def delete(s, role_id: int) -> None:
     """The role and every assignment of it."""
-    await s.exec(sa.delete(MemberRole).where(MemberRole.role_id == role_id))
-    await s.exec(sa.delete(Role).where(Role.id == role_id))
+    await s.exec(sa.delete(MemberRole).where(col(MemberRole.role_id) == role_id))
+    await s.exec(sa.delete(Role).where(col(Role.id) == role_id))
 
 
 async def count(s, server_id: int) -> int:

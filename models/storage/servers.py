@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from models.tables import Role, Server, utcnow
 
@@ -41,4 +42,4 @@ async def update(s, server: Server, changes: dict) -> Server:
 
 
 async def delete(s, server_id: int) -> None:
-    await s.exec(sa.delete(Server).where(Server.id == server_id))
+    await s.exec(sa.delete(Server).where(col(Server.id) == server_id))
