@@ -9,6 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import Invite, ServerMember
 
@@ -17,7 +18,7 @@ class AlreadyMember(Exception):
     """The accepting user is a member of the invite's server already."""
 
 
-async def create(s, server_id: int, created_by: int, max_uses: int | None, expires_at: datetime | None) -> Invite:
+async def create(s: AsyncSession, server_id: int, created_by: int, max_uses: int | None, expires_at: datetime | None) -> Invite:
     """A new invite with a fresh random token (max_uses None: unlimited; expires_at None: never)."""
     invite = Invite(token=str(uuid.uuid4()), server_id=server_id, created_by=created_by,
                     max_uses=max_uses, expires_at=expires_at)
@@ -26,31 +27,31 @@ async def create(s, server_id: int, created_by: int, max_uses: int | None, expir
     return invite
 
 
-async def list_for(s, server_id: int) -> list[Invite]:
+async def list_for(s: AsyncSession, server_id: int) -> list[Invite]:
     res = await s.exec(select(Invite).where(Invite.server_id == server_id).order_by(col(Invite.id)))
     return list(res.all())
 
 
-async def get(s, invite_id: int) -> Invite | None:
+async def get(s: AsyncSession, invite_id: int) -> Invite | None:
     return await s.get(Invite, invite_id)
 
 
-async def by_token(s, token: str) -> Invite | None:
+async def by_token(s: AsyncSession, token: str) -> Invite | None:
     res = await s.exec(select(Invite).where(Invite.token == token))
     return res.first()
 
 
-async def delete(s, invite: Invite) -> None:
+async def delete(s: AsyncSession, invite: Invite) -> None:
     await s.delete(invite)
 
 
-async def is_member(s, server_id: int, user_id: int) -> bool:
+async def is_member(s: AsyncSession, server_id: int, user_id: int) -> bool:
     res = await s.exec(select(ServerMember.id).where(ServerMember.server_id == server_id,
                                                      ServerMember.user_id == user_id))
     return res.first() is not None
 
 
-async def take_use(s, invite_id: int, now: datetime) -> bool:
+async def take_use(s: AsyncSession, invite_id: int, now: datetime) -> bool:
     """Count one use, only while the invite is neither used up nor expired at `now`; False when
     it is (one conditional UPDATE: concurrent accepts of the last use cannot both get it)."""
     taken = await s.exec(
