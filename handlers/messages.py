@@ -110,12 +110,11 @@ async def update_message(user: int, id: int, body: dict):
 async def delete_message(user: int, id: int):
     async with db.session() as s:
         message, channel, how, _actor = await _moderation(s, user, id)
-        author_id = message.user_id
+        author_id, channel_id = message.user_id, message.channel_id
         if not await messages.delete(s, id):
             raise NotFound("Message not found", "message_not_found")  # deleted meanwhile
         if how != "author":
             audit.record(s, user, "message.delete", "message", id, server_id=channel.server_id,
                          details={"channelId": channel.id, "authorId": author_id, "as": how})
-    channel_id = message.channel_id  # (the channel's id, typed as set)
     await hooks.message_event("message-deleted", channel_id, {"id": id, "channelId": channel_id})
     return None, 204
