@@ -116,6 +116,7 @@ async def change_password(user: int, id: int, body: dict, token_info: dict):
             raise BadRequest("Old password is incorrect", "wrong_password")
         ended = await sessions.end_others(s, id, token_info["sid"])
         u = await accounts.get(s, id)
+    assert u is not None  # its row was updated (and so locked) in this transaction
     # The other sessions' sockets end now, not at their next event.
     await hooks.revalidate_user_sockets(id)
     return views.password_changed_view(auth.issue_token(u, token_info["sid"]), ended), 200

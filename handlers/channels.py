@@ -1,6 +1,8 @@
 """Channels of a server: always scoped to the server in the path."""
 from __future__ import annotations
 
+from typing import Any
+
 from models.storage import channels
 from models import caps, db, views
 from models.permissions import Perm, server_access
@@ -56,7 +58,7 @@ async def update_channel(user: int, serverId: int, channelId: int, body: dict | 
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
         channel = await _channel_in(s, serverId, channelId)
         old_type = channel.type
-        changes = {}
+        changes: dict[str, Any] = {}
         if body.get("name") is not None:
             changes["name"] = _name(body["name"])
         if body.get("type") is not None:

@@ -19,7 +19,7 @@ ACCEPTED = "Запрос в друзья принят."
 async def list_friends(user: int):
     async with db.session() as s:
         found = await friends.friends_of(s, user)
-    seen = await statuses(user, [u.id for u in found])
+    seen = await statuses(user, [u.id for u in found if u.id is not None])  # (a stored row's id is always set)
     return [views.user_public(u, seen) for u in found], 200
 
 
@@ -84,7 +84,7 @@ async def accept_request(user: int, requestId: int):
             raise Forbidden("Only the person the request was sent to can accept it", "not_addressee")
         if await friends.blocked_between(s, row.user_id, row.friend_id):
             raise Forbidden("This user is blocked", "blocked")
-        if not await friends.accept(s, row.id, addressee=user):
+        if not await friends.accept(s, requestId, addressee=user):
             raise BadRequest("You are already friends", "already_friends")
     return {"message": ACCEPTED}, 200
 

@@ -69,6 +69,8 @@ async def get_invite(token: str):
     async with db.session() as s:
         invite = await _invite_by_token(s, token)
         server = await servers.get(s, invite.server_id)
+    if server is None:  # deleted with its invites since the read above
+        raise NotFound("Invite not found", "invite_not_found")
     if server.is_blocked:
         raise Forbidden("The server of this invite is blocked", "server_blocked")
     reason = _unusable_reason(invite)
@@ -93,15 +95,16 @@ async def accept_invite(user: int, token: str, body: dict | None = None):
                 raise NotFound("Invite not found", "invite_not_found")
             if server.is_blocked:
                 raise Forbidden("The server of this invite is blocked", "server_blocked")
-            if await invites.is_member(s, server.id, user):
+            if await invites.is_member(s, server_id, user):
                 raise AlreadyMember()
-            if await membership.is_banned(s, server.id, user):
+            if await membership.is_banned(s, server_id, user):
                 raise Forbidden("You are banned from this server", "banned")
+            assert invite.id is not None  # a stored row
             if not await invites.take_use(s, invite.id, utcnow()):
                 raise BadRequest(_unusable_reason(invite) or "This invite can no longer be used",
                                  "invite_unusable")
             async with invites.joining():
-                await membership.join(s, server.id, user)
+                await membership.join(s, server_id, user)
     except AlreadyMember:
         return {"message": "Already a member of this server", "serverId": server_id}, 200
     await hooks.member_joined(server_id, user)

@@ -3,6 +3,7 @@ transfer, bans list and unban. Every rule is asked of models.permissions and mod
 every statement is models.storage's."""
 from __future__ import annotations
 
+from generated import rest
 from models.storage import accounts, audit, members, roles, sql
 from models import db, membership, views
 from models.permissions import Perm, access_for_member, read_server_access, server_access
@@ -12,7 +13,7 @@ from realtime import hooks
 from realtime.presence import seen_for, statuses
 
 
-async def _member_out(s, member, viewer: int) -> dict:
+async def _member_out(s, member, viewer: int) -> rest.Member:
     return views.member_view(member, await members.user_of(s, member), await members.assigned_roles(s, member.id),
                              await statuses(viewer, [member.user_id]))
 

@@ -72,10 +72,10 @@ async def create_message(user: int, body: dict, token_info: dict):
     return view, 201
 
 
-async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, str, User]:
+async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, str, User | None]:
     """The message, how the caller may change it: "author", "moderator" (MANAGE_MESSAGES
-    in the server) or "global_moderator", and the caller's account; 404 for no such message,
-    403 otherwise."""
+    in the server) or "global_moderator", and the caller's account (None: deleted meanwhile);
+    404 for no such message, 403 otherwise."""
     found = await messages.for_change(s, message_id, user)
     if found is None:
         raise NotFound("Message not found", "message_not_found")
@@ -103,18 +103,18 @@ async def update_message(user: int, id: int, body: dict):
                          details={"channelId": channel.id, "authorId": message.user_id, "as": how})
         author = await messages.reread_with_author(s, message)
         view = views.message_view(message, author, editor)
-    await hooks.message_event("message-updated", channel.id, view)
+    await hooks.message_event("message-updated", message.channel_id, view)
     return view, 200
 
 
 async def delete_message(user: int, id: int):
     async with db.session() as s:
         message, channel, how, _actor = await _moderation(s, user, id)
-        author_id = message.user_id
+        author_id, channel_id = message.user_id, message.channel_id
         if not await messages.delete(s, id):
             raise NotFound("Message not found", "message_not_found")  # deleted meanwhile
         if how != "author":
             audit.record(s, user, "message.delete", "message", id, server_id=channel.server_id,
                          details={"channelId": channel.id, "authorId": author_id, "as": how})
-    await hooks.message_event("message-deleted", channel.id, {"id": id, "channelId": channel.id})
+    await hooks.message_event("message-deleted", channel_id, {"id": id, "channelId": channel_id})
     return None, 204

@@ -122,7 +122,7 @@ async def delete_role(user: int, serverId: int, roleId: int):
                              "roles and cannot be deleted; edit it instead", "preset_role")
         audit.record(s, user, "role.delete", "role", role.id, server_id=serverId,
                      details={"name": role.name})
-        await roles.delete(s, role.id)
+        await roles.delete(s, roleId)
     await hooks.permissions_changed(serverId)
     return None, 204
 
@@ -147,7 +147,7 @@ async def _assignment(s, user: int, serverId: int, memberId: int, roleId: int,
 async def assign_role(user: int, serverId: int, memberId: int, roleId: int, body: dict | None = None):
     async with db.session() as s:
         access, member, role = await _assignment(s, user, serverId, memberId, roleId, "assigned")
-        assigned = await members.give_role(s, member.id, role.id)
+        assigned = await members.give_role(s, memberId, roleId)
         if assigned is None:  # the member or role went away meanwhile
             raise NotFound("Member or role not found", "not_found")
         if assigned:
@@ -160,7 +160,7 @@ async def assign_role(user: int, serverId: int, memberId: int, roleId: int, body
 async def unassign_role(user: int, serverId: int, memberId: int, roleId: int):
     async with db.session() as s:
         access, member, role = await _assignment(s, user, serverId, memberId, roleId, "unassigned")
-        unassigned = await members.drop_roles(s, member.id, [role.id])
+        unassigned = await members.drop_roles(s, memberId, [roleId])
         if unassigned:
             await membership.recompute_coarse_role(s, member, access.server.owner_id == member.user_id)
             audit.record(s, user, "role.unassign", "member", member.id, server_id=serverId,

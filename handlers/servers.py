@@ -22,10 +22,12 @@ async def create_server(user: int, body: dict):
     async with db.session() as s:
         server = await servers.create(s, user, body["name"].strip() or body["name"],
                                       _clean(body.get("description")), _clean(body.get("icon")))
-        await servers.add_roles(s, default_roles(server.id))
-        await membership.join(s, server.id, user, role="owner")
+        server_id = server.id
+        assert server_id is not None  # the INSERT (flushed) assigned it
+        await servers.add_roles(s, default_roles(server_id))
+        await membership.join(s, server_id, user, role="owner")
         (detail,) = await membership.server_details(await sql.of_session(s), [server], seen_for(user))
-    await hooks.member_joined(server.id, user)
+    await hooks.member_joined(server_id, user)
     return detail, 201
 
 

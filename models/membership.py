@@ -9,6 +9,7 @@ rows are locked) are here.
 """
 from __future__ import annotations
 
+from generated import rest
 from models import views
 from models.permissions import PRESET_RANK
 from models.storage import accounts, members, roles
@@ -114,9 +115,11 @@ async def set_coarse_role(s, member, role: str) -> None:
     """Make `role` the member's only preset role; other (custom) roles are kept. `member`: the
     member's row or object (a copy the session holds follows)."""
     presets = await roles.presets(s, member.server_id)
-    await members.drop_roles(s, member.id, [r.id for r in presets.values()])
-    if role in presets:
-        await members.give_roles(s, member.id, [presets[role].id])
+    # (Stored rows: every id is set; the test is for the type checker, the id column being Optional.)
+    preset_ids = {preset: r.id for preset, r in presets.items() if r.id is not None}
+    await members.drop_roles(s, member.id, list(preset_ids.values()))
+    if role in preset_ids:
+        await members.give_roles(s, member.id, [preset_ids[role]])
     await members.set_role(s, member.id, role)
 
 
@@ -135,7 +138,7 @@ async def roles_of_member(s, member_id: int) -> list[Role]:
     return await members.assigned_roles(s, member_id)
 
 
-async def server_details(conn, servers: list, seen_for=None) -> list[dict]:
+async def server_details(conn, servers: list, seen_for=None) -> list[rest.ServerDetail]:
     """Full server objects (channels, members, roles) in three statements, whatever their size.
     `servers` are anything with the server's attributes (rows or Server objects). `seen_for`:
     an async uids -> {uid: status} the members' presence comes from (one call; offline without).

@@ -238,7 +238,7 @@ class AuditLog(SQLModel, table=True):
     target_type: str = Field(max_length=32)
     target_id: Optional[int] = Field(default=None)
     server_id: Optional[int] = Field(default=None, index=True)
-    details: Optional[dict] = Field(default=None, sa_type=sa.JSON)
+    details: Optional[dict[str, Any]] = Field(default=None, sa_type=sa.JSON)
     created_at: datetime = _ts(index=True)
 
 

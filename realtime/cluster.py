@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import socketio
 
@@ -133,8 +134,8 @@ class ClusterManager(socketio.AsyncRedisManager):
     def _is_local_sid(self, sid, namespace) -> bool:
         return isinstance(sid, str) and self.is_connected(sid, namespace)
 
-    async def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None,
-                   **kwargs):
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> Any:
         room = to or room
         namespace = namespace or "/"
         if kwargs.get("ignore_queue") or callback is not None:

@@ -443,8 +443,8 @@ class Presence:
                 continue
             # Counted in Redis without a socket here (an uncount that failed): drop it.
             async with self._locks[uid]:
-                if uid not in self.local and (pref := await self.backend.drop_here(uid)) is not None:
-                    self._announce(uid, pref, None)
+                if uid not in self.local and (dropped := await self.backend.drop_here(uid)) is not None:
+                    self._announce(uid, dropped, None)
             self._release(uid)
         for uid, pref in await self.backend.sweep():
             log.info("presence: user %s went offline with a stopped process", uid)

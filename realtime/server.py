@@ -52,7 +52,7 @@ def build(settings: Settings) -> socketio.AsyncServer:
         # to that process's own channel (realtime/cluster.py).
         manager = ClusterManager(settings.redis_url, channel=settings.voice_redis_channel, ttl=3 * heartbeat,
                                  json=codec)
-        store = RedisStore(settings.redis_url, ttl=3 * heartbeat)
+        store: RedisStore | MemoryStore = RedisStore(settings.redis_url, ttl=3 * heartbeat)
     else:
         manager = FastManager()
         store = MemoryStore()

@@ -36,7 +36,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 Entry = dict[str, Any]
 _WHERE_MAX = 100_000  # sockets whose room a process remembers (RedisStore.where)
@@ -253,11 +253,11 @@ class RedisStore:
             await self.r.aclose()
 
     async def _alive(self, owners: set[str]) -> set[str]:
-        owners = sorted(owners)
-        if not owners:
+        ordered = sorted(owners)
+        if not ordered:
             return set()
-        flags = await self.r.mget([self.k("proc", o) for o in owners])
-        return {o for o, f in zip(owners, flags, strict=True) if f is not None}
+        flags = await self.r.mget([self.k("proc", o) for o in ordered])
+        return {o for o, f in zip(ordered, flags, strict=True) if f is not None}
 
     async def _live(self, raw: Iterable[str]) -> list[Entry]:
         entries = [json.loads(v) for v in raw]
@@ -302,7 +302,8 @@ class RedisStore:
         return json.loads(raw) if raw else None
 
     async def _locate(self, sids) -> list[tuple[int, str] | None]:
-        values = await self.r.mget([self.k("sock", s) for s in sids])
+        # (Text, not bytes: the client decodes responses; the casts below say so to the type checker.)
+        values = cast("list[str | None]", await self.r.mget([self.k("sock", s) for s in sids]))
         out: list[tuple[int, str] | None] = []
         for v in values:
             if v is None:
@@ -338,7 +339,7 @@ class RedisStore:
         return json.loads(raw) if raw else None
 
     async def participants(self, cid: int) -> list[Entry]:
-        return await self._live(await self.r.hvals(self.k("room", cid)))
+        return await self._live(cast("list[str]", await self.r.hvals(self.k("room", cid))))
 
     async def all_entries(self) -> list[Entry]:
         cids = await self.r.smembers(self.k("rooms"))
@@ -358,7 +359,8 @@ class RedisStore:
         await self.r.srem(self.k("user", uid), f"{ns} {sid}")
 
     async def user_socks(self, uid: int) -> list[tuple[str, str]]:
-        members = await self.r.smembers(self.k("user", uid))
+        members = cast("set[str]", await self.r.smembers(self.k("user", uid)))
+        # (Each member was written as "ns sid": two parts, which the type checker cannot know.)
         return sorted(tuple(m.split(" ", 1)) for m in members)  # type: ignore[misc]
 
     async def renew(self, local_sids: Iterable[str]) -> None:

@@ -34,7 +34,6 @@ from models import auth
 from models.permissions import Perm, channel_access_from_rows, read_channel_access
 from models.storage import sql
 from models.storage import voice as storage
-from models.tables import User
 from realtime import codec
 from realtime.presence import Presence
 from realtime.typing_notices import Typing
@@ -272,7 +271,7 @@ class Realtime:
         for ns in NAMESPACES:
             await self.sio.emit(event, data, room=voice_room(cid), namespace=ns, skip_sid=skip_sid)
 
-    async def _identify(self, sid: str, ns: str, token) -> User:
+    async def _identify(self, sid: str, ns: str, token) -> int:
         """The caller's user id: the event's token argument, else the handshake token."""
         sock = self.socks.get(sid)
         if token is not None and not isinstance(token, str):
@@ -286,9 +285,11 @@ class Realtime:
         if user is None:
             raise EventError("Sign in to join voice rooms and channels: no valid session token was given",
                              "authentication_required")
+        # (A stored row's id, and the token that found it: both set, whatever their declared types.)
+        assert user.id is not None and candidate is not None
         if sock is not None:
             await self._bind(sid, sock, user.id, user.status, candidate)
-        return user
+        return user.id
 
     async def _bind(self, sid: str, sock: Sock, uid: int, status: str | None, token: str) -> None:
         """The socket speaks for `uid` (identified by `token`) from now on."""
@@ -384,6 +385,7 @@ class Realtime:
         if rows is None:
             raise EventError("Sign in to join voice rooms and channels: no valid session token was given",
                              "authentication_required")
+        assert claims is not None and candidate is not None  # the rows came from them
         uid = claims["sub"]
         row = rows[0]
         await self._bind(sid, sock, uid, row.user_status, candidate)
@@ -391,9 +393,9 @@ class Realtime:
             _join_access(rows, uid, Perm.CONNECT)
             if row.channel_type != "voice":
                 raise EventError("This channel is not a voice channel", "not_a_voice_channel")
-        except ApiError as e:
+        except ApiError as refused:
             self._refused(claims, cid, epoch)
-            if e.code == "channel_not_found":
+            if refused.code == "channel_not_found":
                 raise EventError("Voice channel not found", "channel_not_found") from None
             raise
         except EventError:
@@ -610,7 +612,7 @@ class Realtime:
             raise EventError("subscribe-channel needs a channelId", "invalid_channel_id")
         cid = parse_channel_id(channel_id, "channelId")
         seen = self.revalidations
-        uid = (await self._identify(sid, sock.ns, token)).id
+        uid = await self._identify(sid, sock.ns, token)
         async with sql.connection() as conn:
             _access, row = await read_channel_access(conn, uid, cid, Perm.READ_MESSAGE_HISTORY)
         if row.channel_type != "text":

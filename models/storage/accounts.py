@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.storage import sql
 from models.storage.members import insert_ignoring_duplicates
@@ -41,7 +41,7 @@ async def insert(s, *, username: str, email: str, password_hash: str, role: str,
     res = await s.exec(insert_ignoring_duplicates(User)
                        .values(username=username, email=email, password_hash=password_hash, role=role, tag=tag,
                                is_active=True, status="online", token_version=0, created_at=now, updated_at=now)
-                       .returning(*User.__table__.columns))
+                       .returning(*sa.inspect(User).local_table.columns))
     return res.first()
 
 
@@ -63,9 +63,9 @@ async def replace_password(s, user_id: int, old_hash: str | None, new_hash: str,
     """Conditional on the hash the caller verified (None: unconditionally): of two changes at
     once, the second finds nothing to change. `touch`: updated_at too (not for a rehash of the
     same password). A copy the session holds follows."""
-    q = sa.update(User).where(User.id == user_id)
+    q = sa.update(User).where(col(User.id) == user_id)
     if old_hash is not None:
-        q = q.where(User.password_hash == old_hash)
+        q = q.where(col(User.password_hash) == old_hash)
     values = {"password_hash": new_hash, **({"updated_at": utcnow()} if touch else {})}
     res = await s.exec(q.values(**values).execution_options(synchronize_session="evaluate"))
     return res.rowcount == 1
@@ -85,15 +85,15 @@ async def make_admin(s, user: User, password_hash: str) -> None:
 
 async def lock_pair(s, a: int, b: int) -> dict[int, User]:
     """Both accounts, row-locked (FOR SHARE) in id order, as they are once the lock is granted."""
-    q = (select(User).where(User.id.in_([a, b])).order_by(User.id)
+    q = (select(User).where(col(User.id).in_([a, b])).order_by(col(User.id))
          .with_for_update(read=True).execution_options(populate_existing=True))
-    return {u.id: u for u in (await s.exec(q)).all()}
+    return {u.id: u for u in (await s.exec(q)).all() if u.id is not None}  # (always: a stored row's id)
 
 
 async def blocked_either_way(s, a: int, b: int) -> bool:
     res = await s.exec(select(UserBlock.id).where(sa.or_(
-        sa.and_(UserBlock.blocker_id == a, UserBlock.blocked_id == b),
-        sa.and_(UserBlock.blocker_id == b, UserBlock.blocked_id == a))))
+        sa.and_(col(UserBlock.blocker_id) == a, col(UserBlock.blocked_id) == b),
+        sa.and_(col(UserBlock.blocker_id) == b, col(UserBlock.blocked_id) == a))))
     return res.first() is not None
 
 

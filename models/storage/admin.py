@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.tables import AuditLog, Ban, Channel, Message, Server, ServerMember, User, utcnow
 
@@ -29,15 +29,15 @@ async def _count(s, q) -> int:
 # ---------------------------------------------------------------- stats
 async def user_counts(s) -> list[tuple[str, bool, int]]:
     """(role, is_active, accounts) for every combination present."""
-    res = await s.exec(select(User.role, User.is_active, sa.func.count()).group_by(User.role, User.is_active))
+    res = await s.exec(select(User.role, User.is_active, sa.func.count()).group_by(col(User.role), col(User.is_active)))
     return [(role, bool(active), int(n)) for role, active, n in res.all()]
 
 
 async def server_counts(s) -> tuple[int, int, int]:
     """(servers, blocked servers, servers with at least one channel), one statement."""
-    with_channels = sa.exists().where(Channel.server_id == Server.id)
+    with_channels = sa.exists().where(col(Channel.server_id) == Server.id)
     res = await s.exec(select(sa.func.count(),
-                              sa.func.coalesce(sa.func.sum(sa.case((Server.is_blocked, 1), else_=0)), 0),
+                              sa.func.coalesce(sa.func.sum(sa.case((col(Server.is_blocked), 1), else_=0)), 0),
                               sa.func.coalesce(sa.func.sum(sa.case((with_channels, 1), else_=0)), 0))
                        .select_from(Server))
     total, blocked, channelled = res.one()
@@ -53,7 +53,7 @@ async def channel_counts(s) -> dict[str, int]:
 async def message_counts(s, since: datetime) -> tuple[int, int]:
     """(messages, messages created at or after `since`), one statement."""
     res = await s.exec(select(sa.func.count(),
-                              sa.func.coalesce(sa.func.sum(sa.case((Message.created_at >= since, 1),
+                              sa.func.coalesce(sa.func.sum(sa.case((col(Message.created_at) >= since, 1),
                                                                    else_=0)), 0))
                        .select_from(Message))
     total, recent = res.one()
@@ -73,9 +73,9 @@ async def users_page(s, offset: int, limit: int, search: str | None = None, role
     if role:
         q = q.where(User.role == role)
     if active is not None:
-        q = q.where(User.is_active if active else sa.not_(User.is_active))
+        q = q.where(col(User.is_active) if active else sa.not_(col(User.is_active)))
     total = await _count(s, q)
-    res = await s.exec(q.order_by(User.created_at.desc(), User.id.desc()).offset(offset).limit(limit))
+    res = await s.exec(q.order_by(col(User.created_at).desc(), col(User.id).desc()).offset(offset).limit(limit))
     return total, list(res.all())
 
 
@@ -89,9 +89,9 @@ async def change_user(s, user: User, role: str | None = None, is_active: bool | 
     if is_active is not None:
         values["is_active"] = is_active
         if is_active is False:
-            values["token_version"] = User.token_version + 1
-    res = await s.exec(sa.update(User).where(User.id == user.id, User.role == user.role,
-                                             User.is_active == user.is_active).values(**values))
+            values["token_version"] = col(User.token_version) + 1
+    res = await s.exec(sa.update(User).where(col(User.id) == user.id, col(User.role) == user.role,
+                                             col(User.is_active) == user.is_active).values(**values))
     return res.rowcount == 1
 
 
@@ -99,14 +99,14 @@ async def delete_user(s, user_id: int) -> bool:
     """Delete an account that is not an administrator (checked in the statement itself); its
     servers, memberships, messages, friendships and blocks go with it (foreign keys). False
     when no such non-admin account was deleted."""
-    res = await s.exec(sa.delete(User).where(User.id == user_id, User.role != "admin"))
+    res = await s.exec(sa.delete(User).where(col(User.id) == user_id, col(User.role) != "admin"))
     return res.rowcount == 1
 
 
 # ---------------------------------------------------------------- servers
 def _member_counts():
-    return (select(ServerMember.server_id.label("sid"), sa.func.count().label("n"))
-            .group_by(ServerMember.server_id).subquery())
+    return (select(col(ServerMember.server_id).label("sid"), sa.func.count().label("n"))
+            .group_by(col(ServerMember.server_id)).subquery())
 
 
 async def get_server(s, server_id: int) -> Server | None:
@@ -121,11 +121,11 @@ async def servers_page(s, offset: int, limit: int, search: str | None = None,
     if search:
         q = q.where(sa.func.lower(Server.name).like(_like(search), escape="\\"))
     if active is not None:
-        q = q.where(sa.not_(Server.is_blocked) if active else Server.is_blocked)
+        q = q.where(sa.not_(col(Server.is_blocked)) if active else col(Server.is_blocked))
     total = await _count(s, q)
     counts = _member_counts()
     page_q = (q.add_columns(sa.func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.sid == Server.id)
-              .order_by(Server.created_at.desc(), Server.id.desc()).offset(offset).limit(limit))
+              .order_by(col(Server.created_at).desc(), col(Server.id).desc()).offset(offset).limit(limit))
     res = await s.execute(page_q)  # execute, not exec: rows of (Server, count), not scalars
     return total, [(server, int(n)) for server, n in res.all()]
 
@@ -149,8 +149,8 @@ async def channels_by_server(s, server_ids: list[int]) -> dict[int, list]:
     out: dict[int, list] = {sid: [] for sid in server_ids}
     if server_ids:
         res = await s.execute(select(Channel.id, Channel.name, Channel.type, Channel.server_id)
-                              .where(Channel.server_id.in_(server_ids))
-                              .order_by(Channel.server_id, Channel.position, Channel.id))
+                              .where(col(Channel.server_id).in_(server_ids))
+                              .order_by(col(Channel.server_id), col(Channel.position), col(Channel.id)))
         for c in res.all():
             out[c.server_id].append(c)
     return out
@@ -159,14 +159,14 @@ async def channels_by_server(s, server_ids: list[int]) -> dict[int, list]:
 async def block_server(s, server_id: int, reason: str) -> bool:
     """Block the server with `reason`; False when it is already blocked (or gone)."""
     now = utcnow()
-    res = await s.exec(sa.update(Server).where(Server.id == server_id, sa.not_(Server.is_blocked))
+    res = await s.exec(sa.update(Server).where(col(Server.id) == server_id, sa.not_(col(Server.is_blocked)))
                        .values(is_blocked=True, block_reason=reason, blocked_at=now, updated_at=now))
     return res.rowcount == 1
 
 
 async def unblock_server(s, server_id: int) -> bool:
     """Lift the server's block; False when it is not blocked (or gone)."""
-    res = await s.exec(sa.update(Server).where(Server.id == server_id, Server.is_blocked)
+    res = await s.exec(sa.update(Server).where(col(Server.id) == server_id, col(Server.is_blocked))
                        .values(is_blocked=False, block_reason=None, blocked_at=None, updated_at=utcnow()))
     return res.rowcount == 1
 
@@ -174,7 +174,7 @@ async def unblock_server(s, server_id: int) -> bool:
 async def delete_server(s, server_id: int) -> bool:
     """Delete the server; channels, messages, members, roles, invites and bans cascade. False
     when it was already gone."""
-    res = await s.exec(sa.delete(Server).where(Server.id == server_id))
+    res = await s.exec(sa.delete(Server).where(col(Server.id) == server_id))
     return res.rowcount == 1
 
 
@@ -189,8 +189,8 @@ async def audit_counts(s, since: datetime) -> tuple[int, int]:
 
 async def newest_audit(s) -> tuple[AuditLog, User | None] | None:
     """The newest audit record and its actor (None when that account was deleted)."""
-    res = await s.exec(select(AuditLog, User).outerjoin(User, User.id == AuditLog.actor_id)
-                       .order_by(AuditLog.id.desc()).limit(1))
+    res = await s.exec(select(AuditLog, User).outerjoin(User, col(User.id) == AuditLog.actor_id)
+                       .order_by(col(AuditLog.id).desc()).limit(1))
     row = res.first()
     return None if row is None else (row[0], row[1])
 
@@ -198,9 +198,9 @@ async def newest_audit(s) -> tuple[AuditLog, User | None] | None:
 async def lockout_counts(s) -> tuple[int, int, int]:
     """(blocked accounts, blocked servers, server bans)."""
     users = int((await s.exec(select(sa.func.count()).select_from(User)
-                              .where(sa.not_(User.is_active)))).one())
+                              .where(sa.not_(col(User.is_active))))).one())
     servers = int((await s.exec(select(sa.func.count()).select_from(Server)
-                                .where(Server.is_blocked))).one())
+                                .where(col(Server.is_blocked)))).one())
     bans = int((await s.exec(select(sa.func.count()).select_from(Ban))).one())
     return users, servers, bans
 
@@ -208,8 +208,8 @@ async def lockout_counts(s) -> tuple[int, int, int]:
 async def audit_actions_since(s, since: datetime, actions: list[str]) -> list[tuple[str, int]]:
     """(action, records) for the given actions recorded at or after `since`, by action name."""
     res = await s.exec(select(AuditLog.action, sa.func.count())
-                       .where(AuditLog.created_at >= since, AuditLog.action.in_(actions))
-                       .group_by(AuditLog.action).order_by(AuditLog.action))
+                       .where(col(AuditLog.created_at) >= since, col(AuditLog.action).in_(actions))
+                       .group_by(col(AuditLog.action)).order_by(col(AuditLog.action)))
     return [(action, int(n)) for action, n in res.all()]
 
 
@@ -222,6 +222,6 @@ async def audit_page(s, offset: int, limit: int, action: str | None = None,
     if actor_id is not None:
         q = q.where(AuditLog.actor_id == actor_id)
     total = await _count(s, q)
-    res = await s.execute(q.add_columns(User).outerjoin(User, User.id == AuditLog.actor_id)
-                          .order_by(AuditLog.id.desc()).offset(offset).limit(limit))
+    res = await s.execute(q.add_columns(User).outerjoin(User, col(User.id) == AuditLog.actor_id)
+                          .order_by(col(AuditLog.id).desc()).offset(offset).limit(limit))
     return total, [(entry, actor) for entry, actor in res.all()]

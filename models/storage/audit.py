@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from models.tables import AuditLog
 
 
-def record(s, actor_id: int | None, action: str, target_type: str, target_id: int | None = None,
+def record(s: AsyncSession, actor_id: int | None, action: str, target_type: str, target_id: int | None = None,
            server_id: int | None = None, details: dict[str, Any] | None = None) -> AuditLog:
     """Add an audit row to session `s`; it commits (or rolls back) with the action itself.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models import db
 from models.storage import dialect
@@ -23,18 +23,18 @@ async def lock_pair(s, a: int, b: int) -> dict[int, User]:
     """Both users by id, row-locked in id order so two changes to one pair never deadlock
     (FOR KEY SHARE on PostgreSQL; SQLite serialises transactions anyway). A user who does not
     exist is missing from the answer."""
-    q = select(User).where(User.id.in_([a, b])).order_by(User.id)
+    q = select(User).where(col(User.id).in_([a, b])).order_by(col(User.id))
     if db.is_postgres():
         q = q.with_for_update(key_share=True)
     res = await s.exec(q)
-    return {u.id: u for u in res.all()}
+    return {u.id: u for u in res.all() if u.id is not None}  # (always: a stored row's id)
 
 
 async def blocked_between(s, a: int, b: int) -> bool:
     """Whether either user blocked the other."""
     res = await s.exec(select(UserBlock.id).where(sa.or_(
-        sa.and_(UserBlock.blocker_id == a, UserBlock.blocked_id == b),
-        sa.and_(UserBlock.blocker_id == b, UserBlock.blocked_id == a))))
+        sa.and_(col(UserBlock.blocker_id) == a, col(UserBlock.blocked_id) == b),
+        sa.and_(col(UserBlock.blocker_id) == b, col(UserBlock.blocked_id) == a))))
     return res.first() is not None
 
 
@@ -56,27 +56,27 @@ async def for_pair(s, a: int, b: int) -> Friendship | None:
 
 async def friends_of(s, user_id: int) -> list[User]:
     """The user's accepted friends, by username (case-insensitively), then id."""
-    other = sa.case((Friendship.user_id == user_id, Friendship.friend_id), else_=Friendship.user_id)
-    res = await s.exec(select(User).join(Friendship, User.id == other)
-                       .where(Friendship.status == "accepted",
-                              sa.or_(Friendship.user_id == user_id, Friendship.friend_id == user_id))
-                       .order_by(sa.func.lower(User.username), User.id))
+    other = sa.case((col(Friendship.user_id) == user_id, col(Friendship.friend_id)), else_=col(Friendship.user_id))
+    res = await s.exec(select(User).join(Friendship, col(User.id) == other)
+                       .where(col(Friendship.status) == "accepted",
+                              sa.or_(col(Friendship.user_id) == user_id, col(Friendship.friend_id) == user_id))
+                       .order_by(sa.func.lower(User.username), col(User.id)))
     return list(res.all())
 
 
 async def requests_to(s, user_id: int) -> list[tuple[Friendship, User]]:
     """Pending requests sent to the user, oldest first, each with its sender."""
-    res = await s.exec(select(Friendship, User).join(User, User.id == Friendship.user_id)
-                       .where(Friendship.friend_id == user_id, Friendship.status == "pending")
-                       .order_by(Friendship.id))
+    res = await s.exec(select(Friendship, User).join(User, col(User.id) == Friendship.user_id)
+                       .where(col(Friendship.friend_id) == user_id, col(Friendship.status) == "pending")
+                       .order_by(col(Friendship.id)))
     return list(res.all())
 
 
 async def requests_from(s, user_id: int) -> list[tuple[Friendship, User]]:
     """Pending requests the user sent, oldest first, each with its addressee."""
-    res = await s.exec(select(Friendship, User).join(User, User.id == Friendship.friend_id)
-                       .where(Friendship.user_id == user_id, Friendship.status == "pending")
-                       .order_by(Friendship.id))
+    res = await s.exec(select(Friendship, User).join(User, col(User.id) == Friendship.friend_id)
+                       .where(col(Friendship.user_id) == user_id, col(Friendship.status) == "pending")
+                       .order_by(col(Friendship.id)))
     return list(res.all())
 
 
@@ -100,9 +100,9 @@ async def add_request(s, sender: int, addressee: int) -> Friendship | None:
 async def accept(s, friendship_id: int, addressee: int | None = None) -> bool:
     """Turn a pending request into a friendship; with `addressee`, only a request sent to them.
     False when no such pending request is left (accepted meanwhile, or deleted)."""
-    cond = [Friendship.id == friendship_id, Friendship.status == "pending"]
+    cond = [col(Friendship.id) == friendship_id, col(Friendship.status) == "pending"]
     if addressee is not None:
-        cond.append(Friendship.friend_id == addressee)
+        cond.append(col(Friendship.friend_id) == addressee)
     res = await s.exec(sa.update(Friendship).where(*cond).values(status="accepted", updated_at=utcnow()))
     return res.rowcount == 1
 
@@ -110,15 +110,16 @@ async def accept(s, friendship_id: int, addressee: int | None = None) -> bool:
 async def delete_of(s, user_id: int, friendship_id: int) -> bool:
     """Delete a request or friendship by its id, if the user is one of its two people."""
     res = await s.exec(sa.delete(Friendship).where(
-        Friendship.id == friendship_id,
-        sa.or_(Friendship.user_id == user_id, Friendship.friend_id == user_id)))
+        col(Friendship.id) == friendship_id,
+        sa.or_(col(Friendship.user_id) == user_id, col(Friendship.friend_id) == user_id)))
     return res.rowcount > 0
 
 
 async def delete_pair(s, a: int, b: int) -> bool:
     """Delete the pair's request or friendship, whoever asked; False when there was none."""
     low, high = pair(a, b)
-    res = await s.exec(sa.delete(Friendship).where(Friendship.pair_low == low, Friendship.pair_high == high))
+    res = await s.exec(sa.delete(Friendship).where(col(Friendship.pair_low) == low,
+                                                   col(Friendship.pair_high) == high))
     return res.rowcount > 0
 
 
@@ -130,13 +131,13 @@ async def add_block(s, blocker: int, blocked: int) -> None:
 
 async def remove_block(s, blocker: int, blocked: int) -> bool:
     """Lift a block; False when `blocker` had not blocked `blocked`."""
-    res = await s.exec(sa.delete(UserBlock).where(UserBlock.blocker_id == blocker,
-                                                  UserBlock.blocked_id == blocked))
+    res = await s.exec(sa.delete(UserBlock).where(col(UserBlock.blocker_id) == blocker,
+                                                  col(UserBlock.blocked_id) == blocked))
     return res.rowcount > 0
 
 
 async def blocked_by(s, user_id: int) -> list[User]:
     """The users the user blocked, in the order they were blocked."""
-    res = await s.exec(select(User).join(UserBlock, UserBlock.blocked_id == User.id)
-                       .where(UserBlock.blocker_id == user_id).order_by(UserBlock.id))
+    res = await s.exec(select(User).join(UserBlock, col(UserBlock.blocked_id) == User.id)
+                       .where(col(UserBlock.blocker_id) == user_id).order_by(col(UserBlock.id)))
     return list(res.all())

@@ -8,13 +8,14 @@ bans acted on inside a write come back as ORM objects of the caller's session.
 from __future__ import annotations
 
 from collections import defaultdict, namedtuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.storage import dialect, sql
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User, utcnow
@@ -171,7 +172,7 @@ async def server(s, server_id: int) -> Server | None:
 
 
 async def owned_server_ids(s, user_id: int) -> list[int]:
-    res = await s.exec(select(Server.id).where(Server.owner_id == user_id).order_by(Server.id))
+    res = await s.exec(select(Server.id).where(Server.owner_id == user_id).order_by(col(Server.id)))
     return list(res.all())
 
 
@@ -182,6 +183,7 @@ async def insert(s, server_id: int, user_id: int, role: str, preset_role_id: int
     s.add(member)
     await s.flush()
     if preset_role_id is not None:
+        assert member.id is not None  # flushed: the INSERT assigned it
         s.add(MemberRole(member_id=member.id, role_id=preset_role_id))
         await s.flush()
     return member
@@ -194,7 +196,7 @@ async def insert_new(s, server_id: int, user_id: int, role: str, preset_role_id:
     res = await s.exec(insert_ignoring_duplicates(ServerMember)
                        .values(server_id=server_id, user_id=user_id, role=role, is_muted=False,
                                is_deafened=False, joined_at=utcnow())
-                       .returning(*ServerMember.__table__.columns))
+                       .returning(*sa.inspect(ServerMember).local_table.columns))
     member = res.first()
     if member is None:
         return None
@@ -211,7 +213,7 @@ async def delete(s, member: ServerMember) -> None:
 
 async def set_role(s, member_id: int, role: str) -> None:
     """The coarse `role` field; a copy the session holds follows."""
-    await s.exec(sa.update(ServerMember).where(ServerMember.id == member_id).values(role=role)
+    await s.exec(sa.update(ServerMember).where(col(ServerMember.id) == member_id).values(role=role)
                  .execution_options(synchronize_session="evaluate"))
 
 
@@ -226,7 +228,7 @@ async def set_voice(s, member: ServerMember, muted: bool | None, deafened: bool 
 
 async def transfer_owner(s, server_id: int, from_user: int, to_user: int) -> bool:
     """A conditional update: of two transfers at once only one finds itself the owner."""
-    moved = await s.exec(sa.update(Server).where(Server.id == server_id, Server.owner_id == from_user)
+    moved = await s.exec(sa.update(Server).where(col(Server.id) == server_id, col(Server.owner_id) == from_user)
                          .values(owner_id=to_user).execution_options(synchronize_session=False))
     return moved.rowcount == 1
 
@@ -239,25 +241,25 @@ async def user_of(s, member: ServerMember) -> User | None:
 
 async def assigned_roles(s, member_id: int) -> list[Role]:
     """The member's assigned roles (never @everyone), highest first."""
-    res = await s.exec(select(Role).join(MemberRole, MemberRole.role_id == Role.id)
-                       .where(MemberRole.member_id == member_id).order_by(Role.position.desc(), Role.id))
+    res = await s.exec(select(Role).join(MemberRole, col(MemberRole.role_id) == Role.id)
+                       .where(col(MemberRole.member_id) == member_id).order_by(col(Role.position).desc(), col(Role.id)))
     return list(res.all())
 
 
 async def held_presets(s, member_id: int) -> list[str]:
     """The presets (member/moderator/admin/owner) of the roles the member holds."""
-    res = await s.exec(select(Role.preset).join(MemberRole, MemberRole.role_id == Role.id)
-                       .where(MemberRole.member_id == member_id, Role.preset.is_not(None)))
+    res = await s.exec(select(Role.preset).join(MemberRole, col(MemberRole.role_id) == Role.id)
+                       .where(col(MemberRole.member_id) == member_id, col(Role.preset).is_not(None)))
     return list(res.all())
 
 
 async def drop_roles(s, member_id: int, role_ids: list[int] | None = None) -> int:
     """Take roles from the member (all of them when role_ids is None); how many went."""
-    q = sa.delete(MemberRole).where(MemberRole.member_id == member_id)
+    q = sa.delete(MemberRole).where(col(MemberRole.member_id) == member_id)
     if role_ids is not None:
         if not role_ids:
             return 0
-        q = q.where(MemberRole.role_id.in_(role_ids))
+        q = q.where(col(MemberRole.role_id).in_(role_ids))
     return (await s.exec(q)).rowcount
 
 
@@ -296,13 +298,13 @@ async def ban(s, server_id: int, user_id: int, reason: str | None, by: int) -> B
 
 
 async def bans(s, server_id: int) -> list[tuple[Ban, User]]:
-    res = await s.exec(select(Ban, User).join(User, User.id == Ban.user_id)
-                       .where(Ban.server_id == server_id).order_by(Ban.id))
+    res = await s.exec(select(Ban, User).join(User, col(User.id) == Ban.user_id)
+                       .where(col(Ban.server_id) == server_id).order_by(col(Ban.id)))
     return list(res.all())
 
 
 async def unban(s, server_id: int, user_id: int) -> bool:
-    gone = await s.exec(sa.delete(Ban).where(Ban.server_id == server_id, Ban.user_id == user_id))
+    gone = await s.exec(sa.delete(Ban).where(col(Ban.server_id) == server_id, col(Ban.user_id) == user_id))
     return gone.rowcount > 0
 
 
@@ -322,7 +324,7 @@ async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
     if not server_ids:
         return out
     ids, params = sql.in_list("s", server_ids)
-    last = None
+    last: tuple[Any, list[RoleRef]] | None = None
     for m in await conn.all(
             "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
             "u.username, u.profile_picture, u.tag, u.status, r.id AS role_id, r.name AS role_name, "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from models.storage import dialect, search
 from models.tables import Channel, Message, User, utcnow
@@ -109,7 +110,7 @@ async def for_change(s, message_id: int, actor_id: int) -> tuple[Message, Channe
 async def set_content(s, message_id: int, content: str, editor_id: int | None) -> bool:
     """Replace the words and mark the message edited (by `editor_id`, None for the author's own
     edit); False when the message was deleted meanwhile."""
-    res = await s.exec(sa.update(Message).where(Message.id == message_id)
+    res = await s.exec(sa.update(Message).where(col(Message.id) == message_id)
                        .values(content=content, is_edited=True, updated_at=utcnow(), edited_by=editor_id))
     return res.rowcount == 1
 
@@ -122,5 +123,5 @@ async def reread_with_author(s, message: Message) -> User | None:
 
 async def delete(s, message_id: int) -> bool:
     """False when the message was deleted meanwhile (the channel's count follows by trigger)."""
-    res = await s.exec(sa.delete(Message).where(Message.id == message_id))
+    res = await s.exec(sa.delete(Message).where(col(Message.id) == message_id))
     return res.rowcount == 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.storage.sql import Connection
+
 
 @dataclass
 class Audience:
@@ -16,7 +18,7 @@ class Audience:
     blocked: set[int] = field(default_factory=set)
 
 
-async def audience(conn, user_id: int) -> Audience:
+async def audience(conn: Connection, user_id: int) -> Audience:
     """The servers the user belongs to (blocked servers left out), their accepted friends, and
     everyone they blocked or who blocked them; one statement."""
     out = Audience()
@@ -38,14 +40,14 @@ async def audience(conn, user_id: int) -> Audience:
     return out
 
 
-async def server_ids(conn, user_id: int) -> list[int]:
+async def server_ids(conn: Connection, user_id: int) -> list[int]:
     """The servers whose presence rooms a newly authenticated socket of the user enters."""
     return [r.id for r in await conn.all(
         "SELECT m.server_id AS id FROM server_members m JOIN servers sv ON sv.id = m.server_id "
         "WHERE m.user_id = %(u)s AND NOT sv.is_blocked", u=user_id)]
 
 
-async def shares_with(conn, viewer: int, user_id: int) -> bool:
+async def shares_with(conn: Connection, viewer: int, user_id: int) -> bool:
     """Whether `viewer` may see `user_id`'s presence: they share a server or are friends, and
     neither blocked the other; one statement."""
     row = await conn.one(

@@ -17,6 +17,8 @@ the btree, so the GIN index is the only index that serves a word search.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from models import db
 
 
@@ -36,14 +38,14 @@ def split_query(query: str) -> tuple[list[str], list[str]]:
 PG_VECTOR = "(to_tsvector('simple', m.content) || array_to_tsvector(ARRAY['channel ' || m.channel_id::text]))"
 
 
-def hits_cte(columns: str, query: str, channel: int, *, postgres: bool | None = None) -> tuple[str, dict] | None:
+def hits_cte(columns: str, query: str, channel: int, *, postgres: bool | None = None) -> tuple[str, dict[str, Any]] | None:
     """`WITH hits AS (...)` with `columns` of the channel's matching messages (alias m), and its
     parameters; None when the query has no term at all."""
     words, literals = split_query(query)
     if not words and not literals:
         return None
     postgres = db.is_postgres() if postgres is None else postgres
-    params: dict = {"channel": channel}
+    params: dict[str, Any] = {"channel": channel}
     conditions = []
     for i, literal in enumerate(literals):
         params[f"lit{i}"] = literal

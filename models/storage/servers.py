@@ -4,17 +4,20 @@ inside the same transaction)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import Role, Server, utcnow
 
 
-async def get(s, server_id: int) -> Server | None:
+async def get(s: AsyncSession, server_id: int) -> Server | None:
     return await s.get(Server, server_id)
 
 
-async def create(s, owner_id: int, name: str, description: str | None, icon: str | None) -> Server:
+async def create(s: AsyncSession, owner_id: int, name: str, description: str | None, icon: str | None) -> Server:
     """A new server row (its id assigned); its roles and the owner's membership follow."""
     server = Server(name=name, description=description, icon=icon, owner_id=owner_id)
     s.add(server)
@@ -22,14 +25,14 @@ async def create(s, owner_id: int, name: str, description: str | None, icon: str
     return server
 
 
-async def add_roles(s, roles: Iterable[Role]) -> None:
+async def add_roles(s: AsyncSession, roles: Iterable[Role]) -> None:
     """A new server's default roles (models.permissions.default_roles)."""
     for role in roles:
         s.add(role)
     await s.flush()
 
 
-async def update(s, server: Server, changes: dict) -> Server:
+async def update(s: AsyncSession, server: Server, changes: dict[str, Any]) -> Server:
     """Write `changes` (column name -> new value: name, description, icon) and a new
     updated_at, in one UPDATE."""
     for column, value in changes.items():
@@ -40,5 +43,5 @@ async def update(s, server: Server, changes: dict) -> Server:
     return server
 
 
-async def delete(s, server_id: int) -> None:
-    await s.exec(sa.delete(Server).where(Server.id == server_id))
+async def delete(s: AsyncSession, server_id: int) -> None:
+    await s.exec(sa.delete(Server).where(col(Server.id) == server_id))

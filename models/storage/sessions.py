@@ -18,7 +18,7 @@ from contextvars import Context
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.storage import sql
 from models.tables import AuthSession, User, utcnow
@@ -53,25 +53,26 @@ async def create(s, user_id: int, password_hash: str | None, user_agent: str | N
 
 async def list_for(s, user_id: int) -> list[AuthSession]:
     res = await s.exec(select(AuthSession).where(AuthSession.user_id == user_id)
-                       .order_by(AuthSession.id.desc()))  # the most recently started first
+                       .order_by(col(AuthSession.id).desc()))  # the most recently started first
     return list(res.all())
 
 
 async def end_one(s, user_id: int, session_id: int) -> bool:
     """End one of the user's sessions; False when the user has no such session."""
-    res = await s.exec(sa.delete(AuthSession).where(AuthSession.id == session_id, AuthSession.user_id == user_id))
+    res = await s.exec(sa.delete(AuthSession).where(col(AuthSession.id) == session_id,
+                                                    col(AuthSession.user_id) == user_id))
     return res.rowcount == 1
 
 
 async def end_others(s, user_id: int, keep_session_id: int) -> int:
     """End every session of the user but one; how many ended."""
-    res = await s.exec(sa.delete(AuthSession).where(AuthSession.user_id == user_id,
-                                                    AuthSession.id != keep_session_id))
+    res = await s.exec(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id,
+                                                    col(AuthSession.id) != keep_session_id))
     return res.rowcount
 
 
 async def end_all(s, user_id: int) -> int:
-    res = await s.exec(sa.delete(AuthSession).where(AuthSession.user_id == user_id))
+    res = await s.exec(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))
     return res.rowcount
 
 

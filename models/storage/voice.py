@@ -6,7 +6,10 @@ them (the account verdict, permission bits) stay in models.auth and models.permi
 """
 from __future__ import annotations
 
+from typing import Any
+
 from models.storage.members import ACCESS_COLUMNS, ACCOUNT_COLUMNS, CHANNEL_COLUMNS, FROM_ACCOUNT, ROLE_JOINS
+from models.storage.sql import Connection
 
 # One statement for a join-room: the permission check's statement with the caller's account
 # (models/storage/members.py CHANNEL_ACCESS_WITH_ACCOUNT_SQL: the bearer check's columns, the
@@ -20,16 +23,16 @@ JOIN_RIGHTS_SQL = (
     "WHERE a.id = %(user)s")
 
 
-async def join_rights(conn, user_id: int, session_id, channel_id: int) -> list:
+async def join_rights(conn: Connection, user_id: int, session_id: int | None, channel_id: int) -> list[Any]:
     """The rows of JOIN_RIGHTS_SQL: empty when the account does not exist."""
     return await conn.all(JOIN_RIGHTS_SQL, user=user_id, sid=session_id, channel=channel_id)
 
 
-async def channel_ids(conn, server_id: int) -> set[int]:
+async def channel_ids(conn: Connection, server_id: int) -> set[int]:
     """The ids of a server's channels."""
     return {r.id for r in await conn.all("SELECT id FROM channels WHERE server_id = %(server)s", server=server_id)}
 
 
-async def username(conn, user_id: int) -> str | None:
+async def username(conn: Connection, user_id: int) -> str | None:
     row = await conn.one("SELECT username FROM users WHERE id = %(id)s", id=user_id)
     return None if row is None else row.username
