@@ -365,9 +365,13 @@ def test_member_role_badges_and_sessions_list(clients, api, community):
 
     b = clients(bob, "bob")
     b.page.click(f"#server-list li[data-id='{srv['id']}']")
-    b.page.wait_for_selector(f"#member-list li[data-user-id='{bob.id}'] .badge")
-    badges = b.page.eval_on_selector_all(f"#member-list li[data-user-id='{bob.id}'] .badge",
-                                         "els => els.map(e => [e.textContent, getComputedStyle(e).color])")
+    # Read the badges in one evaluation once the list shows them: a presence update re-renders
+    # the list, and a badge read from a detached element has no computed colour.
+    badges = b.page.wait_for_function(
+        "sel => { const els = [...document.querySelectorAll(sel)];"
+        " const out = els.map(e => [e.textContent, getComputedStyle(e).color]);"
+        " return els.length && out.every(([, c]) => c) ? out : null; }",
+        arg=f"#member-list li[data-user-id='{bob.id}'] .badge").json_value()
     assert [name for name, _ in badges] == ["Moderator", "Member"]
     assert badges[0][1] == "rgb(88, 101, 242)"  # #5865F2
     assert b.page.eval_on_selector_all(f"#member-list li[data-user-id='{alice.id}'] .badge",
