@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.tables import Channel, utcnow
+from models.storage import rows
+from models.tables import Channel
 
 
 async def in_server(s: AsyncSession, server_id: int, channel_id: int) -> Channel | None:
@@ -43,12 +44,7 @@ async def create(s: AsyncSession, server_id: int, name: str, type: str, descript
 async def update(s: AsyncSession, channel: Channel, changes: dict[str, Any]) -> Channel:
     """Write `changes` (column name -> new value: name, type, description, position) and a new
     updated_at, in one UPDATE."""
-    for column, value in changes.items():
-        setattr(channel, column, value)
-    channel.updated_at = utcnow()
-    s.add(channel)
-    await s.flush()
-    return channel
+    return await rows.update(s, channel, changes)
 
 
 async def delete(s: AsyncSession, channel: Channel) -> None:

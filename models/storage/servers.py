@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.tables import Role, Server, utcnow
+from models.storage import rows
+from models.tables import Role, Server
 
 
 async def get(s: AsyncSession, server_id: int) -> Server | None:
@@ -35,12 +36,7 @@ async def add_roles(s: AsyncSession, roles: Iterable[Role]) -> None:
 async def update(s: AsyncSession, server: Server, changes: dict[str, Any]) -> Server:
     """Write `changes` (column name -> new value: name, description, icon) and a new
     updated_at, in one UPDATE."""
-    for column, value in changes.items():
-        setattr(server, column, value)
-    server.updated_at = utcnow()
-    s.add(server)
-    await s.flush()
-    return server
+    return await rows.update(s, server, changes)
 
 
 async def delete(s: AsyncSession, server_id: int) -> None:
