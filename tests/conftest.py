@@ -10,7 +10,7 @@ import pytest
 
 from tests.contract import check_every_httpx_response
 from tests.support import Api, own_server
-from tests.support_sockets import JS, Client
+from tests.support_sockets import JS, socket_clients
 
 # Every HTTP response any test receives is checked against the OpenAPI document (tests/contract.py).
 check_every_httpx_response()
@@ -62,16 +62,8 @@ def admin(api, server):
 async def clients(server):
     """Connects Socket.IO clients to the module's `server` (`await clients(token, form)`); all
     are closed, and their events checked, at the end of the test."""
-    made: list[Client] = []
-
-    async def make(token=None, form="seed", **kw) -> Client:
-        c = Client(server.base, form=form, token=token, **kw)
-        made.append(c)
-        return await c.connect()
-
-    yield make
-    for c in made:
-        await c.close()
+    async with socket_clients(server.base) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ subscriptions, permission bits taken away). The `clients` fixture is in tests/co
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 import json
 import time
 from pathlib import Path
@@ -308,3 +309,21 @@ class NodeProc:
 
 def recv(event, where=lambda a: True):
     return lambda line: line.get("recv") == event and where(line["args"][0])
+
+
+@asynccontextmanager
+async def socket_clients(base: str):
+    """`make(token=None, form="seed", **kw)` connects a Client to `base`; all are closed (and
+    their events checked) on the way out. The `clients` and `sockets` fixtures use it."""
+    made: list[Client] = []
+
+    async def make(token=None, form="seed", **kw) -> Client:
+        c = Client(base, form=form, token=token, **kw)
+        made.append(c)
+        return await c.connect()
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            await c.close()

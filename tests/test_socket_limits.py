@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.support_sockets import Client, voice_setup
+from tests.support_sockets import socket_clients, voice_setup
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -27,16 +27,8 @@ TIGHT_ENV = {
 
 @pytest.fixture
 async def sockets(tight):
-    made: list[Client] = []
-
-    async def make(token=None, form="seed", **kw) -> Client:
-        c = Client(tight.base, form=form, token=token, **kw)
-        made.append(c)
-        return await c.connect()
-
-    yield make
-    for c in made:
-        await c.close()
+    async with socket_clients(tight.base) as make:
+        yield make
 
 
 def assert_rate_limited(err: dict, event: str) -> None:
