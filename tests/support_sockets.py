@@ -311,6 +311,25 @@ def recv(event, where=lambda a: True):
     return lambda line: line.get("recv") == event and where(line["args"][0])
 
 
+async def node_send(p: NodeProc, cmd: dict) -> None:
+    """One command line to a tests/js driver that answers {done: line} (presence_client.mjs);
+    returns once it was carried out, so everything printed before is in `p.lines`."""
+    line = json.dumps(cmd)
+    p.proc.stdin.write((line + "\n").encode())
+    await p.proc.stdin.drain()
+    await p.until(lambda x: x.get("done") == line)
+
+
+def presence_about(user_id: int, status: str | None = None):
+    """until() predicate: a presence-updated about `user_id` (with that status)."""
+    return recv("presence-updated", lambda a: a["userId"] == user_id and (status is None or a["status"] == status))
+
+
+def node_presence(p: NodeProc, user_id: int) -> list[str]:
+    """Every presence-updated status about the user this Node client printed so far."""
+    return [e["status"] for e in p.received("presence-updated") if e["userId"] == user_id]
+
+
 @asynccontextmanager
 async def socket_clients(base: str):
     """`make(token=None, form="seed", **kw)` connects a Client to `base`; all are closed (and

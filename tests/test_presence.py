@@ -131,6 +131,34 @@ async def test_friends_get_it_strangers_and_blocked_users_do_not(api, clients):
 
 
 @pytest.mark.asyncio
+async def test_no_presence_either_way_across_a_block(api, clients):
+    """Alice blocked bob (they were friends and share a server): she hears none of his changes
+    and he none of hers, while carol, a co-member of both, hears every one (so the silence is
+    the block's, not a lost event)."""
+    alice, bob, carol = api.register(), api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob, carol)
+    make_friends(api, alice, bob)
+    r = api.post(f"/friends/block/{bob.id}", alice.token)
+    assert r.status_code == 200, r.text
+    c = await clients(carol.token, "seed")
+    a = await clients(alice.token, "seed")
+    await wait_presence(c, alice.id, "online")
+    b = await clients(bob.token, "desktop")
+    await wait_presence(c, bob.id, "online")
+    set_status(api, bob, "dnd")
+    await wait_presence(c, bob.id, "dnd")
+    set_status(api, alice, "idle")
+    await wait_presence(c, alice.id, "idle")
+    await b.close()
+    await wait_presence(c, bob.id, "offline")
+    await quiet_about(a, bob.id, 0.3)
+    assert presence_of(a, bob.id) == []
+    assert presence_of(b, alice.id) == []
+    assert member_status(api, carol, sv["id"], bob.id) == "offline"
+
+
+@pytest.mark.asyncio
 async def test_joining_a_server_starts_its_presence(api, clients):
     alice, bob = api.register(), api.register()
     sv = create_server(api, alice)

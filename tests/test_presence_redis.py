@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests.support import Api, create_channel, create_server, join_server, redis_cluster, seed_members
-from tests.support_sockets import (Client, eventually_status, member_status, presence_of, quiet_about, subscribe,
-                                   wait_presence)
+from tests.support_sockets import (Client, NodeProc, eventually_status, member_status, node_presence, node_send,
+                                   presence_about, presence_of, quiet_about, subscribe, wait_presence)
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 12
@@ -65,6 +65,42 @@ async def test_presence_spans_processes(cluster, made):
     await wait_presence(b, alice.id, "offline")
     await eventually_status(api1, bob, sv["id"], alice.id, "offline")
     assert presence_of(b, alice.id) == ["online", "dnd", "offline"]
+
+
+@pytest.mark.asyncio
+async def test_presence_spans_processes_with_node_clients(cluster, node):
+    """The same across processes with Node's socket.io-client (tests/js/presence_client.mjs):
+    one online and one offline for two sockets on two processes, nothing to a stranger."""
+    p1, p2 = cluster
+    alice, bob, sv = setup(Api(p1.base))
+    stranger = Api(p1.base).register()
+    procs: list[NodeProc] = []
+
+    async def start(base, token) -> NodeProc:
+        p = await NodeProc.start(node, "presence_client.mjs", base, token)
+        procs.append(p)
+        await p.until(lambda x: "connected" in x)
+        return p
+
+    try:
+        b = await start(p2.base, bob.token)
+        s = await start(p2.base, stranger.token)
+        a1 = await start(p1.base, alice.token)
+        await b.until(presence_about(alice.id, "online"))
+        a2 = await start(p2.base, alice.token)  # her second socket, on the other process
+        await node_send(a1, {"disconnect": True})
+        await asyncio.sleep(1.0)
+        await node_send(b, {"flush": True})
+        assert node_presence(b, alice.id) == ["online"]
+        await node_send(a2, {"disconnect": True})
+        await b.until(presence_about(alice.id, "offline"))
+        await asyncio.sleep(0.5)
+        await node_send(s, {"flush": True})
+        assert node_presence(b, alice.id) == ["online", "offline"]
+        assert node_presence(s, alice.id) == []
+    finally:
+        for p in procs:
+            await p.stop()
 
 
 @pytest.mark.asyncio
