@@ -46,6 +46,74 @@ async def test_online_on_connect_offline_after_the_last_socket(api, clients):
     assert presence_of(b, alice.id) == ["online", "offline"]
 
 
+def everywhere(api: Api, alice: Account, bob: Account, admin: Account, server_id: int) -> dict[str, str]:
+    """Alice's `status` in every REST answer that carries her user object: her own (login,
+    /auth/me, her membership), bob's (a friend and co-member) and the site admin's."""
+    r = api.post("/auth/login", json={"email": alice.email, "password": alice.password})
+    assert r.status_code == 200, r.text
+    admin_page = api.get("/admin/users", admin.token, params={"search": alice.user["username"]}).json()
+    admin_server = api.get(f"/admin/servers/{server_id}", admin.token).json()
+    return {
+        "login": r.json()["user"]["status"],
+        "me": api.get("/auth/me", alice.token).json()["status"],
+        "members/me": api.get(f"/serverMembers/{server_id}/members/me", alice.token).json()["user"]["status"],
+        "users/{id}": api.get(f"/users/{alice.id}", bob.token).json()["status"],
+        "friends": next(f for f in api.get("/friends", bob.token).json() if f["id"] == alice.id)["status"],
+        "members (3 answers)": member_status(api, bob, server_id, alice.id),
+        "admin/users": next(u for u in admin_page["users"] if u["id"] == alice.id)["status"],
+        "admin/users/{id}": api.get(f"/admin/users/{alice.id}", admin.token).json()["status"],
+        "admin/servers/{id}": next(m for m in admin_server["members"] if m["userId"] == alice.id)["user"]["status"],
+    }
+
+
+def everywhere_is(api: Api, alice: Account, bob: Account, admin: Account, server_id: int, want: str) -> None:
+    wrong = {k: v for k, v in everywhere(api, alice, bob, admin, server_id).items() if v != want}
+    assert not wrong, f"not {want!r}: {wrong}"
+
+
+@pytest.mark.asyncio
+async def test_every_rest_user_object_carries_presence(api, clients, admin):
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    make_friends(api, alice, bob)
+    everywhere_is(api, alice, bob, admin, sv["id"], "offline")
+    b = await clients(bob.token, "seed")
+    a = await clients(alice.token, "seed")
+    await wait_presence(b, alice.id, "online")
+    everywhere_is(api, alice, bob, admin, sv["id"], "online")
+    set_status(api, alice, "dnd")
+    await wait_presence(b, alice.id, "dnd")
+    everywhere_is(api, alice, bob, admin, sv["id"], "dnd")
+    await a.close()
+    await wait_presence(b, alice.id, "offline")
+    everywhere_is(api, alice, bob, admin, sv["id"], "offline")
+
+
+@pytest.mark.asyncio
+async def test_session_end_and_eviction_take_the_user_offline(api, clients, admin):
+    """The server ending a socket counts like a disconnect: logout (its session's sockets end)
+    and an admin blocking the account (all of them)."""
+    alice, bob = api.register(), api.register()
+    sv = create_server(api, alice)
+    join_server(api, alice, sv["id"], bob)
+    b = await clients(bob.token, "seed")
+    await clients(alice.token, "seed")
+    await wait_presence(b, alice.id, "online")
+    assert api.post("/auth/logout", alice.token).status_code == 204
+    await wait_presence(b, alice.id, "offline")
+    await eventually_status(api, bob, sv["id"], alice.id, "offline")
+    r = api.post("/auth/login", json={"email": alice.email, "password": alice.password})
+    assert r.status_code == 200, r.text
+    await clients(r.json()["token"], "desktop")
+    await wait_presence(b, alice.id, "online")
+    r = api.put(f"/admin/users/{alice.id}", admin.token, json={"isActive": False})
+    assert r.status_code == 200, r.text
+    await wait_presence(b, alice.id, "offline")
+    await eventually_status(api, bob, sv["id"], alice.id, "offline")
+    assert presence_of(b, alice.id) == ["online", "offline", "online", "offline"]
+
+
 @pytest.mark.asyncio
 async def test_socket_without_handshake_token_counts_from_its_first_token(api, clients):
     alice, bob = api.register(), api.register()
@@ -111,10 +179,12 @@ async def test_friends_get_it_strangers_and_blocked_users_do_not(api, clients):
     watchers = {name: await clients(acct.token, "seed")
                 for name, acct in (("member", member), ("friend", friend), ("stranger", stranger),
                                    ("blocked", blocked))}
+    anon = await clients(None, "seed")  # connected, never authenticated
     a = await clients(alice.token, "seed")
     await wait_presence(watchers["member"], alice.id, "online")
     await wait_presence(watchers["friend"], alice.id, "online")
     await quiet_about(watchers["stranger"], alice.id, 0.8)
+    await quiet_about(anon, alice.id, 0.01)
     await quiet_about(watchers["blocked"], alice.id, 0.1)
     # and alice hears nothing about the user she blocked coming online
     assert presence_of(a, blocked.id) == []
