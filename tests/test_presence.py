@@ -286,11 +286,15 @@ async def test_typing_relayed_not_echoed_and_throttled(api, clients):
     alice, bob, sv, text, a, b = await typing_pair(api, clients)
     a2 = await clients(alice.token, "desktop")  # alice's other socket, subscribed too
     await subscribe(a2, text["id"])
+    carol = api.register()
+    join_server(api, alice, sv["id"], carol)
+    c = await clients(carol.token, "seed")  # a member online, not subscribed to the channel
     for _ in range(5):
         await a.emit("typing", text["id"])
     got = await b.wait("user-typing")
     assert got == {"channelId": text["id"], "userId": alice.id, "username": alice.user["username"]}
     await b.quiet("user-typing", 1.0)
+    await c.quiet("user-typing", 0.01)
     await a.quiet("user-typing", 0.01)
     await a2.quiet("user-typing", 0.01)
     # the other socket of the same user shares the window
