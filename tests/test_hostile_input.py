@@ -209,8 +209,8 @@ def test_socketio_handshakes_with_huge_heads_are_refused(server):
     """Socket.IO's own routes are behind the same limits: the polling handshake answers 431; a
     websocket upgrade whose head passes them is refused before it is accepted (uvicorn answers
     the close with 403), and one the websockets library cannot parse (a header line over 8 KiB,
-    over 128 headers) answers 431 and closes (uvicorn 0.54 left it open and unanswered:
-    projectvoice.middleware.WebSocketProtocol)."""
+    over 128 headers: 431; a request line over 8 KiB: 414) is answered and closed (uvicorn 0.54
+    left it open and unanswered: projectvoice.middleware.WebSocketProtocol)."""
     big = b"".join(b"X-Big-%d: " % i + b"a" * 8000 + b"\r\n" for i in range(5))
     answer = asyncio.run(_send_raw(server.port, b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
                                    + big + b"\r\n"))
@@ -225,6 +225,8 @@ def test_socketio_handshakes_with_huge_heads_are_refused(server):
     flood = b"".join(b"X-H%d: v\r\n" % i for i in range(50_000))
     for head in (huge, flood):
         assert _status(asyncio.run(_send_raw(server.port, upgrade + head + b"\r\n"))) == 431
+    long_line = upgrade.replace(b"transport=websocket", b"transport=websocket&x=" + b"a" * 10_000)
+    assert _status(asyncio.run(_send_raw(server.port, long_line + b"\r\n"))) == 414
     # The same upgrade with an ordinary head is accepted: the refusals above are the limit's.
     assert asyncio.run(_first_line(server.port, upgrade + b"\r\n")).startswith(b"HTTP/1.1 101")
 
