@@ -10,6 +10,7 @@ import uvicorn
 
 from core.settings import get_settings
 from models import auth, db
+from projectvoice.middleware import WebSocketProtocol
 
 
 def socket_server_command(app: str, host: str, port: int) -> list[str]:
@@ -40,6 +41,7 @@ def _run(_args) -> None:
         # Signalling messages are small JSON: compressing each costs more CPU than it saves
         # (Node's socket.io leaves permessage-deflate off by default too).
         ws_per_message_deflate=False,
+        ws=WebSocketProtocol,  # uvicorn's default, answering the heads it cannot parse
     )
 
 

@@ -16,6 +16,7 @@ A request without a JSON body passes with one header scan and a counting `receiv
 from __future__ import annotations
 
 import orjson
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from core import contract, textcheck
 from core.errors import ApiError
@@ -251,3 +252,16 @@ class HeadLimits:
                 await send(start)
                 return await send(end)
         return await self.app(scope, receive, send)
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's own websocket protocol (the one it picks by default), answering the upgrades the
+    websockets library refuses before HeadLimits sees them: a header line over 8 KiB, more than
+    128 headers (431) or an over-long request line (414). uvicorn 0.54 leaves the answer the
+    library prepared unsent and the connection open and unanswered."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()

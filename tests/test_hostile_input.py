@@ -203,3 +203,39 @@ def test_ordinary_heads_pass(server):
         b"X-Long: " + b"a" * 8000 + b"\r\nConnection: close\r\n\r\n"
     answer = asyncio.run(_send_raw(server.port, head))
     assert _status(answer) == 200, answer[:300]
+
+
+def test_socketio_handshakes_with_huge_heads_are_refused(server):
+    """Socket.IO's own routes are behind the same limits: the polling handshake answers 431; a
+    websocket upgrade whose head passes them is refused before it is accepted (uvicorn answers
+    the close with 403), and one the websockets library cannot parse (a header line over 8 KiB,
+    over 128 headers: 431; a request line over 8 KiB: 414) is answered and closed (uvicorn 0.54
+    left it open and unanswered: projectvoice.middleware.WebSocketProtocol)."""
+    big = b"".join(b"X-Big-%d: " % i + b"a" * 8000 + b"\r\n" for i in range(5))
+    answer = asyncio.run(_send_raw(server.port, b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
+                                   + big + b"\r\n"))
+    assert _status(answer) == 431, answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["code"] == "headers_too_large"
+    upgrade = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+    assert asyncio.run(_first_line(server.port, upgrade + big + b"\r\n")).startswith(b"HTTP/1.1 403")
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(110))
+    assert asyncio.run(_first_line(server.port, upgrade + many + b"\r\n")).startswith(b"HTTP/1.1 403")
+    huge = b"X-Big: " + b"a" * (8 * 1024 * 1024) + b"\r\n"
+    flood = b"".join(b"X-H%d: v\r\n" % i for i in range(50_000))
+    for head in (huge, flood):
+        assert _status(asyncio.run(_send_raw(server.port, upgrade + head + b"\r\n"))) == 431
+    long_line = upgrade.replace(b"transport=websocket", b"transport=websocket&x=" + b"a" * 10_000)
+    assert _status(asyncio.run(_send_raw(server.port, long_line + b"\r\n"))) == 414
+    # The same upgrade with an ordinary head is accepted: the refusals above are the limit's.
+    assert asyncio.run(_first_line(server.port, upgrade + b"\r\n")).startswith(b"HTTP/1.1 101")
+
+
+async def _first_line(port: int, head: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 30)
+    finally:
+        writer.close()

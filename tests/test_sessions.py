@@ -228,6 +228,32 @@ def test_signed_tokens_with_malformed_claims_are_401(api, server, alice, bob):
 
 
 @pytest.mark.asyncio
+async def test_socket_join_refuses_signed_tokens_with_malformed_claims(api, server):
+    """The socket's token check (join-room's token, then the handshake's) refuses them too."""
+    owner, _members, _sv, voice, _text = voice_setup(api, 0)
+    now = int(time.time())
+    good = {"sub": str(owner.id), "ver": 0, "sid": _sid(owner.token), "iat": now, "exp": now + 600}
+    bad = [{**good, "exp": str(now + 600)}, {**good, "sub": f" {owner.id} "},
+           {k: v for k, v in good.items() if k != "ver"}]
+    for claims in [good, *bad]:
+        token = _forge(server, **claims)
+        for _ in range(2):  # the second use went through the verified-token cache
+            for handshake, given in ((None, token), (token, None)):
+                c = Client(server.base, form="seed", token=handshake)
+                await c.connect()
+                try:
+                    await c.emit("join-room", voice["id"], given)
+                    if claims is good:  # the forge is right
+                        assert (await c.wait("created"))["participants"][0]["userData"]["id"] == owner.id
+                        await c.emit("leave-room")
+                    else:
+                        assert (await c.wait("error"))["code"] == "authentication_required", claims
+                        await c.quiet("created")
+                finally:
+                    await c.close()
+
+
+@pytest.mark.asyncio
 async def test_socket_join_refuses_an_ended_session(api, server):
     """The socket's token check (auth.user_for_token) consults the session like the bearer check."""
     owner, _members, _sv, voice, _text = voice_setup(api, 0)
