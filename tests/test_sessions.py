@@ -64,6 +64,18 @@ def test_each_login_and_registration_is_a_listed_session(api, alice):
     assert [s["id"] for s in _sessions(api, other.token)] == [_sid(other.token)]
 
 
+def test_a_session_lists_the_address_the_rate_limits_see(api, alice):
+    """Behind a trusted proxy (the test server trusts 127.0.0.1, FORWARDED_ALLOW_IPS) the session's
+    `ip` is the forwarded client address, the one the limits count, not the proxy's."""
+    r = api.post("/auth/login", json={"email": alice.email, "password": alice.password},
+                 headers={"X-Forwarded-For": "203.0.113.77", "User-Agent": "behind-proxy"})
+    assert r.status_code == 200, r.text
+    token = r.json()["token"]
+    by_id = {s["id"]: s for s in _sessions(api, token)}
+    assert by_id[_sid(token)]["ip"] == "203.0.113.77"
+    assert by_id[_sid(alice.token)]["ip"] == "127.0.0.1"  # the registration came without a proxy
+
+
 def test_ending_one_session_stops_its_token_only(api, alice, bob):
     second = _login(api, alice)
     r = api.delete(f"/auth/sessions/{_sid(second)}", alice.token)
@@ -132,6 +144,18 @@ def test_deleting_the_account_ends_its_sessions(api, server):
         left = c.execute(sa.text("SELECT COUNT(*) FROM auth_sessions WHERE user_id = :u"), {"u": acct.id}).scalar()
     assert left == 0
     assert api.get("/auth/me", second).status_code == 401
+
+
+def test_an_admin_deleting_the_account_ends_all_its_sessions(api, admin, server):
+    acct = api.register()
+    tokens = [acct.token, _login(api, acct), _login(api, acct)]
+    assert api.delete(f"/admin/users/{acct.id}", admin.token).status_code == 200
+    with _engine(server).connect() as c:
+        left = c.execute(sa.text("SELECT COUNT(*) FROM auth_sessions WHERE user_id = :u"), {"u": acct.id}).scalar()
+    assert left == 0
+    for token in tokens:
+        assert api.get("/auth/me", token).status_code == 401
+    assert api.get("/auth/me", admin.token).status_code == 200  # the admin's own session goes on
 
 
 def test_an_ended_session_fails_at_once_in_another_process(tmp_path):
