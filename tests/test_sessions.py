@@ -5,6 +5,7 @@ working on its next request once the session ends, in every server process; a pa
 ends the other sessions and keeps the caller's; block and delete end them all."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -156,6 +157,29 @@ def test_an_admin_deleting_the_account_ends_all_its_sessions(api, admin, server)
     for token in tokens:
         assert api.get("/auth/me", token).status_code == 401
     assert api.get("/auth/me", admin.token).status_code == 200  # the admin's own session goes on
+
+
+@pytest.mark.asyncio
+async def test_an_admin_delete_ends_the_accounts_sockets_on_every_session(api, admin, clients):
+    """Like a block and a self-delete (hooks.user_gone): each of the account's sockets, whichever
+    session it came from, leaves the voice room, gets `account_unavailable` and is disconnected."""
+    owner, (bob,), _sv, voice, _text = voice_setup(api)
+    a = await clients(owner.token, "seed")
+    await a.join(voice["id"])
+    laptop = await clients(bob.token, "desktop")
+    await laptop.join(voice["id"])
+    await a.wait("user-connected")
+    phone = await clients(_login(api, bob), "seed")
+    gone = laptop.sid
+    assert api.delete(f"/admin/users/{bob.id}", admin.token).status_code == 200
+    assert await a.wait("user-disconnected") == gone
+    for c in (laptop, phone):
+        assert (await c.wait("error"))["code"] == "account_unavailable"
+        deadline = time.monotonic() + 5
+        while c.ns in c.sio.namespaces and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert c.ns not in c.sio.namespaces, "the server did not disconnect the socket"
+    assert a.events("error") == []
 
 
 def test_an_ended_session_fails_at_once_in_another_process(tmp_path):
