@@ -159,6 +159,42 @@ def test_an_admin_deleting_the_account_ends_all_its_sessions(api, admin, server)
     assert api.get("/auth/me", admin.token).status_code == 200  # the admin's own session goes on
 
 
+async def _disconnected(c: Client) -> None:
+    deadline = time.monotonic() + 5
+    while c.ns in c.sio.namespaces and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert c.ns not in c.sio.namespaces, "the server did not disconnect the socket"
+
+
+@pytest.mark.asyncio
+async def test_ending_sessions_ends_their_sockets_and_no_others(api, clients):
+    """DELETE /auth/sessions/{id} and logout-others end the sockets of the sessions they end, at
+    once (out of the voice room too), and leave the caller's socket working."""
+    owner, (bob,), _sv, voice, _text = voice_setup(api)
+    a = await clients(owner.token, "seed")
+    await a.join(voice["id"])
+    here = await clients(bob.token, "desktop")
+    tablet = await clients(_login(api, bob), "seed")
+    phone_token = _login(api, bob)
+    phone = await clients(phone_token, "seed")
+    await phone.join(voice["id"])
+    await a.wait("user-connected")
+    r = api.delete(f"/auth/sessions/{_sid(tablet.token)}", bob.token)
+    assert r.status_code == 204, r.text
+    assert (await tablet.wait("error"))["code"] == "session_ended"
+    await _disconnected(tablet)
+    await phone.emit("toggle-mic", False)  # the phone's session goes on
+    assert await a.wait("mic-toggled") == {"socketId": phone.sid, "micToggle": False}
+    r = api.post("/auth/logout-others", bob.token)
+    assert r.status_code == 200 and r.json()["endedSessions"] == 1, r.text  # the phone's
+    assert await a.wait("user-disconnected") == phone.sid
+    assert (await phone.wait("error"))["code"] == "session_ended"
+    await _disconnected(phone)
+    created = await here.join(voice["id"])  # the caller's own socket works on
+    assert {p["socketId"] for p in created["participants"]} == {a.sid, here.sid}
+    assert here.events("error") == [] and a.events("error") == []
+
+
 @pytest.mark.asyncio
 async def test_an_admin_delete_ends_the_accounts_sockets_on_every_session(api, admin, clients):
     """Like a block and a self-delete (hooks.user_gone): each of the account's sockets, whichever
@@ -175,10 +211,7 @@ async def test_an_admin_delete_ends_the_accounts_sockets_on_every_session(api, a
     assert await a.wait("user-disconnected") == gone
     for c in (laptop, phone):
         assert (await c.wait("error"))["code"] == "account_unavailable"
-        deadline = time.monotonic() + 5
-        while c.ns in c.sio.namespaces and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert c.ns not in c.sio.namespaces, "the server did not disconnect the socket"
+        await _disconnected(c)
     assert a.events("error") == []
 
 
