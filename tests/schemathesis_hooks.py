@@ -111,8 +111,9 @@ class ContractAccounts:
 
 
 # The session operations the stateful phase called, one JSON line each, when PV_CONTRACT_TRACE
-# names a file: tests/test_contract.py checks from it that the links ran the chain
-# login -> sessions -> end a session with the login's own token (the run's summary only counts links).
+# names a file: tests/test_contract.py checks from it that the links ran login -> sessions (with
+# the token a login or registration issued) and sessions -> end a session (with the listing
+# token); the run's summary only counts the links covered, it does not name them.
 TRACED = {"/auth/register", "/auth/login"} | LINKED_TOKEN_TARGETS
 
 

@@ -23,8 +23,8 @@ def test_schemathesis_finds_no_failure(server, api, tmp_path):
     assert r.returncode == 0, out
     # Every operation was exercised, the stateful phase ran, and nothing was skipped for errors.
     assert "Selected: " in r.stdout and "Stateful" in r.stdout, out
-    # The stateful phase ran the session links (issue 18): login -> sessions with the token the
-    # login issued, and sessions -> end the newest session listed, with the token that listed it.
+    # The stateful phase ran the session links (issue 18): login -> sessions with the token a login
+    # or registration issued, and sessions -> end the newest session listed, with the listing token.
     trace = tmp_path / "stateful-sessions.jsonl"
     calls = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
     print("\n".join(json.dumps(c) for c in calls))  # shown with -s
