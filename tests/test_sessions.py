@@ -5,6 +5,7 @@ working on its next request once the session ends, in every server process; a pa
 ends the other sessions and keeps the caller's; block and delete end them all."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,18 @@ def test_each_login_and_registration_is_a_listed_session(api, alice):
     # Another account sees only its own.
     other = api.register()
     assert [s["id"] for s in _sessions(api, other.token)] == [_sid(other.token)]
+
+
+def test_a_session_lists_the_address_the_rate_limits_see(api, alice):
+    """Behind a trusted proxy (the test server trusts 127.0.0.1, FORWARDED_ALLOW_IPS) the session's
+    `ip` is the forwarded client address, the one the limits count, not the proxy's."""
+    r = api.post("/auth/login", json={"email": alice.email, "password": alice.password},
+                 headers={"X-Forwarded-For": "203.0.113.77", "User-Agent": "behind-proxy"})
+    assert r.status_code == 200, r.text
+    token = r.json()["token"]
+    by_id = {s["id"]: s for s in _sessions(api, token)}
+    assert by_id[_sid(token)]["ip"] == "203.0.113.77"
+    assert by_id[_sid(alice.token)]["ip"] == "127.0.0.1"  # the registration came without a proxy
 
 
 def test_ending_one_session_stops_its_token_only(api, alice, bob):
@@ -132,6 +145,74 @@ def test_deleting_the_account_ends_its_sessions(api, server):
         left = c.execute(sa.text("SELECT COUNT(*) FROM auth_sessions WHERE user_id = :u"), {"u": acct.id}).scalar()
     assert left == 0
     assert api.get("/auth/me", second).status_code == 401
+
+
+def test_an_admin_deleting_the_account_ends_all_its_sessions(api, admin, server):
+    acct = api.register()
+    tokens = [acct.token, _login(api, acct), _login(api, acct)]
+    assert api.delete(f"/admin/users/{acct.id}", admin.token).status_code == 200
+    with _engine(server).connect() as c:
+        left = c.execute(sa.text("SELECT COUNT(*) FROM auth_sessions WHERE user_id = :u"), {"u": acct.id}).scalar()
+    assert left == 0
+    for token in tokens:
+        assert api.get("/auth/me", token).status_code == 401
+    assert api.get("/auth/me", admin.token).status_code == 200  # the admin's own session goes on
+
+
+async def _disconnected(c: Client) -> None:
+    deadline = time.monotonic() + 5
+    while c.ns in c.sio.namespaces and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert c.ns not in c.sio.namespaces, "the server did not disconnect the socket"
+
+
+@pytest.mark.asyncio
+async def test_ending_sessions_ends_their_sockets_and_no_others(api, clients):
+    """DELETE /auth/sessions/{id} and logout-others end the sockets of the sessions they end, at
+    once (out of the voice room too), and leave the caller's socket working."""
+    owner, (bob,), _sv, voice, _text = voice_setup(api)
+    a = await clients(owner.token, "seed")
+    await a.join(voice["id"])
+    here = await clients(bob.token, "desktop")
+    tablet = await clients(_login(api, bob), "seed")
+    phone_token = _login(api, bob)
+    phone = await clients(phone_token, "seed")
+    await phone.join(voice["id"])
+    await a.wait("user-connected")
+    r = api.delete(f"/auth/sessions/{_sid(tablet.token)}", bob.token)
+    assert r.status_code == 204, r.text
+    assert (await tablet.wait("error"))["code"] == "session_ended"
+    await _disconnected(tablet)
+    await phone.emit("toggle-mic", False)  # the phone's session goes on
+    assert await a.wait("mic-toggled") == {"socketId": phone.sid, "micToggle": False}
+    r = api.post("/auth/logout-others", bob.token)
+    assert r.status_code == 200 and r.json()["endedSessions"] == 1, r.text  # the phone's
+    assert await a.wait("user-disconnected") == phone.sid
+    assert (await phone.wait("error"))["code"] == "session_ended"
+    await _disconnected(phone)
+    created = await here.join(voice["id"])  # the caller's own socket works on
+    assert {p["socketId"] for p in created["participants"]} == {a.sid, here.sid}
+    assert here.events("error") == [] and a.events("error") == []
+
+
+@pytest.mark.asyncio
+async def test_an_admin_delete_ends_the_accounts_sockets_on_every_session(api, admin, clients):
+    """Like a block and a self-delete (hooks.user_gone): each of the account's sockets, whichever
+    session it came from, leaves the voice room, gets `account_unavailable` and is disconnected."""
+    owner, (bob,), _sv, voice, _text = voice_setup(api)
+    a = await clients(owner.token, "seed")
+    await a.join(voice["id"])
+    laptop = await clients(bob.token, "desktop")
+    await laptop.join(voice["id"])
+    await a.wait("user-connected")
+    phone = await clients(_login(api, bob), "seed")
+    gone = laptop.sid
+    assert api.delete(f"/admin/users/{bob.id}", admin.token).status_code == 200
+    assert await a.wait("user-disconnected") == gone
+    for c in (laptop, phone):
+        assert (await c.wait("error"))["code"] == "account_unavailable"
+        await _disconnected(c)
+    assert a.events("error") == []
 
 
 def test_an_ended_session_fails_at_once_in_another_process(tmp_path):

@@ -117,7 +117,6 @@ async function selectServer(id) {
   renderMembers();
 }
 
-// Members with their role badges (`roles`, highest first, in the role's colour).
 // Members with their presence dot and role badges (`roles`, highest first, in the role's colour).
 function renderMembers() {
   const members = state.server ? [...state.server.members] : [];
