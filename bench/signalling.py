@@ -122,11 +122,12 @@ def seed(api: Api) -> tuple[list[str], int]:
     return [owner.token, member.token], cid
 
 
-def start_ours(tmp: Path) -> Target:
-    proc = ServerProcess(database=Database(url=f"sqlite+aiosqlite:///{tmp / 'ours.db'}"), data_dir=tmp / "ours",
+def start_ours(tmp: Path, root: Path = ROOT, name: str = "ours") -> Target:
+    data = tmp / name.replace(" ", "-")
+    proc = ServerProcess(database=Database(url=f"sqlite+aiosqlite:///{data}.db"), data_dir=data, root=root,
                          extra_env={"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0"}).start()
     tokens, cid = seed(Api(proc.base))
-    t = Target("ours", [proc.base], tokens, cid, [proc.proc.pid], [proc.stop])
+    t = Target(name, [proc.base], tokens, cid, [proc.proc.pid], [proc.stop])
     t.logs = [proc.log]
     return t
 
@@ -289,6 +290,9 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--no-cluster", action="store_true", help="skip the two processes + Redis row")
     ap.add_argument("--relay-servers", help="also the tuned bare relay on these ASGI servers (granian)")
     ap.add_argument("--only", help="comma-separated: ours,py,py-tuned,node,cluster")
+    ap.add_argument("--ours-from", action="append", default=[], metavar="TREE",
+                    help="also ours as the checkout TREE has it (a row `ours (TREE's name)`, its rounds "
+                         "alternating with the others): before and after a change in one run")
     args = ap.parse_args(argv)
     if NODE is None or not (JS / "node_modules").is_dir():
         sys.exit("bench/signalling.py needs node and bench/js/node_modules (make bench/js/node_modules)")
@@ -307,6 +311,9 @@ def main(argv: list[str] | None = None) -> str:
             for key, start in starters:
                 if key in only:
                     targets.append(start(tmp))
+            for tree in args.ours_from:
+                path = Path(tree).resolve()
+                targets.insert(0, start_ours(tmp, root=path, name=f"ours ({path.name})"))
             for server in filter(None, (args.relay_servers or "").split(",")):
                 targets.append(start_py_relay(tmp, tuned=True, server=server))
             for i in range(args.rounds):
