@@ -77,8 +77,8 @@ def _writes_like_packet(cls) -> bool:
     `json`: the Packet itself or a subclass that changes only decoding (realtime/validation.py's
     GuardedPacket, the server's packet class: without this its emits took Packet.encode()'s walk
     of the payload, about 7 us per relayed signal)."""
-    return (isinstance(cls, type) and issubclass(cls, sio_packet.Packet) and cls.encode is sio_packet.Packet.encode
-            and cls.json is codec)
+    return (isinstance(cls, type) and issubclass(cls, sio_packet.Packet)
+            and getattr(cls, "encode", None) is sio_packet.Packet.encode and getattr(cls, "json", None) is codec)
 
 
 async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -> None:
