@@ -132,25 +132,29 @@ def start_ours(tmp: Path, root: Path = ROOT, name: str = "ours") -> Target:
     return t
 
 
-def start_cluster(tmp: Path) -> Target:
+def start_cluster(tmp: Path, root: Path = ROOT, name: str = "ours x2") -> Target:
     import redis
 
     # The bench's own Redis database: room ids restart at 1 in each fresh PostgreSQL database, so
     # an earlier run's participant entries would otherwise meet this run's rooms.
-    redis.Redis.from_url(BENCH_REDIS).flushdb()
-    name, url = create_pg_database()
-    database = Database(url=url, pg_name=name)
+    # A second cluster of the same run (--ours-from) gets the next Redis database: its room ids
+    # are the same numbers.
+    base, db = BENCH_REDIS.rsplit("/", 1)
+    bench_redis = BENCH_REDIS if name == "ours x2" else f"{base}/{int(db) + 1}"
+    redis.Redis.from_url(bench_redis).flushdb()
+    pg_name, url = create_pg_database()
+    database = Database(url=url, pg_name=pg_name)
     secret = secrets.token_urlsafe(32)
     # DB_TIMEOUT 10 (default 2): 200 joins at once hold up to 20 pooled PostgreSQL connections per
     # process while the cores are busy with the join fan-out; at 2 s some joins answer an error.
-    env = {"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "REDIS_URL": BENCH_REDIS,
+    env = {"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "REDIS_URL": bench_redis,
            "VOICE_REDIS_CHANNEL": f"pv-bench-{secrets.token_hex(4)}", "DB_TIMEOUT": "10"}
     procs = []
     for i in range(2):  # one after the other: the first runs the migrations
-        procs.append(ServerProcess(database=database, data_dir=tmp / f"cluster{i}", jwt_secret=secret,
-                                   extra_env=env).start())
+        procs.append(ServerProcess(database=database, data_dir=tmp / f"{name.replace(' ', '-')}-{i}",
+                                   jwt_secret=secret, extra_env=env, root=root).start())
     tokens, cid = seed(Api(procs[0].base))
-    t = Target("ours x2", [p.base for p in procs], tokens, cid, [p.proc.pid for p in procs],
+    t = Target(name, [p.base for p in procs], tokens, cid, [p.proc.pid for p in procs],
                [p.stop for p in procs] + [database.drop])
     t.logs = [p.log for p in procs]
     return t
@@ -314,6 +318,8 @@ def main(argv: list[str] | None = None) -> str:
             for tree in args.ours_from:
                 path = Path(tree).resolve()
                 targets.insert(0, start_ours(tmp, root=path, name=f"ours ({path.name})"))
+                if "cluster" in only:
+                    targets.append(start_cluster(tmp, root=path, name=f"ours x2 ({path.name})"))
             for server in filter(None, (args.relay_servers or "").split(",")):
                 targets.append(start_py_relay(tmp, tuned=True, server=server))
             for i in range(args.rounds):
