@@ -52,6 +52,8 @@ JS = ROOT / "bench" / "js"
 NODE = shutil.which("node")
 TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_REDIS = os.environ.get("PV_BENCH_REDIS", "redis://127.0.0.1:6379/11")  # flushed by the cluster row
+# Flushed by the --ours-from cluster row (the tests use databases 0 and 12-14).
+BENCH_REDIS_2 = os.environ.get("PV_BENCH_REDIS_2", "redis://127.0.0.1:6379/15")
 
 
 def _children() -> dict[int, list[int]]:
@@ -137,10 +139,9 @@ def start_cluster(tmp: Path, root: Path = ROOT, name: str = "ours x2") -> Target
 
     # The bench's own Redis database: room ids restart at 1 in each fresh PostgreSQL database, so
     # an earlier run's participant entries would otherwise meet this run's rooms.
-    # A second cluster of the same run (--ours-from) gets the next Redis database: its room ids
+    # A second cluster of the same run (--ours-from) gets a Redis database of its own: its room ids
     # are the same numbers.
-    base, db = BENCH_REDIS.rsplit("/", 1)
-    bench_redis = BENCH_REDIS if name == "ours x2" else f"{base}/{int(db) + 1}"
+    bench_redis = BENCH_REDIS if name == "ours x2" else BENCH_REDIS_2
     redis.Redis.from_url(bench_redis).flushdb()
     pg_name, url = create_pg_database()
     database = Database(url=url, pg_name=pg_name)
