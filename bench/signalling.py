@@ -52,6 +52,8 @@ JS = ROOT / "bench" / "js"
 NODE = shutil.which("node")
 TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_REDIS = os.environ.get("PV_BENCH_REDIS", "redis://127.0.0.1:6379/11")  # flushed by the cluster row
+# Flushed by the --ours-from cluster row (the tests use databases 0 and 12-14).
+BENCH_REDIS_2 = os.environ.get("PV_BENCH_REDIS_2", "redis://127.0.0.1:6379/15")
 
 
 def _children() -> dict[int, list[int]]:
@@ -122,34 +124,38 @@ def seed(api: Api) -> tuple[list[str], int]:
     return [owner.token, member.token], cid
 
 
-def start_ours(tmp: Path) -> Target:
-    proc = ServerProcess(database=Database(url=f"sqlite+aiosqlite:///{tmp / 'ours.db'}"), data_dir=tmp / "ours",
+def start_ours(tmp: Path, root: Path = ROOT, name: str = "ours") -> Target:
+    data = tmp / name.replace(" ", "-")
+    proc = ServerProcess(database=Database(url=f"sqlite+aiosqlite:///{data}.db"), data_dir=data, root=root,
                          extra_env={"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0"}).start()
     tokens, cid = seed(Api(proc.base))
-    t = Target("ours", [proc.base], tokens, cid, [proc.proc.pid], [proc.stop])
+    t = Target(name, [proc.base], tokens, cid, [proc.proc.pid], [proc.stop])
     t.logs = [proc.log]
     return t
 
 
-def start_cluster(tmp: Path) -> Target:
+def start_cluster(tmp: Path, root: Path = ROOT, name: str = "ours x2") -> Target:
     import redis
 
     # The bench's own Redis database: room ids restart at 1 in each fresh PostgreSQL database, so
     # an earlier run's participant entries would otherwise meet this run's rooms.
-    redis.Redis.from_url(BENCH_REDIS).flushdb()
-    name, url = create_pg_database()
-    database = Database(url=url, pg_name=name)
+    # A second cluster of the same run (--ours-from) gets a Redis database of its own: its room ids
+    # are the same numbers.
+    bench_redis = BENCH_REDIS if name == "ours x2" else BENCH_REDIS_2
+    redis.Redis.from_url(bench_redis).flushdb()
+    pg_name, url = create_pg_database()
+    database = Database(url=url, pg_name=pg_name)
     secret = secrets.token_urlsafe(32)
     # DB_TIMEOUT 10 (default 2): 200 joins at once hold up to 20 pooled PostgreSQL connections per
     # process while the cores are busy with the join fan-out; at 2 s some joins answer an error.
-    env = {"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "REDIS_URL": BENCH_REDIS,
+    env = {"VALIDATE_RESPONSES": "0", "RATE_LIMITS_ENABLED": "0", "REDIS_URL": bench_redis,
            "VOICE_REDIS_CHANNEL": f"pv-bench-{secrets.token_hex(4)}", "DB_TIMEOUT": "10"}
     procs = []
     for i in range(2):  # one after the other: the first runs the migrations
-        procs.append(ServerProcess(database=database, data_dir=tmp / f"cluster{i}", jwt_secret=secret,
-                                   extra_env=env).start())
+        procs.append(ServerProcess(database=database, data_dir=tmp / f"{name.replace(' ', '-')}-{i}",
+                                   jwt_secret=secret, extra_env=env, root=root).start())
     tokens, cid = seed(Api(procs[0].base))
-    t = Target("ours x2", [p.base for p in procs], tokens, cid, [p.proc.pid for p in procs],
+    t = Target(name, [p.base for p in procs], tokens, cid, [p.proc.pid for p in procs],
                [p.stop for p in procs] + [database.drop])
     t.logs = [p.log for p in procs]
     return t
@@ -289,6 +295,9 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--no-cluster", action="store_true", help="skip the two processes + Redis row")
     ap.add_argument("--relay-servers", help="also the tuned bare relay on these ASGI servers (granian)")
     ap.add_argument("--only", help="comma-separated: ours,py,py-tuned,node,cluster")
+    ap.add_argument("--ours-from", action="append", default=[], metavar="TREE",
+                    help="also ours as the checkout TREE has it (a row `ours (TREE's name)`, its rounds "
+                         "alternating with the others): before and after a change in one run")
     args = ap.parse_args(argv)
     if NODE is None or not (JS / "node_modules").is_dir():
         sys.exit("bench/signalling.py needs node and bench/js/node_modules (make bench/js/node_modules)")
@@ -307,6 +316,11 @@ def main(argv: list[str] | None = None) -> str:
             for key, start in starters:
                 if key in only:
                     targets.append(start(tmp))
+            for tree in args.ours_from:
+                path = Path(tree).resolve()
+                targets.insert(0, start_ours(tmp, root=path, name=f"ours ({path.name})"))
+                if "cluster" in only:
+                    targets.append(start_cluster(tmp, root=path, name=f"ours x2 ({path.name})"))
             for server in filter(None, (args.relay_servers or "").split(",")):
                 targets.append(start_py_relay(tmp, tuned=True, server=server))
             for i in range(args.rounds):

@@ -30,6 +30,7 @@ import asyncio
 import logging
 from typing import Any
 
+import orjson
 import socketio
 
 from core.observability import CLUSTER_MESSAGES
@@ -184,13 +185,19 @@ class ClusterManager(socketio.AsyncRedisManager):
             data = list(data)
         else:
             data = [data]
-        if socketio.packet.Packet.data_is_binary(data):  # not used by this app: the shared way
-            await super().emit(event, data[0] if len(data) == 1 else tuple(data), namespace=namespace,
-                               room=room, skip_sid=skip_sid)
-            return
         message = {"method": "emit", "event": event, "data": data, "binary": False, "namespace": namespace,
                    "room": room, "skip_sid": skip_sid, "callback": None, "host_id": self.host_id}
-        await self._publish(message, channel=f"{self.channel}#{host}")
+        try:
+            # orjson refuses bytes: a payload it encodes has no binary parts, found without
+            # walking it first (a walk per signal that crosses processes).
+            text: str | None = orjson.dumps(message).decode()
+        except TypeError:
+            text = None
+            if socketio.packet.Packet.data_is_binary(data):  # not used by this app: the shared way
+                await super().emit(event, data[0] if len(data) == 1 else tuple(data), namespace=namespace,
+                                   room=room, skip_sid=skip_sid)
+                return
+        await self._publish(message, channel=f"{self.channel}#{host}", text=text)
 
     async def can_disconnect(self, sid, namespace):
         if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
@@ -203,11 +210,11 @@ class ClusterManager(socketio.AsyncRedisManager):
         return await super().can_disconnect(sid, namespace)
 
     # Redis ------------------------------------------------------------------------------
-    async def _publish(self, data, channel: str | None = None):
+    async def _publish(self, data, channel: str | None = None, text: str | None = None):
         channel = channel or self.channel
         for retries_left in range(1, -1, -1):  # two attempts, as python-socketio's own
             try:
-                return await self._r().publish(channel, self.json.dumps(data))
+                return await self._r().publish(channel, self.json.dumps(data) if text is None else text)
             except Exception as exc:
                 self.connected = False
                 if retries_left == 0:

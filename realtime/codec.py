@@ -24,6 +24,14 @@ def dumps(obj, *args, **kwargs) -> str:
         return _std.dumps(obj, *args, **kwargs)
 
 
+def size(obj) -> int:
+    """Bytes of dumps(obj) in UTF-8, as it goes on the wire (without decoding orjson's bytes)."""
+    try:
+        return len(orjson.dumps(obj))
+    except TypeError:
+        return len(dumps(obj).encode())
+
+
 def loads(s, *args, **kwargs):
     try:
         return orjson.loads(s)

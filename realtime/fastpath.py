@@ -18,6 +18,11 @@ that never blocks. Here:
   directly on the websocket when the socket's writer task has nothing queued (`_send`): no task
   switch between the sender's handler and the write. Measured with py-spy under the benchmark,
   these took the bare relay from about 250 to about 210 us of CPU per relayed signal.
+- `_sio_message`: the websocket loop hands a message to Socket.IO's usual case directly (an EVENT
+  without ack id for a coroutine handler of that exact name: the lookup, connection check and
+  log lines of _handle_event/_trigger_event without their three coroutines and inspect call), and
+  `fast_emit` hands each packet to the recipient's engine.io socket itself (Socket.IO's
+  _send_eio_packet and engine.io's send_packet inline, with the same warning for a gone socket).
 
 They replace engine.io internals, so they apply only to the releases they were read from
 (PATCHED, pinned exactly in pyproject.toml); any other release runs unpatched, correct and
@@ -27,11 +32,14 @@ exchange with them off; `make test-plain` the whole suite).
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import inspect
 import logging
 
+import engineio
 import orjson
+import socketio
 from engineio import async_socket, exceptions
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -44,6 +52,9 @@ PATCHED = {"python-engineio": "4.15.1", "python-socketio": "5.18.1"}
 _original = {"poll": async_socket.AsyncSocket.poll, "send": async_socket.AsyncSocket.send,
              "_websocket_handler": async_socket.AsyncSocket._websocket_handler}
 _enabled = False
+_SIO_SEND_EIO_PACKET = socketio.AsyncServer._send_eio_packet
+_EIO_SEND_PACKET = engineio.AsyncServer.send_packet
+_SIO_HANDLE_EIO_MESSAGE = socketio.AsyncServer._handle_eio_message
 
 
 def enabled() -> bool:
@@ -72,6 +83,15 @@ def install(on: bool = True) -> bool:
     return on
 
 
+def _writes_like_packet(cls) -> bool:
+    """True when `cls` encodes an EVENT packet as python-socketio's Packet does with orjson as its
+    `json`: the Packet itself or a subclass that changes only decoding (realtime/validation.py's
+    GuardedPacket, the server's packet class: without this its emits took Packet.encode()'s walk
+    of the payload, about 4 us of CPU per relayed signal)."""
+    return (isinstance(cls, type) and issubclass(cls, sio_packet.Packet)
+            and getattr(cls, "encode", None) is sio_packet.Packet.encode and getattr(cls, "json", None) is codec)
+
+
 async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -> None:
     """AsyncManager.emit without a callback, with no task per recipient."""
     if namespace not in manager.rooms:
@@ -85,7 +105,7 @@ async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -
     if not isinstance(skip_sid, list):
         skip_sid = [skip_sid]
     encoded = None
-    if manager.server.packet_class is sio_packet.Packet and sio_packet.Packet.json is codec:
+    if _writes_like_packet(manager.server.packet_class):
         # The EVENT packet's text as Packet.encode() writes it, without its walk of the whole
         # payload looking for bytes: orjson refuses bytes (TypeError), and then the packet class
         # does it its own way (binary attachments).
@@ -100,11 +120,60 @@ async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -
         if not isinstance(encoded, list):
             encoded = [encoded]
     pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
-    send = manager.server._send_eio_packet
+    server = manager.server
+    eio = server.eio
+    if type(server)._send_eio_packet is not _SIO_SEND_EIO_PACKET or type(eio).send_packet is not _EIO_SEND_PACKET:
+        send = server._send_eio_packet
+        for sid, eio_sid in list(manager.get_participants(namespace, room)):
+            if sid not in skip_sid:
+                for p in pkts:
+                    await send(eio_sid, p)
+        return
+    # Socket.IO's _send_eio_packet and engine.io's send_packet inline (two coroutines less per
+    # recipient): the recipient's socket, or the same warning when it is gone.
     for sid, eio_sid in list(manager.get_participants(namespace, room)):
         if sid not in skip_sid:
             for p in pkts:
-                await send(eio_sid, p)
+                try:
+                    socket = eio._get_socket(eio_sid)
+                except KeyError:
+                    eio.logger.warning('Cannot send to sid %s', eio_sid)
+                    continue
+                await socket.send(p)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_coroutine_function(handler) -> bool:
+    return inspect.iscoroutinefunction(handler)
+
+
+async def _sio_message(server, eio_sid, data) -> None:
+    """python-socketio's AsyncServer._handle_eio_message for a websocket message, with its usual
+    case, an EVENT without ack id for which the namespace has a coroutine handler of that exact
+    name (not a reserved event), dispatched as _handle_event -> _handle_event_internal ->
+    _trigger_event do (the same lookup, connection check and log lines) without their three
+    coroutines and per-event inspect call. Anything else is handed to _handle_eio_message."""
+    if eio_sid not in server._binary_packet:
+        pkt = server.packet_class(encoded_packet=data)
+        args = pkt.data
+        if pkt.packet_type == sio_packet.EVENT and pkt.id is None and type(args) is list and args:
+            namespace = pkt.namespace or '/'
+            event = args[0]
+            handlers = server.handlers.get(namespace)
+            handler = handlers.get(event) if handlers is not None and type(event) is str else None
+            if handler is not None and event not in server.reserved_events and _is_coroutine_function(handler):
+                manager = server.manager
+                sid = manager.sid_from_eio_sid(eio_sid, namespace)
+                server.logger.info('received event "%s" from %s [%s]', event, sid, namespace)
+                if not manager.is_connected(sid, namespace):
+                    server.logger.warning('%s is not connected to namespace %s', sid, namespace)
+                    return
+                try:
+                    await handler(sid, *args[1:])
+                except asyncio.CancelledError:  # pragma: no cover (as _trigger_event)
+                    pass
+                return
+    await server._handle_eio_message(eio_sid, data)  # (decodes again: rare packets only)
 
 
 async def _poll(self):
@@ -221,6 +290,8 @@ async def _websocket_handler(self, ws):
     on_message = self.server.handlers.get('message')
     if self.server.async_handlers or not inspect.iscoroutinefunction(on_message):
         on_message = None  # the original dispatch (a task per message, or a plain function)
+    elif getattr(on_message, "__func__", None) is _SIO_HANDLE_EIO_MESSAGE and not on_message.__self__.async_handlers:
+        on_message = functools.partial(_sio_message, on_message.__self__)  # Socket.IO's, its usual case inline
     watchdog = _Watchdog(self.server.ping_interval + self.server.ping_timeout)
     loop = watchdog.loop
     try:

@@ -96,6 +96,12 @@ class MemoryStore:
             self.rooms.pop(current, None)
         return entry
 
+    def known(self, sid: str, peer: str) -> list[tuple[int, str] | None] | None:
+        """locate(sid, peer) when it needs no I/O (here: always), else None."""
+        socks, rooms = self.socks, self.rooms
+        a, b = socks.get(sid), socks.get(peer)
+        return [None if a is None else (a, rooms[a][sid]["ns"]), None if b is None else (b, rooms[b][peer]["ns"])]
+
     async def locate(self, *sids: str) -> list[tuple[int, str] | None]:
         """(cid, ns) of each socket's room, or None."""
         out: list[tuple[int, str] | None] = []
@@ -312,6 +318,13 @@ class RedisStore:
                 cid, ns, _owner = v.split(" ", 2)
                 out.append((int(cid), ns))
         return out
+
+    def known(self, sid: str, peer: str) -> list[tuple[int, str] | None] | None:
+        """locate(sid, peer) when this process's memory has both, else None (then locate reads Redis)."""
+        where = self.where
+        if sid in where and peer in where:
+            return [where[sid], where[peer]]
+        return None
 
     async def locate(self, *sids: str) -> list[tuple[int, str] | None]:
         """(cid, ns) of each socket's room, or None: from this process's memory when it knows."""

@@ -54,7 +54,38 @@ class GuardedPacket(packet.Packet):  # type: ignore[misc]  # (python-socketio pu
     _FROM_CLIENTS = (packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK,
                      packet.BINARY_EVENT, packet.BINARY_ACK)
 
+    def __init__(self, packet_type: int = packet.EVENT, data: Any = None, namespace: str | None = None,
+                 id: int | None = None, binary: bool | None = None, encoded_packet: Any = None) -> None:
+        if encoded_packet and data is None and binary is None:
+            # A received packet: Packet.__init__ would first look for bytes in its (empty) data.
+            self.packet_type, self.data, self.namespace, self.id = packet_type, None, namespace, id
+            self.attachments: list[Any] = []
+            self.attachment_count = self.decode(encoded_packet) or 0
+            return
+        super().__init__(packet_type, data, namespace, id, binary, encoded_packet)
+
     def decode(self, encoded_packet: Any) -> int:
+        ep = encoded_packet
+        if type(ep) is str and ep[:1] == "2":
+            # The usual client packet, an EVENT without ack id or attachments ("2[...]" or
+            # "2/ns,[...]"), read as Packet.decode reads it but without its scans and copies of
+            # the whole text; anything else takes Packet.decode.
+            body = namespace = None
+            if ep[1:2] == "[":
+                body = ep[1:]
+            elif ep[1:2] == "/" and (sep := ep.find(",")) != -1 and ep[sep + 1:sep + 2] == "[" \
+                    and "?" not in (namespace := ep[1:sep]):
+                body = ep[sep + 1:]
+            if body is not None:
+                self.packet_type, self.namespace = packet.EVENT, namespace
+                try:
+                    self.data = self.json.loads(body)
+                except (ValueError, RecursionError, TypeError):
+                    log.debug("socket packet could not be decoded", exc_info=True)
+                    return self._unreadable()
+                if not (isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
+                    return self._unreadable()
+                return 0
         try:
             count = super().decode(encoded_packet)
         except (ValueError, RecursionError, TypeError):
@@ -126,6 +157,43 @@ def _walk(value: Any, depth: int = 0, budget: int = MAX_NODES) -> int:
     elif not (value is None or t is bool):
         raise Malformed("Events carry JSON only (no binary attachments)")
     return budget
+
+
+def _plainly_small(payload: dict[str, Any]) -> bool:
+    """True when `payload` certainly passes _walk: an object nesting at most two levels of ASCII
+    strings without NUL, 64-bit integers, booleans and nulls, at most 16 keys per object (so at
+    most 546 values and keys, under MAX_NODES): a signal's payload. Only a shortcut to accept:
+    anything else, acceptable or not, is walked."""
+    if len(payload) > 16:
+        return False
+    for key, value in payload.items():
+        t = type(value)
+        if t is str:
+            if not (value.isascii() and "\x00" not in value):
+                return False
+        elif t is dict:
+            if len(value) > 16:
+                return False
+            for k, v in value.items():
+                t = type(v)
+                if t is str:
+                    if not (v.isascii() and "\x00" not in v):
+                        return False
+                elif t is int:
+                    if not -2**63 <= v < 2**63:
+                        return False
+                elif not (v is None or t is bool):
+                    return False
+                if not (k.isascii() and "\x00" not in k):
+                    return False
+        elif t is int:
+            if not -2**63 <= value < 2**63:
+                return False
+        elif not (value is None or t is bool):
+            return False
+        if not (key.isascii() and "\x00" not in key):
+            return False
+    return True
 
 
 def _resolve(doc: dict[str, Any], ref: str) -> Any:
@@ -248,7 +316,9 @@ def check_event(event: str | None, args: tuple[Any, ...]) -> list[Any]:
     out = list(args)
     while out and out[-1] is None:
         out.pop()
-    _walk(out)
+    # One object argument (a signal's): checked in one pass when plainly small (see _plainly_small).
+    if not (len(out) == 1 and type(out[0]) is dict and _plainly_small(out[0])):
+        _walk(out)
     rule = RULES.get(event) if event is not None else None
     if rule is not None and event is not None:
         rule.check(event, out)

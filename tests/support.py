@@ -80,6 +80,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     extra_env: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    root: Path = ROOT  # the tree whose code runs (bench/signalling.py --ours-from compares two)
 
     @property
     def base(self) -> str:
@@ -108,7 +109,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"server-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "projectvoice", "run"], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "projectvoice", "run"], cwd=self.root,
                                      env=self.env(), stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

@@ -294,6 +294,17 @@ def malformed_cases(voice_id: int, text_id: int, peer: str) -> list[tuple[str | 
         ("join-room", f'{voice_id},"tok\\ud800en"', "malformed_event"),
         ("signal", '{"to":"' + peer + '","type":"offer","sdp":"v=0\\udc00"}', "malformed_event"),
         ("subscribe-channel", f'"{text_id}\\u0000"', "malformed_event"),
+        # a signal otherwise well formed (realtime/validation.py's one-pass check of small objects
+        # must leave each of these to the full walk): NUL in an extra key or its value, a lone
+        # surrogate in a candidate's key, an integer past 64 bits, too many values in all
+        ("signal", '{"to":"' + peer + '","type":"offer","sdp":"v=0","x\\u0000":1}', "malformed_event"),
+        ("signal", '{"to":"' + peer + '","type":"offer","sdp":"v=0","x":"a\\u0000"}', "malformed_event"),
+        ("signal", '{"to":"' + peer + '","type":"candidate","candidate":{"candidate":"c","\\ud800":1}}',
+         "malformed_event"),
+        ("signal", '{"to":"' + peer + '","type":"candidate","candidate":{"sdpMLineIndex":1' + "0" * 25 + "}}",
+         "malformed_event"),
+        ("signal", json.dumps({"to": peer, "type": "offer", "sdp": "v=0",
+                               **{f"k{i}": {f"v{j}": j for j in range(30)} for i in range(27)}}), "malformed_event"),
         # numbers no event takes
         ("join-room", "NaN", "malformed_event"),
         ("join-room", "1" + "0" * 30, "malformed_event"),
