@@ -12,7 +12,7 @@ from __future__ import annotations
 from generated import rest
 from models import views
 from models.permissions import PRESET_RANK
-from models.storage import accounts, members, roles
+from models.storage import accounts, members, roles, rows
 from models.tables import Role, Server, ServerMember
 from core.errors import BadRequest, Forbidden, NotFound
 
@@ -100,7 +100,7 @@ async def join(s, server_id: int, user_id: int, role: str = "member") -> ServerM
     return await members.insert(s, server_id, user_id, role, preset.id if preset else None)
 
 
-async def add(s, server_id: int, user_id: int, role: str = "member") -> ServerMember:
+async def add(s, server_id: int, user_id: int, role: str = "member") -> rows.Returned:
     """join(), with 400 `already_member` for a member (the transaction is not spoiled)."""
     if await members.is_banned(s, server_id, user_id):
         raise Forbidden("This user is banned from the server", "banned")
