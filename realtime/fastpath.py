@@ -31,7 +31,10 @@ import importlib.metadata
 import inspect
 import logging
 
+from typing import Any
+
 import orjson
+import socketio
 from engineio import async_socket, exceptions
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -72,7 +75,8 @@ def install(on: bool = True) -> bool:
     return on
 
 
-async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -> None:
+async def fast_emit(manager: socketio.AsyncManager, event: str, data: Any, namespace: str | None, room: Any = None,
+                    skip_sid: Any = None) -> None:
     """AsyncManager.emit without a callback, with no task per recipient."""
     if namespace not in manager.rooms:
         return
@@ -107,7 +111,7 @@ async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -
                 await send(eio_sid, p)
 
 
-async def _poll(self):
+async def _poll(self: async_socket.AsyncSocket) -> list[eio_packet.Packet]:
     """AsyncSocket.poll with a timer instead of a wait_for task."""
     try:
         async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
@@ -162,7 +166,7 @@ class _Watchdog:
         self.handle.cancel()
 
 
-async def _send(self, pkt):
+async def _send(self: async_socket.AsyncSocket, pkt: eio_packet.Packet) -> None:
     """AsyncSocket.send; to a websocket whose writer has nothing queued, the packet is written
     at once instead of waking the writer task (one task switch less per packet). The writer and
     these direct writes share a lock, so packets still leave in the order they were sent."""
@@ -182,7 +186,7 @@ async def _send(self, pkt):
                             pkt.data if not isinstance(pkt.data, bytes) else '<binary>')
 
 
-async def _websocket_handler(self, ws):
+async def _websocket_handler(self: async_socket.AsyncSocket, ws: Any) -> Any:
     """AsyncSocket._websocket_handler of python-engineio 4.15.1, with the same timeouts and
     endings, and less work per message: the read loop's timeout is a _Watchdog (no task, no timer
     per message), a message goes straight to the server's `message` handler, packets are written
@@ -197,7 +201,7 @@ async def _websocket_handler(self, ws):
     lock = self._pv_lock = asyncio.Lock()
     queue = self.queue
 
-    async def writer():
+    async def writer() -> None:
         while True:
             packets = [await queue.get()]
             queue.task_done()

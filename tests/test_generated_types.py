@@ -20,11 +20,7 @@ NOT_YET_TYPED = {
         "InviteCreated", "InviteAccepted",  # handlers/invites.py
         "FriendRequestCreated", "FriendRequests",  # handlers/friends.py
     },
-    "events": {
-        # realtime/voice.py and realtime/presence.py build these inline in their emit calls
-        "Created", "UserConnected", "UserDisconnected", "MicToggled", "SocketError", "ChannelRef",
-        "PresenceUpdated", "SignalRelay",
-    },
+    "events": set(),
 }
 
 
