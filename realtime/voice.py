@@ -25,11 +25,10 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
-
-from typing_extensions import TypedDict, Unpack
 from urllib.parse import parse_qs
 
 import socketio
+from typing_extensions import TypedDict, Unpack
 
 from core.errors import ApiError, Forbidden, NotFound, Unauthorized
 from core.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
