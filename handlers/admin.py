@@ -12,6 +12,8 @@ from collections import deque
 from datetime import datetime, timedelta, UTC
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from core.errors import BadRequest, Forbidden, NotFound
 from core.observability import REQUESTS
 from generated import rest
@@ -77,7 +79,7 @@ _STARTED = time.time()
 
 
 # ---------------------------------------------------------------- who asks
-async def _require_staff(s, user: int) -> User:
+async def _require_staff(s: AsyncSession, user: int) -> User:
     """The caller, when they hold the global moderator or admin role; else 403."""
     me = await users.get(s, user)
     if me is None or not is_global_moderator(me):
@@ -85,7 +87,7 @@ async def _require_staff(s, user: int) -> User:
     return me
 
 
-async def _require_admin(s, user: int) -> User:
+async def _require_admin(s: AsyncSession, user: int) -> User:
     """The caller, when they hold the global admin role; else 403."""
     me = await users.get(s, user)
     if me is None or me.role != "admin":
@@ -99,7 +101,7 @@ def _active(status: str | None) -> bool | None:
 
 
 # ---------------------------------------------------------------- stats
-async def stats(user: int):
+async def stats(user: int) -> tuple[rest.AdminStats, int]:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     async with db.session() as s:
         await _require_admin(s, user)
@@ -119,7 +121,7 @@ async def stats(user: int):
 
 # ---------------------------------------------------------------- users
 async def list_users(user: int, page: int = 1, limit: int = 20, search: str | None = None,
-                     role: str | None = None, status: str | None = None):
+                     role: str | None = None, status: str | None = None) -> tuple[rest.AdminUserPage, int]:
     async with db.session() as s:
         await _require_staff(s, user)
         total, found = await admin.users_page(s, (page - 1) * limit, limit, search=search, role=role,
@@ -129,7 +131,7 @@ async def list_users(user: int, page: int = 1, limit: int = 20, search: str | No
     return views.page_view("users", items, total, page, limit), 200
 
 
-async def get_user(user: int, id: int):
+async def get_user(user: int, id: int) -> tuple[rest.User, int]:
     async with db.session() as s:
         await _require_staff(s, user)
         target = await users.get(s, id)
@@ -138,7 +140,7 @@ async def get_user(user: int, id: int):
     return views.admin_user_view(target, await statuses(user, [id])), 200
 
 
-async def update_user(user: int, id: int, body: dict):
+async def update_user(user: int, id: int, body: dict[str, Any]) -> tuple[rest.User, int]:
     role = body.get("role")
     is_active = body.get("isActive")
     if role is None and is_active is None:
@@ -150,7 +152,7 @@ async def update_user(user: int, id: int, body: dict):
             raise NotFound("User not found", "user_not_found")
         if id == user and ((role is not None and role != "admin") or is_active is False):
             raise BadRequest("You cannot demote or block yourself", "cannot_modify_self")
-        changes: dict = {}
+        changes: dict[str, Any] = {}
         if role is not None and role != target.role:
             changes["role"] = [target.role, role]
         if is_active is not None and is_active != target.is_active:
@@ -172,7 +174,7 @@ async def update_user(user: int, id: int, body: dict):
     return views.admin_user_view(target, await statuses(user, [id])), 200
 
 
-async def delete_user(user: int, id: int):
+async def delete_user(user: int, id: int) -> tuple[rest.MessageResponse, int]:
     async with db.session() as s:
         await _require_admin(s, user)
         if id == user:
@@ -195,7 +197,7 @@ async def delete_user(user: int, id: int):
 
 
 # ---------------------------------------------------------------- servers
-async def _server_out(s, server_id: int) -> rest.AdminServer:
+async def _server_out(s: AsyncSession, server_id: int) -> rest.AdminServer:
     """The admin view of a server changed in this transaction, re-read with its member count."""
     found = await admin.server_with_member_count(s, server_id)
     if found is None:
@@ -206,7 +208,7 @@ async def _server_out(s, server_id: int) -> rest.AdminServer:
 
 
 async def list_servers(user: int, page: int = 1, limit: int = 20, search: str | None = None,
-                       status: str | None = None):
+                       status: str | None = None) -> tuple[rest.AdminServerPage, int]:
     async with db.session() as s:
         await _require_staff(s, user)
         total, rows = await admin.servers_page(s, (page - 1) * limit, limit, search=search,
@@ -217,7 +219,7 @@ async def list_servers(user: int, page: int = 1, limit: int = 20, search: str | 
     return views.page_view("servers", items, total, page, limit), 200
 
 
-async def get_server(user: int, id: int):
+async def get_server(user: int, id: int) -> tuple[rest.AdminServerDetail, int]:
     async with db.session() as s:
         await _require_staff(s, user)
         server = await admin.get_server(s, id)
@@ -227,7 +229,7 @@ async def get_server(user: int, id: int):
     return views.admin_server_detail_view(detail), 200
 
 
-async def block_server(user: int, id: int, body: dict):
+async def block_server(user: int, id: int, body: dict[str, Any]) -> tuple[rest.AdminServer, int]:
     reason = (body.get("reason") or "").strip()
     if len(reason) < 3:
         raise BadRequest("reason must be at least 3 characters", "validation_error")
@@ -243,7 +245,7 @@ async def block_server(user: int, id: int, body: dict):
     return out, 200
 
 
-async def unblock_server(user: int, id: int, body: dict | None = None):
+async def unblock_server(user: int, id: int, body: dict[str, Any] | None = None) -> tuple[rest.AdminServer, int]:
     async with db.session() as s:
         await _require_admin(s, user)
         server = await admin.get_server(s, id)
@@ -257,7 +259,7 @@ async def unblock_server(user: int, id: int, body: dict | None = None):
     return out, 200
 
 
-async def delete_server(user: int, id: int):
+async def delete_server(user: int, id: int) -> tuple[rest.MessageResponse, int]:
     """Like the owner's delete: channels, messages, members, roles, invites and bans cascade."""
     async with db.session() as s:
         await _require_admin(s, user)
@@ -280,7 +282,7 @@ def _ago(dt: datetime) -> str:
 
 
 async def logs(user: int, action: str | None = None, actorId: int | None = None, page: int = 1,
-               limit: int = 50):
+               limit: int = 50) -> tuple[rest.AdminLogs, int]:
     day_ago = utcnow() - timedelta(days=1)
     async with db.session() as s:
         await _require_admin(s, user)

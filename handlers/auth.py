@@ -1,10 +1,15 @@
 """Accounts: register, login, me, the desktop client's account edits, and sessions."""
 from __future__ import annotations
 
-from connexion.context import scope
+from typing import Any
 
+from connexion.context import scope
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from generated import rest
 from models import db, views
 from models.storage import accounts, sessions
+from models.tables import AuthSession, User, stored_id
 from models import auth
 from core import textcheck
 from core.errors import BadRequest, Forbidden, NotFound
@@ -24,7 +29,7 @@ def _client() -> tuple[str | None, str | None]:
     return agent, (client[0] if client else None)
 
 
-async def _new_session(s, user, password_hash: str | None):
+async def _new_session(s: AsyncSession, user: views.Row, password_hash: str | None) -> tuple[AuthSession, User]:
     """A session for the account, unless it changed since the password was verified: deleted
     (404), blocked (403) or its password changed (400, the password given is no longer it)."""
     agent, ip = _client()
@@ -38,18 +43,18 @@ async def _new_session(s, user, password_hash: str | None):
     return session, locked
 
 
-async def register(body: dict):
+async def register(body: dict[str, Any]) -> tuple[rest.AuthResponse, int]:
     username = textcheck.username(body["username"])
     password_hash = await auth.hash_password(body["password"])
     async with db.session() as s:
-        user = await auth.create_user(s, username, body["email"], password_hash)
+        user: views.Row = await auth.create_user(s, username, body["email"], password_hash)  # (then the locked User)
         if user is None:
             raise BadRequest("User already exists (username or email taken)", "user_exists")
         session, user = await _new_session(s, user, None)
-    return views.auth_answer(auth.issue_token(user, session.id), user, session.id), 201
+    return views.auth_answer(auth.issue_token(user, stored_id(session)), user, stored_id(session)), 201
 
 
-async def login(body: dict):
+async def login(body: dict[str, Any]) -> tuple[rest.AuthResponse, int]:
     async with db.session() as s:
         user = await auth.find_by_email(s, body["email"])
     if user is None:
@@ -64,12 +69,12 @@ async def login(body: dict):
         # Made only if the password verified is still the account's and it is still active.
         session, user = await _new_session(s, user, user.password_hash)
         if new_hash is not None:
-            await accounts.replace_password(s, user.id, None, new_hash, touch=False)
-    return views.auth_answer(auth.issue_token(user, session.id), user, session.id,
-                             await statuses(user.id, [user.id])), 200
+            await accounts.replace_password(s, stored_id(user), None, new_hash, touch=False)
+    return views.auth_answer(auth.issue_token(user, stored_id(session)), user, stored_id(session),
+                             await statuses(stored_id(user), [stored_id(user)])), 200
 
 
-async def me(user: int):
+async def me(user: int) -> tuple[rest.User, int]:
     async with db.session() as s:
         u = await accounts.get(s, user)
     if u is None:
@@ -82,10 +87,10 @@ def _only_self(user: int, target: int) -> None:
         raise Forbidden("You can only change your own account", "not_your_account")
 
 
-async def update_account(user: int, id: int, body: dict | None = None):
+async def update_account(user: int, id: int, body: dict[str, Any] | None = None) -> tuple[rest.User, int]:
     _only_self(user, id)
     body = body or {}
-    values: dict = {}
+    values: dict[str, Any] = {}
     if body.get("username") is not None:
         values["username"] = textcheck.username(body["username"])
     if body.get("email") is not None:
@@ -99,7 +104,8 @@ async def update_account(user: int, id: int, body: dict | None = None):
     return views.user_private(u, await statuses(user, [user])), 200
 
 
-async def change_password(user: int, id: int, body: dict, token_info: dict):
+async def change_password(user: int, id: int, body: dict[str, Any],
+                          token_info: dict[str, Any]) -> tuple[rest.PasswordChanged, int]:
     """Keeps the caller's session (its token keeps working) and ends every other one."""
     _only_self(user, id)
     async with db.session() as s:
@@ -124,13 +130,13 @@ async def change_password(user: int, id: int, body: dict, token_info: dict):
 
 # ---------------------------------------------------------------- sessions
 
-async def list_sessions(user: int, token_info: dict):
+async def list_sessions(user: int, token_info: dict[str, Any]) -> tuple[list[rest.Session], int]:
     async with db.session() as s:
         rows = await sessions.list_for(s, user)
     return [views.session_view(r, r.id == token_info["sid"]) for r in rows], 200
 
 
-async def end_session(user: int, id: int):
+async def end_session(user: int, id: int) -> tuple[None, int]:
     async with db.session() as s:
         if not await sessions.end_one(s, user, id):
             raise NotFound("Session not found", "session_not_found")
@@ -138,14 +144,14 @@ async def end_session(user: int, id: int):
     return None, 204
 
 
-async def logout(user: int, token_info: dict):
+async def logout(user: int, token_info: dict[str, Any]) -> tuple[None, int]:
     async with db.session() as s:
         await sessions.end_one(s, user, token_info["sid"])
     await hooks.revalidate_user_sockets(user)
     return None, 204
 
 
-async def logout_others(user: int, token_info: dict):
+async def logout_others(user: int, token_info: dict[str, Any]) -> tuple[rest.SessionsEnded, int]:
     async with db.session() as s:
         ended = await sessions.end_others(s, user, token_info["sid"])
     await hooks.revalidate_user_sockets(user)

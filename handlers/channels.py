@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from generated import rest
 from models.storage import channels
 from models import caps, db, views
 from models.permissions import Perm, server_access
@@ -11,7 +14,7 @@ from core.errors import NotFound
 from realtime import hooks
 
 
-async def _channel_in(s, server_id: int, channel_id: int) -> Channel:
+async def _channel_in(s: AsyncSession, server_id: int, channel_id: int) -> Channel:
     channel = await channels.in_server(s, server_id, channel_id)
     if channel is None:
         raise NotFound("Channel not found", "channel_not_found")
@@ -27,13 +30,13 @@ def _description(value: str | None) -> str | None:
     return (value or "").strip() or None
 
 
-async def list_channels(user: int, serverId: int):
+async def list_channels(user: int, serverId: int) -> tuple[list[rest.Channel], int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.VIEW_CHANNEL)
         return [views.channel_view(c) for c in await channels.list_for(s, serverId)], 200
 
 
-async def create_channel(user: int, serverId: int, body: dict):
+async def create_channel(user: int, serverId: int, body: dict[str, Any]) -> tuple[rest.Channel, int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
         await caps.require_channel_room(s, serverId)
@@ -45,14 +48,15 @@ async def create_channel(user: int, serverId: int, body: dict):
         return views.channel_view(channel), 201
 
 
-async def get_channel(user: int, serverId: int, channelId: int):
+async def get_channel(user: int, serverId: int, channelId: int) -> tuple[rest.Channel, int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.VIEW_CHANNEL)
         channel = await _channel_in(s, serverId, channelId)
         return views.channel_view(channel), 200
 
 
-async def update_channel(user: int, serverId: int, channelId: int, body: dict | None = None):
+async def update_channel(user: int, serverId: int, channelId: int,
+                         body: dict[str, Any] | None = None) -> tuple[rest.Channel, int]:
     body = body or {}
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
@@ -74,7 +78,7 @@ async def update_channel(user: int, serverId: int, channelId: int, body: dict | 
     return out, 200
 
 
-async def delete_channel(user: int, serverId: int, channelId: int):
+async def delete_channel(user: int, serverId: int, channelId: int) -> tuple[None, int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.MANAGE_CHANNELS)
         channel = await _channel_in(s, serverId, channelId)

@@ -7,8 +7,14 @@ anything that slips through (a request that loses that race is answered from the
 """
 from __future__ import annotations
 
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from generated import rest
 from models import db, views
 from models.storage import friends
+from models.tables import Friendship, stored_id
 from core.errors import BadRequest, Forbidden, NotFound
 from realtime.presence import statuses
 
@@ -16,34 +22,34 @@ SENT = "Запрос в друзья отправлен."
 ACCEPTED = "Запрос в друзья принят."
 
 
-async def list_friends(user: int):
+async def list_friends(user: int) -> tuple[list[rest.PublicUser], int]:
     async with db.session() as s:
         found = await friends.friends_of(s, user)
     seen = await statuses(user, [u.id for u in found if u.id is not None])  # (a stored row's id is always set)
     return [views.user_public(u, seen) for u in found], 200
 
 
-async def list_requests(user: int):
+async def list_requests(user: int) -> tuple[rest.FriendRequests, int]:
     async with db.session() as s:
         incoming = [views.friend_request_view(f, u) for f, u in await friends.requests_to(s, user)]
         outgoing = [views.friend_request_view(f, u) for f, u in await friends.requests_from(s, user)]
     return {"incoming": incoming, "outgoing": outgoing}, 200
 
 
-async def _answer_existing(s, user: int, row):
+async def _answer_existing(s: AsyncSession, user: int, row: Friendship) -> tuple[rest.FriendRequestCreated, int]:
     """A row already exists for the pair: accept the other side's request, or say why not."""
     if row.status == "accepted":
         raise BadRequest("You are already friends", "already_friends")
     if row.user_id == user:
         raise BadRequest("Friend request already sent", "request_exists")
     # They asked first: the caller's request accepts theirs.
-    if not await friends.accept(s, row.id):
+    if not await friends.accept(s, stored_id(row)):
         raise BadRequest("You are already friends", "already_friends")
     await friends.refresh(s, row)
     return {"message": ACCEPTED, "request": views.friendship_record(row)}, 201
 
 
-async def send_request(user: int, body: dict):
+async def send_request(user: int, body: dict[str, Any]) -> tuple[rest.FriendRequestCreated, int]:
     target = body["friendId"]
     if target == user:
         raise BadRequest("You cannot send a friend request to yourself", "self_request")
@@ -71,7 +77,7 @@ async def send_request(user: int, body: dict):
         return await _answer_existing(s, user, row)
 
 
-async def accept_request(user: int, requestId: int):
+async def accept_request(user: int, requestId: int) -> tuple[rest.MessageResponse, int]:
     async with db.session() as s:
         row = await friends.get(s, requestId)
         if row is None or user not in (row.user_id, row.friend_id):
@@ -89,7 +95,7 @@ async def accept_request(user: int, requestId: int):
     return {"message": ACCEPTED}, 200
 
 
-async def remove_friend(user: int, id: int):
+async def remove_friend(user: int, id: int) -> tuple[rest.MessageResponse, int]:
     """`id` is a friendship id the caller is a party of; failing that, the other user's id."""
     async with db.session() as s:
         removed = await friends.delete_of(s, user, id)
@@ -100,7 +106,7 @@ async def remove_friend(user: int, id: int):
     return {"message": "Друг удален или запрос отклонен."}, 200
 
 
-async def block_user(user: int, targetUserId: int):
+async def block_user(user: int, targetUserId: int) -> tuple[rest.MessageResponse, int]:
     target = targetUserId
     if target == user:
         raise BadRequest("You cannot block yourself", "self_block")
@@ -113,14 +119,14 @@ async def block_user(user: int, targetUserId: int):
     return {"message": "Пользователь заблокирован."}, 200
 
 
-async def unblock_user(user: int, targetUserId: int):
+async def unblock_user(user: int, targetUserId: int) -> tuple[rest.MessageResponse, int]:
     async with db.session() as s:
         if not await friends.remove_block(s, user, targetUserId):
             raise NotFound("You have not blocked this user", "block_not_found")
     return {"message": "Пользователь разблокирован."}, 200
 
 
-async def list_blocked(user: int):
+async def list_blocked(user: int) -> tuple[list[rest.PublicUser], int]:
     async with db.session() as s:
         blocked = [views.user_public(u) for u in await friends.blocked_by(s, user)]
     return blocked, 200

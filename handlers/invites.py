@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any, cast
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from generated import rest
 from models.storage import invites, servers
 from models.storage.invites import AlreadyMember
 from models import db, membership, views
@@ -37,14 +41,14 @@ def _unusable_reason(invite: Invite) -> str | None:
     return None
 
 
-async def _invite_by_token(s, token: str) -> Invite:
+async def _invite_by_token(s: AsyncSession, token: str) -> Invite:
     invite = await invites.by_token(s, token)
     if invite is None:
         raise NotFound("Invite not found", "invite_not_found")
     return invite
 
 
-async def create_invite(user: int, serverId: int, body: dict | None = None):
+async def create_invite(user: int, serverId: int, body: dict[str, Any] | None = None) -> tuple[rest.InviteCreated, int]:
     body = body or {}
     expires_at = None
     if body.get("expiresAt"):
@@ -58,13 +62,13 @@ async def create_invite(user: int, serverId: int, body: dict | None = None):
         return {"invite": views.invite_view(invite)}, 201
 
 
-async def list_invites(user: int, serverId: int):
+async def list_invites(user: int, serverId: int) -> tuple[list[rest.Invite], int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
         return [views.invite_view(i) for i in await invites.list_for(s, serverId)], 200
 
 
-async def get_invite(token: str):
+async def get_invite(token: str) -> tuple[rest.InviteInfo, int]:
     """Public preview. Unknown token 404; expired or used up 400; blocked server 403."""
     async with db.session() as s:
         invite = await _invite_by_token(s, token)
@@ -79,7 +83,7 @@ async def get_invite(token: str):
     return views.invite_info_view(invite, server), 200
 
 
-async def accept_invite(user: int, token: str, body: dict | None = None):
+async def accept_invite(user: int, token: str, body: dict[str, Any] | None = None) -> tuple[rest.InviteAccepted, int]:
     """Exactly `maxUses` accepts succeed however many arrive at once: the use is taken by one
     conditional UPDATE, and the membership insert in the same transaction is guarded by the
     unique (server, user) constraint; a failed insert rolls the use back."""
@@ -106,12 +110,13 @@ async def accept_invite(user: int, token: str, body: dict | None = None):
             async with invites.joining():
                 await membership.join(s, server_id, user)
     except AlreadyMember:
-        return {"message": "Already a member of this server", "serverId": server_id}, 200
+        # (server_id is set before AlreadyMember can be raised.)
+        return {"message": "Already a member of this server", "serverId": cast(int, server_id)}, 200
     await hooks.member_joined(server_id, user)
     return {"message": "User added to server", "serverId": server_id}, 200
 
 
-async def delete_invite(user: int, inviteId: int):
+async def delete_invite(user: int, inviteId: int) -> tuple[None, int]:
     async with db.session() as s:
         invite = await invites.get(s, inviteId)
         if invite is None:

@@ -3,23 +3,28 @@ transfer, bans list and unban. Every rule is asked of models.permissions and mod
 every statement is models.storage's."""
 from __future__ import annotations
 
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from generated import rest
 from models.storage import accounts, audit, members, roles, sql
 from models import db, membership, views
-from models.permissions import Perm, access_for_member, read_server_access, server_access
+from models.permissions import Access, Perm, access_for_member, read_server_access, server_access
+from models.tables import ServerMember, stored_id
 from core.errors import BadRequest, Forbidden, NotFound
 from models.auth import account_checked_in_query
 from realtime import hooks
 from realtime.presence import seen_for, statuses
 
 
-async def _member_out(s, member, viewer: int) -> rest.Member:
+async def _member_out(s: AsyncSession, member: views.Row, viewer: int) -> rest.Member:
     return views.member_view(member, await members.user_of(s, member), await members.assigned_roles(s, member.id),
                              await statuses(viewer, [member.user_id]))
 
 
 @account_checked_in_query
-async def list_members(user: int, serverId: int):
+async def list_members(user: int, serverId: int) -> tuple[list[rest.Member], int]:
     async with sql.connection() as conn:
         await read_server_access(conn, user, serverId)
         rows = (await members.member_rows(conn, [serverId]))[serverId]
@@ -27,7 +32,7 @@ async def list_members(user: int, serverId: int):
     return [views.member_row_view(m, mroles, seen) for m, mroles in rows], 200
 
 
-async def get_my_membership(user: int, serverId: int):
+async def get_my_membership(user: int, serverId: int) -> tuple[rest.MyMembership, int]:
     async with db.session() as s:
         access = await server_access(s, user, serverId)
         me = await accounts.get(s, user)
@@ -37,7 +42,7 @@ async def get_my_membership(user: int, serverId: int):
     return views.my_membership_view(access.member, me, own, ordered, access.total, seen), 200
 
 
-async def add_member(user: int, serverId: int, body: dict):
+async def add_member(user: int, serverId: int, body: dict[str, Any]) -> tuple[rest.Member, int]:
     role = body.get("role") or "member"
     async with db.session() as s:
         access = await server_access(s, user, serverId, Perm.CREATE_INSTANT_INVITE)
@@ -58,7 +63,7 @@ async def add_member(user: int, serverId: int, body: dict):
     return out, 201
 
 
-async def _target(s, access, serverId: int, memberId: int):
+async def _target(s: AsyncSession, access: Access, serverId: int, memberId: int) -> tuple[ServerMember, Access]:
     """The member acted on, row-locked until commit (membership.lock_member), and its access
     computed after the lock against the server's owner as it is now: an owner transfer that
     committed while we waited is seen, so the new owner is never kicked, banned or re-roled and
@@ -67,7 +72,7 @@ async def _target(s, access, serverId: int, memberId: int):
     return member, await access_for_member(s, access, member)
 
 
-async def update_member_role(user: int, serverId: int, memberId: int, body: dict):
+async def update_member_role(user: int, serverId: int, memberId: int, body: dict[str, Any]) -> tuple[rest.Member, int]:
     async with db.session() as s:
         access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
         member, target = await _target(s, access, serverId, memberId)
@@ -83,7 +88,7 @@ async def update_member_role(user: int, serverId: int, memberId: int, body: dict
     return out, 200
 
 
-async def replace_member_roles(user: int, serverId: int, memberId: int, body: dict):
+async def replace_member_roles(user: int, serverId: int, memberId: int, body: dict[str, Any]) -> tuple[rest.Member, int]:
     wanted = set(body["roleIds"])
     async with db.session() as s:
         access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
@@ -99,8 +104,8 @@ async def replace_member_roles(user: int, serverId: int, memberId: int, body: di
         current = {r.id for r in target.roles if not r.is_everyone}
         for rid in wanted ^ current:
             access.require_manage_role(server_roles[rid])
-        await members.drop_roles(s, member.id)
-        await members.give_roles(s, member.id, sorted(wanted))
+        await members.drop_roles(s, stored_id(member))
+        await members.give_roles(s, stored_id(member), sorted(wanted))
         await membership.recompute_coarse_role(s, member, target.is_owner)
         audit.record(s, user, "member.roles", "member", member.id, server_id=serverId,
                      details={"userId": member.user_id, "roleIds": sorted(wanted)})
@@ -109,7 +114,7 @@ async def replace_member_roles(user: int, serverId: int, memberId: int, body: di
     return out, 200
 
 
-async def remove_member(user: int, serverId: int, memberId: int):
+async def remove_member(user: int, serverId: int, memberId: int) -> tuple[None, int]:
     """Kick (KICK_MEMBERS, hierarchy) or, on one's own membership, leave (even a blocked server)."""
     async with db.session() as s:
         access = await server_access(s, user, serverId, allow_blocked=True)
@@ -131,7 +136,7 @@ async def remove_member(user: int, serverId: int, memberId: int):
     return None, 204
 
 
-async def ban_member(user: int, serverId: int, memberId: int, body: dict | None = None):
+async def ban_member(user: int, serverId: int, memberId: int, body: dict[str, Any] | None = None) -> tuple[rest.Ban, int]:
     reason = ((body or {}).get("reason") or "").strip() or None
     async with db.session() as s:
         access = await server_access(s, user, serverId, Perm.BAN_MEMBERS)
@@ -156,7 +161,7 @@ async def ban_member(user: int, serverId: int, memberId: int, body: dict | None 
     return out, 200
 
 
-async def update_voice_state(user: int, serverId: int, memberId: int, body: dict):
+async def update_voice_state(user: int, serverId: int, memberId: int, body: dict[str, Any]) -> tuple[rest.Member, int]:
     async with db.session() as s:
         access = await server_access(s, user, serverId)
         if "isMuted" not in body and "isDeafened" not in body:
@@ -175,7 +180,7 @@ async def update_voice_state(user: int, serverId: int, memberId: int, body: dict
     return out, 200
 
 
-async def transfer_ownership(user: int, serverId: int, body: dict):
+async def transfer_ownership(user: int, serverId: int, body: dict[str, Any]) -> tuple[rest.ServerDetail, int]:
     new_owner = body["userId"]
     async with db.session() as s:
         access = await server_access(s, user, serverId)
@@ -203,14 +208,14 @@ async def transfer_ownership(user: int, serverId: int, body: dict):
     return detail, 200
 
 
-async def list_bans(user: int, serverId: int):
+async def list_bans(user: int, serverId: int) -> tuple[list[rest.Ban], int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.BAN_MEMBERS)
         found = await members.bans(s, serverId)
     return [views.ban_view(b, u) for b, u in found], 200
 
 
-async def unban(user: int, serverId: int, userId: int):
+async def unban(user: int, serverId: int, userId: int) -> tuple[rest.MessageResponse, int]:
     async with db.session() as s:
         await server_access(s, user, serverId, Perm.BAN_MEMBERS)
         if not await members.unban(s, serverId, userId):

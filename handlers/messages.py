@@ -8,6 +8,11 @@ literally.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from generated import rest
 from models.storage import audit, messages, sql
 from models import db, views
 from models.permissions import Perm, is_global_moderator, read_channel_access, server_access
@@ -21,7 +26,7 @@ from realtime import hooks
 MAX_CONTENT = MESSAGE_MAX_LENGTH
 
 
-def _content(value) -> str:
+def _content(value: object) -> str:
     """1..MAX_CONTENT characters after trimming; text PostgreSQL and SQLite can both store."""
     if not isinstance(value, str):
         raise BadRequest("content must be a string", "validation_error")
@@ -39,7 +44,7 @@ def _content(value) -> str:
 
 @account_checked_in_query
 async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 50,
-                        before: int | None = None):
+                        before: int | None = None) -> tuple[rest.MessagePage, int]:
     async with sql.connection() as conn:
         _, channel = await read_channel_access(conn, user, channelId, Perm.READ_MESSAGE_HISTORY)
         rows = await messages.page(conn, channelId, before, limit, offset=(page - 1) * limit)
@@ -47,14 +52,14 @@ async def list_messages(user: int, channelId: int, page: int = 1, limit: int = 5
 
 
 @account_checked_in_query
-async def search_messages(user: int, query: str, channelId: int, page: int = 1, limit: int = 50):
+async def search_messages(user: int, query: str, channelId: int, page: int = 1, limit: int = 50) -> tuple[rest.MessagePage, int]:
     async with sql.connection() as conn:
         await read_channel_access(conn, user, channelId, Perm.READ_MESSAGE_HISTORY)
         rows, total = await messages.search_page(conn, channelId, query, limit, offset=(page - 1) * limit)
     return views.message_page_view(rows, total, page, limit), 200
 
 
-async def create_message(user: int, body: dict, token_info: dict):
+async def create_message(user: int, body: dict[str, Any], token_info: dict[str, Any]) -> tuple[rest.Message, int]:
     content = _content(body.get("content"))
     channel_id = body["channelId"]
     async with sql.connection() as conn:
@@ -72,7 +77,7 @@ async def create_message(user: int, body: dict, token_info: dict):
     return view, 201
 
 
-async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, str, User | None]:
+async def _moderation(s: AsyncSession, user: int, message_id: int) -> tuple[Message, Channel, str, User | None]:
     """The message, how the caller may change it: "author", "moderator" (MANAGE_MESSAGES
     in the server) or "global_moderator", and the caller's account (None: deleted meanwhile);
     404 for no such message, 403 otherwise."""
@@ -90,7 +95,7 @@ async def _moderation(s, user: int, message_id: int) -> tuple[Message, Channel, 
     return message, channel, "moderator", actor
 
 
-async def update_message(user: int, id: int, body: dict):
+async def update_message(user: int, id: int, body: dict[str, Any]) -> tuple[rest.Message, int]:
     content = _content(body.get("content"))
     async with db.session() as s:
         message, channel, how, actor = await _moderation(s, user, id)
@@ -107,7 +112,7 @@ async def update_message(user: int, id: int, body: dict):
     return view, 200
 
 
-async def delete_message(user: int, id: int):
+async def delete_message(user: int, id: int) -> tuple[None, int]:
     async with db.session() as s:
         message, channel, how, _actor = await _moderation(s, user, id)
         author_id, channel_id = message.user_id, message.channel_id

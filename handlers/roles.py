@@ -19,6 +19,11 @@ Decisions:
 """
 from __future__ import annotations
 
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from generated import rest
 from models.storage import audit, members, roles
 from models import caps, db, membership, views
 from models.permissions import Access, Perm, access_for_member, parse_bits, server_access
@@ -27,7 +32,7 @@ from core.errors import BadRequest, NotFound
 from realtime import hooks
 
 
-async def _role_in(s, server_id: int, role_id: int) -> Role:
+async def _role_in(s: AsyncSession, server_id: int, role_id: int) -> Role:
     """A role by id, scoped to the server in the path (another server's role is 404)."""
     role = await roles.get(s, role_id)
     if role is None or role.server_id != server_id:
@@ -42,14 +47,14 @@ def _name(value: str) -> str:
     return name
 
 
-async def list_roles(user: int, serverId: int):
+async def list_roles(user: int, serverId: int) -> tuple[list[rest.Role], int]:
     async with db.session() as s:
         await server_access(s, user, serverId)
         found = await roles.of_server(s, serverId)
     return [views.role_view(r) for r in found], 200
 
 
-async def create_role(user: int, serverId: int, body: dict):
+async def create_role(user: int, serverId: int, body: dict[str, Any]) -> tuple[rest.Role, int]:
     name = _name(body["name"])
     bits = parse_bits(body.get("permissions", 0))
     position = body.get("position")
@@ -68,7 +73,7 @@ async def create_role(user: int, serverId: int, body: dict):
         return views.role_view(role), 201
 
 
-async def update_role(user: int, serverId: int, roleId: int, body: dict | None = None):
+async def update_role(user: int, serverId: int, roleId: int, body: dict[str, Any] | None = None) -> tuple[rest.Role, int]:
     body = body or {}
     name = _name(body["name"]) if body.get("name") is not None else None
     bits = parse_bits(body["permissions"]) if body.get("permissions") is not None else None
@@ -82,7 +87,7 @@ async def update_role(user: int, serverId: int, roleId: int, body: dict | None =
             if name is not None and name != role.name:
                 raise BadRequest("The @everyone role cannot be renamed", "everyone_role")
         access.require_manage_role(role)
-        changes: dict = {}
+        changes: dict[str, Any] = {}
         if position is not None and position != role.position:
             access.require_position(position)
             changes["position"] = [role.position, position]
@@ -110,7 +115,7 @@ async def update_role(user: int, serverId: int, roleId: int, body: dict | None =
     return view, 200
 
 
-async def delete_role(user: int, serverId: int, roleId: int):
+async def delete_role(user: int, serverId: int, roleId: int) -> tuple[None, int]:
     async with db.session() as s:
         access = await server_access(s, user, serverId, Perm.MANAGE_ROLES)
         role = await _role_in(s, serverId, roleId)
@@ -127,7 +132,7 @@ async def delete_role(user: int, serverId: int, roleId: int):
     return None, 204
 
 
-async def _assignment(s, user: int, serverId: int, memberId: int, roleId: int,
+async def _assignment(s: AsyncSession, user: int, serverId: int, memberId: int, roleId: int,
                       verb: str) -> tuple[Access, ServerMember, Role]:
     """The checks shared by assign and unassign, in order: server and MANAGE_ROLES, the member
     and the role in this server (404), @everyone (400), then the hierarchy (403)."""
@@ -144,7 +149,8 @@ async def _assignment(s, user: int, serverId: int, memberId: int, roleId: int,
     return access, member, role
 
 
-async def assign_role(user: int, serverId: int, memberId: int, roleId: int, body: dict | None = None):
+async def assign_role(user: int, serverId: int, memberId: int, roleId: int,
+                      body: dict[str, Any] | None = None) -> tuple[rest.MessageResponse, int]:
     async with db.session() as s:
         access, member, role = await _assignment(s, user, serverId, memberId, roleId, "assigned")
         assigned = await members.give_role(s, memberId, roleId)
@@ -157,7 +163,7 @@ async def assign_role(user: int, serverId: int, memberId: int, roleId: int, body
     return {"message": "Роль успешно назначена."}, 201
 
 
-async def unassign_role(user: int, serverId: int, memberId: int, roleId: int):
+async def unassign_role(user: int, serverId: int, memberId: int, roleId: int) -> tuple[None, int]:
     async with db.session() as s:
         access, member, role = await _assignment(s, user, serverId, memberId, roleId, "unassigned")
         unassigned = await members.drop_roles(s, memberId, [roleId])

@@ -1,6 +1,9 @@
 """Servers (communities): create, list, read, update, delete."""
 from __future__ import annotations
 
+from typing import Any
+
+from generated import rest
 from models.storage import audit, servers, sql
 from models import db, membership
 from models.permissions import Perm, default_roles, read_my_servers, read_server_access, server_access
@@ -10,7 +13,7 @@ from realtime import hooks
 from realtime.presence import seen_for
 
 
-def _clean(value):
+def _clean(value: str | None) -> str | None:
     """Optional text fields: empty strings are stored as null."""
     if value is None:
         return None
@@ -18,7 +21,7 @@ def _clean(value):
     return value or None
 
 
-async def create_server(user: int, body: dict):
+async def create_server(user: int, body: dict[str, Any]) -> tuple[rest.ServerDetail, int]:
     async with db.session() as s:
         server = await servers.create(s, user, body["name"].strip() or body["name"],
                                       _clean(body.get("description")), _clean(body.get("icon")))
@@ -32,7 +35,7 @@ async def create_server(user: int, body: dict):
 
 
 @account_checked_in_query
-async def list_servers(user: int):
+async def list_servers(user: int) -> tuple[list[rest.ServerDetail], int]:
     """Servers the caller belongs to; blocked servers are hidden."""
     async with sql.connection() as conn:
         mine = await read_my_servers(conn, user)
@@ -41,14 +44,14 @@ async def list_servers(user: int):
 
 
 @account_checked_in_query
-async def get_server(user: int, id: int):
+async def get_server(user: int, id: int) -> tuple[rest.ServerDetail, int]:
     async with sql.connection() as conn:
         access = await read_server_access(conn, user, id)
         (detail,) = await membership.server_details(conn, [access.server], seen_for(user))
     return detail, 200
 
 
-async def update_server(user: int, id: int, body: dict | None = None):
+async def update_server(user: int, id: int, body: dict[str, Any] | None = None) -> tuple[rest.ServerDetail, int]:
     body = body or {}
     async with db.session() as s:
         access = await server_access(s, user, id, Perm.MANAGE_GUILD)
@@ -63,7 +66,7 @@ async def update_server(user: int, id: int, body: dict | None = None):
     return detail, 200
 
 
-async def delete_server(user: int, id: int):
+async def delete_server(user: int, id: int) -> tuple[None, int]:
     """Owner or ADMINISTRATOR; channels, messages, members, roles, invites and bans go with it
     (foreign keys cascade inside this one transaction)."""
     async with db.session() as s:

@@ -1,6 +1,9 @@
 """Profiles: the caller's own (/users/) and anybody's by id."""
 from __future__ import annotations
 
+from typing import Any
+
+from generated import rest
 from models import db, membership, views
 from models.storage import presence, sql, users
 from core import textcheck
@@ -9,7 +12,7 @@ from realtime import hooks
 from realtime.presence import statuses
 
 
-async def get_profile(user: int):
+async def get_profile(user: int) -> tuple[rest.UserProfile, int]:
     async with db.session() as s:
         u = await users.get(s, user)
     if u is None:
@@ -17,7 +20,7 @@ async def get_profile(user: int):
     return views.user_profile(u), 200
 
 
-async def get_user(user: int, id: int):
+async def get_user(user: int, id: int) -> tuple[rest.UserPublicProfile, int]:
     async with db.session() as s:
         u = await users.get(s, id)
     if u is None:
@@ -33,14 +36,14 @@ async def get_user(user: int, id: int):
     return views.user_by_id(u, seen), 200
 
 
-async def update_profile(user: int, body: dict | None = None):
+async def update_profile(user: int, body: dict[str, Any] | None = None) -> tuple[rest.UserProfile, int]:
     body = body or {}
     name = body.get("username") if body.get("username") is not None else body.get("name")
     async with db.session() as s:
         u = await users.get(s, user)
         if u is None:
             raise NotFound("User not found", "user_not_found")
-        changes: dict = {}
+        changes: dict[str, Any] = {}
         if name is not None:
             changes["username"] = textcheck.username(name)
         for field, attr in (("profilePicture", "profile_picture"), ("bio", "bio")):
@@ -55,7 +58,7 @@ async def update_profile(user: int, body: dict | None = None):
     return views.user_profile(u), 200
 
 
-async def delete_account(user: int):
+async def delete_account(user: int) -> tuple[rest.MessageResponse, int]:
     """Deletes the account and, through the foreign keys, everything it owns."""
     async with db.session() as s:
         u = await users.get(s, user)

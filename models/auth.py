@@ -6,21 +6,33 @@ import functools
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import bcrypt
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import db
-from models.storage import accounts, sessions
+from models.storage import accounts, sessions, sql
+from models.storage.rows import Returned
 from models.tables import User
 from core.errors import ApiError, Unauthorized
 from core.settings import get_settings
 
+if TYPE_CHECKING:
+    from connexion.lifecycle import ConnexionRequest
+
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 _secret: str | None = None
+
+# A token's claims (sub, sid, ver, iat, exp), `sub` as an int once verified.
+Claims = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _jwt_secret() -> str:
@@ -84,7 +96,8 @@ def new_tag() -> str:
     return f"{secrets.randbelow(10000):04d}"
 
 
-async def create_user(s, username: str, email: str, password_hash: str, role: str = "user"):
+async def create_user(s: AsyncSession, username: str, email: str, password_hash: str,
+                      role: str = "user") -> Returned | None:
     """A new account (the row of its columns) in the caller's transaction; None when the
     username or email is taken (compared case-insensitively; of two creations at once, the
     second gets None)."""
@@ -92,11 +105,11 @@ async def create_user(s, username: str, email: str, password_hash: str, role: st
                                  password_hash=password_hash, role=role, tag=new_tag())
 
 
-async def find_by_email(s, email: str) -> User | None:
+async def find_by_email(s: AsyncSession, email: str) -> User | None:
     return await accounts.by_email(s, email)
 
 
-async def make_admin(s, user: User, password_hash: str) -> None:
+async def make_admin(s: AsyncSession, user: User, password_hash: str) -> None:
     """Promote an account to site admin with a new password: every earlier token and session
     of the account ends (the old password's holders are out)."""
     await accounts.make_admin(s, user, password_hash)
@@ -107,13 +120,13 @@ async def make_admin(s, user: User, password_hash: str) -> None:
 _ID_MAX = 2**31 - 1  # ids are 32-bit integer columns
 
 
-def _claim_int(value, low: int = 0) -> int | None:
+def _claim_int(value: object, low: int = 0) -> int | None:
     if type(value) is not int or not low <= value <= 2**62:  # bool and float are not claims we issue
         return None
     return value
 
 
-def _valid_claims(claims: dict) -> dict | None:
+def _valid_claims(claims: Claims) -> Claims | None:
     """The claims exactly as issue_token writes them, or None. A token signed with our secret
     but shaped otherwise (a string `exp`, a `sub` of " 1 ", no `ver` or `sid`) is refused like a
     bad signature: only the secret's holder can make one, but it must never reach a statement
@@ -134,11 +147,11 @@ def _valid_claims(claims: dict) -> dict | None:
 # Tokens whose signature and claims were verified, so a client's next requests skip the HMAC
 # and JSON work (a tenth of a cheap request's CPU); expiry is still checked on every use.
 # Bounded; what it holds came from our own signature, so nothing an attacker sends lands here.
-_verified: OrderedDict[str, dict] = OrderedDict()
+_verified: OrderedDict[str, Claims] = OrderedDict()
 _VERIFIED_MAX = 10_000
 
 
-def decode_token(token: str) -> dict | None:
+def decode_token(token: str) -> Claims | None:
     claims = _verified.get(token)
     if claims is not None:
         if claims["exp"] > time.time():
@@ -176,14 +189,14 @@ async def user_for_token(token: str | None) -> User | None:
     return user if user is not None and user.is_active else None
 
 
-async def _account(claims: dict):
+async def _account(claims: Claims) -> sql.Row | None:
     """The account's row as it is now, with the token's session (never cached: a blocked or
     deleted account's token, or an ended session's, fails on the very next request), in one
     statement outside any transaction."""
     return await accounts.with_session(claims["sub"], claims["sid"])
 
 
-def check_account(row, claims: dict) -> None:
+def check_account(row: sql.Row | None, claims: Claims) -> None:
     """The token's account must exist, be active, not have revoked its tokens since this one
     was issued, and the token's session must still exist. `row` has is_active, token_version,
     session_id and session_seen_at (None: no such account)."""
@@ -206,16 +219,16 @@ def check_account(row, claims: dict) -> None:
 # models.permissions.read_*_access read it with the permission and call check_account, and the
 # handler's wrapper settles it with the separate read if the handler did not get that far.
 _DEFERRED: set[str] = set()
-_unchecked: ContextVar[dict | None] = ContextVar("pv_account_unchecked", default=None)
+_unchecked: ContextVar[Claims | None] = ContextVar("pv_account_unchecked", default=None)
 
 
-def account_checked_in_query(handler):
+def account_checked_in_query(handler: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """For a GET handler whose first statement is models.permissions' read_channel_access,
     read_server_access or read_my_servers (tests/test_blocking.py lists every such handler)."""
     _DEFERRED.add(f"{handler.__module__}.{handler.__name__}")
 
     @functools.wraps(handler)
-    async def wrapper(*args, **kwargs):
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             result = await handler(*args, **kwargs)
         except ApiError:
@@ -227,7 +240,7 @@ def account_checked_in_query(handler):
     return wrapper
 
 
-def take_unchecked_account(user_id: int) -> dict | None:
+def take_unchecked_account(user_id: int) -> Claims | None:
     """The claims whose account the caller's statement must check (and now owns), or None."""
     claims = _unchecked.get()
     if claims is None or claims["sub"] != user_id:
@@ -243,7 +256,7 @@ async def settle_account() -> None:
         check_account(await _account(claims), claims)
 
 
-async def bearer_info(token: str, request=None) -> dict:
+async def bearer_info(token: str, request: ConnexionRequest | None = None) -> dict[str, Any]:
     """Connexion's bearer check: the token must belong to an existing, active account."""
     claims = decode_token(token)
     if claims is None:
@@ -253,7 +266,7 @@ async def bearer_info(token: str, request=None) -> dict:
         if routing.get("operation_id") in _DEFERRED:
             _unchecked.set(claims)
             return {"sub": claims["sub"], "sid": claims["sid"]}
-    user = await _account(claims)
+    user: sql.Row = await _account(claims)  # (not None once check_account passed)
     check_account(user, claims)
     # Handlers that accept `token_info` get this (create_message: the author without a query;
     # the session routes: the caller's session).

@@ -13,7 +13,7 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import sqlalchemy as sa
 from alembic import command
@@ -21,7 +21,9 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings, get_settings
@@ -64,14 +66,14 @@ def _connect_failed() -> None:
     _last_failure = time.monotonic()
 
 
-def _mark_idle(_dbapi_conn, record) -> None:
+def _mark_idle(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
     record.info["pv_idle_since"] = time.monotonic()
 
 
-def _ping_if_idle(engine: AsyncEngine):
+def _ping_if_idle(engine: AsyncEngine) -> Callable[[DBAPIConnection, ConnectionPoolEntry, PoolProxiedConnection], None]:
     sa_dialect = engine.dialect
 
-    def on_checkout(dbapi_conn, record, _proxy) -> None:
+    def on_checkout(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
         since = record.info.pop("pv_idle_since", None)
         if since is None or (time.monotonic() - since < PING_AFTER_IDLE and since > _killed_at):
             return
@@ -83,7 +85,7 @@ def _ping_if_idle(engine: AsyncEngine):
     return on_checkout
 
 
-def _on_error(ctx) -> None:
+def _on_error(ctx: ExceptionContext) -> None:
     if ctx.is_disconnect or is_connection_killed(ctx.original_exception):
         connection_killed()
 
@@ -95,7 +97,7 @@ class Pool(AsyncAdaptedQueuePool):
     stopped giving connections answers at once (503) rather than wait DB_TIMEOUT again behind
     every request ahead of it."""
 
-    def _do_get(self):
+    def _do_get(self) -> ConnectionPoolEntry:
         queued_at = time.monotonic()
         record = super()._do_get()
         if _last_failure > queued_at:
@@ -173,7 +175,7 @@ async def dispose() -> None:
         await _engine.dispose()
 
 
-def _upgrade(sync_conn) -> None:
+def _upgrade(sync_conn: sa.Connection) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = sync_conn

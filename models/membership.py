@@ -9,27 +9,35 @@ rows are locked) are here.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from generated import rest
 from models import views
 from models.permissions import PRESET_RANK
-from models.storage import accounts, members, roles
-from models.tables import Role, Server, ServerMember
+from models.storage import accounts, members, roles, sql
+from models.storage.rows import Returned
+from models.tables import Role, Server, ServerMember, stored_id
 from core.errors import BadRequest, Forbidden, NotFound
 
-async def preset_roles(s, server_id: int) -> dict[str, Role]:
+# uids -> {uid: status}: where server_details' presence comes from (realtime.presence).
+SeenFor = Callable[[set[int]], Awaitable[Mapping[int, str]]]
+
+async def preset_roles(s: AsyncSession, server_id: int) -> dict[str, Role]:
     return await roles.presets(s, server_id)
 
 
-async def owned_server_ids(s, user_id: int) -> list[int]:
+async def owned_server_ids(s: AsyncSession, user_id: int) -> list[int]:
     """The servers the user owns (they go with the account when it is deleted)."""
     return await members.owned_server_ids(s, user_id)
 
 
-async def is_banned(s, server_id: int, user_id: int) -> bool:
+async def is_banned(s: AsyncSession, server_id: int, user_id: int) -> bool:
     return await members.is_banned(s, server_id, user_id)
 
 
-async def lock_member(s, server_id: int, member_id: int) -> ServerMember:
+async def lock_member(s: AsyncSession, server_id: int, member_id: int) -> ServerMember:
     """A member row by id, scoped to the server in the path (else 404, like
     permissions.member_in_server), locked until the transaction ends (a row lock, FOR UPDATE, on
     PostgreSQL; SQLite runs one writer at a time anyway). Concurrent kicks, bans, role and voice
@@ -41,12 +49,12 @@ async def lock_member(s, server_id: int, member_id: int) -> ServerMember:
     return member
 
 
-async def lock_membership_of(s, server_id: int, user_id: int) -> ServerMember | None:
+async def lock_membership_of(s: AsyncSession, server_id: int, user_id: int) -> ServerMember | None:
     """The user's membership of the server, locked as lock_member does; None if not a member."""
     return await members.lock_of_user(s, server_id, user_id)
 
 
-async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
+async def lock_server(s: AsyncSession, server_id: int, *, exclusive: bool) -> Server | None:
     """The server row, locked until the transaction ends; None if there is no such server.
 
     The one lock that orders who may be a member against who is banned, and the per-server caps:
@@ -65,7 +73,7 @@ async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
     return await members.lock_server(s, server_id, exclusive=exclusive)
 
 
-async def require_add_consent(s, adder_id: int, target_id: int) -> None:
+async def require_add_consent(s: AsyncSession, adder_id: int, target_id: int) -> None:
     """May `adder_id` put `target_id` into a server without an invite? Only a friend who has
     not blocked them, with an active account: nobody is pulled into a server by a stranger (the
     site's staff included), which is what a Discord user expects; everyone else gets an invite
@@ -89,7 +97,7 @@ async def require_add_consent(s, adder_id: int, target_id: int) -> None:
         raise Forbidden("You can add only your friends directly; send anyone else an invite", "not_friends")
 
 
-async def join(s, server_id: int, user_id: int, role: str = "member") -> ServerMember:
+async def join(s: AsyncSession, server_id: int, user_id: int, role: str = "member") -> ServerMember:
     """Insert a membership with its preset role. A duplicate fails the statement (the unique
     (server_id, user_id)) and the transaction; add() answers None instead. A caller adding
     someone else's account holds lock_server (shared) first, so the ban check here cannot miss
@@ -100,7 +108,7 @@ async def join(s, server_id: int, user_id: int, role: str = "member") -> ServerM
     return await members.insert(s, server_id, user_id, role, preset.id if preset else None)
 
 
-async def add(s, server_id: int, user_id: int, role: str = "member") -> ServerMember:
+async def add(s: AsyncSession, server_id: int, user_id: int, role: str = "member") -> Returned:
     """join(), with 400 `already_member` for a member (the transaction is not spoiled)."""
     if await members.is_banned(s, server_id, user_id):
         raise Forbidden("This user is banned from the server", "banned")
@@ -111,7 +119,7 @@ async def add(s, server_id: int, user_id: int, role: str = "member") -> ServerMe
     return member
 
 
-async def set_coarse_role(s, member, role: str) -> None:
+async def set_coarse_role(s: AsyncSession, member: views.Row, role: str) -> None:
     """Make `role` the member's only preset role; other (custom) roles are kept. `member`: the
     member's row or object (a copy the session holds follows)."""
     presets = await roles.presets(s, member.server_id)
@@ -123,22 +131,23 @@ async def set_coarse_role(s, member, role: str) -> None:
     await members.set_role(s, member.id, role)
 
 
-async def recompute_coarse_role(s, member, is_owner: bool) -> None:
+async def recompute_coarse_role(s: AsyncSession, member: ServerMember, is_owner: bool) -> None:
     """After roles were replaced: the field follows the highest preset role held."""
     if is_owner:
         role = "owner"
     else:
-        held = [p for p in await members.held_presets(s, member.id) if p != "owner"]
+        held = [p for p in await members.held_presets(s, stored_id(member)) if p != "owner"]
         role = max(held, key=lambda p: PRESET_RANK[p]) if held else "member"
-    await members.set_role(s, member.id, role)
+    await members.set_role(s, stored_id(member), role)
 
 
-async def roles_of_member(s, member_id: int) -> list[Role]:
+async def roles_of_member(s: AsyncSession, member_id: int) -> list[Role]:
     """The member's assigned roles (never @everyone), highest first."""
     return await members.assigned_roles(s, member_id)
 
 
-async def server_details(conn, servers: list, seen_for=None) -> list[rest.ServerDetail]:
+async def server_details(conn: sql.Connection, servers: Sequence[views.Row],
+                         seen_for: SeenFor | None = None) -> list[rest.ServerDetail]:
     """Full server objects (channels, members, roles) in three statements, whatever their size.
     `servers` are anything with the server's attributes (rows or Server objects). `seen_for`:
     an async uids -> {uid: status} the members' presence comes from (one call; offline without).

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import auth
 from models.storage import members, sql
-from models.tables import Role
+from models.tables import Role, ServerMember, User, stored_id
 from core.errors import BadRequest, Forbidden, NotFound
 
 
@@ -90,7 +93,7 @@ def default_roles(server_id: int) -> list[Role]:
     ]
 
 
-def parse_bits(value) -> int:
+def parse_bits(value: object) -> int:
     """A permission bitfield from a number or a decimal string; 400 when it is not one."""
     if isinstance(value, bool):
         raise BadRequest("permissions must be a non-negative integer or decimal string", "invalid_permissions")
@@ -120,7 +123,7 @@ def is_staff(role: str | None) -> bool:
     return role in STAFF_ROLES
 
 
-def is_global_moderator(user) -> bool:
+def is_global_moderator(user: User) -> bool:
     return is_staff(user.role)
 
 
@@ -162,10 +165,10 @@ class Access:
             raise Forbidden(f"Missing permission: {bit_names(bits & ~self.total)}", "missing_permission")
 
     # Hierarchy --------------------------------------------------------------------------
-    def can_manage_role(self, role) -> bool:
+    def can_manage_role(self, role: Role | RoleRow) -> bool:
         return self.is_owner or role.position < self.top_position
 
-    def require_manage_role(self, role) -> None:
+    def require_manage_role(self, role: Role | RoleRow) -> None:
         if not self.can_manage_role(role):
             raise Forbidden("You cannot manage a role at or above your highest role", "role_hierarchy")
 
@@ -187,13 +190,13 @@ class Access:
                             "member_hierarchy")
 
 
-def _roles(rows) -> list[RoleRow]:
+def _roles(rows: list[sql.Row]) -> list[RoleRow]:
     """The RoleRows in rows of the permission statement (a member with no role row: none)."""
     return [RoleRow(r.role_id, r.role_name, r.role_color, r.role_bits, r.role_position, r.is_role_hoisted,
                     r.is_role_mentionable, r.is_everyone_role, r.id) for r in rows if r.role_id is not None]
 
 
-def _access(server, member: MemberRow, owner_id: int, roles: list[RoleRow]) -> Access:
+def _access(server: Any, member: MemberRow, owner_id: int, roles: list[RoleRow]) -> Access:
     """Effective bits (OR of every role held, @everyone included) and the highest position."""
     bits = 0
     top = 0
@@ -206,7 +209,7 @@ def _access(server, member: MemberRow, owner_id: int, roles: list[RoleRow]) -> A
                   top_position=OWNER_POSITION if is_owner else top, roles=roles)
 
 
-def _require_member(is_member: bool, server, allow_blocked: bool = False) -> None:
+def _require_member(is_member: bool, server: Any, allow_blocked: bool = False) -> None:
     """403 for a caller who is not a member, then for a blocked server (the order clients see)."""
     if not is_member:
         raise Forbidden("You are not a member of this server", "not_a_member")
@@ -215,7 +218,7 @@ def _require_member(is_member: bool, server, allow_blocked: bool = False) -> Non
         raise Forbidden(f"This server is blocked{reason}", "server_blocked")
 
 
-def _check(rows: list, user_id: int, need: int, allow_blocked: bool) -> Access:
+def _check(rows: list[sql.Row], user_id: int, need: int, allow_blocked: bool) -> Access:
     """The check itself, on the permission statement's rows of one existing server."""
     first = rows[0]
     _require_member(first.member_id is not None, first, allow_blocked)
@@ -227,7 +230,8 @@ def _check(rows: list, user_id: int, need: int, allow_blocked: bool) -> Access:
     return access
 
 
-async def _rows(conn, read, user_id: int, *target: int) -> list:
+async def _rows(conn: sql.Connection, read: Callable[..., Awaitable[list[sql.Row]]], user_id: int,
+                *target: int) -> list[sql.Row]:
     """The statement's rows; with the caller's account when the bearer check left it to us
     (models.auth.account_checked_in_query: then a missing server or channel is id NULL)."""
     claims = auth.take_unchecked_account(user_id)
@@ -238,7 +242,7 @@ async def _rows(conn, read, user_id: int, *target: int) -> list:
     return [] if rows[0].id is None else rows
 
 
-async def read_server_access(conn, user_id: int, server_id: int, need: int = 0, *,
+async def read_server_access(conn: sql.Connection, user_id: int, server_id: int, need: int = 0, *,
                              allow_blocked: bool = False) -> Access:
     """404 when the server does not exist, 403 when the caller is not a member, the server is
     blocked, or a needed bit is missing. `conn`: a models.storage.sql connection."""
@@ -248,7 +252,8 @@ async def read_server_access(conn, user_id: int, server_id: int, need: int = 0, 
     return _check(rows, user_id, need, allow_blocked)
 
 
-async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0):
+async def read_channel_access(conn: sql.Connection, user_id: int, channel_id: int,
+                              need: int = 0) -> tuple[Access, sql.Row]:
     """The caller's access to the channel's server, VIEW_CHANNEL always needed, and the
     statement's row (channel_id, channel_type, channel_name, channel_message_count and the
     server's columns)."""
@@ -256,7 +261,7 @@ async def read_channel_access(conn, user_id: int, channel_id: int, need: int = 0
                                     user_id, need)
 
 
-def channel_access_from_rows(rows: list, user_id: int, need: int = 0):
+def channel_access_from_rows(rows: list[sql.Row], user_id: int, need: int = 0) -> tuple[Access, sql.Row]:
     """read_channel_access() on rows with the permission statement's columns that a storage
     function read (models/storage/voice.py join_rights): 404 without rows, else (Access, first row)."""
     if not rows:
@@ -264,12 +269,12 @@ def channel_access_from_rows(rows: list, user_id: int, need: int = 0):
     return _check(rows, user_id, Perm.VIEW_CHANNEL | need, False), rows[0]
 
 
-async def read_my_servers(conn, user_id: int) -> list:
+async def read_my_servers(conn: sql.Connection, user_id: int) -> list[sql.Row]:
     """The rows (the server's columns) of the servers the user belongs to, blocked ones left out."""
     return await _rows(conn, members.my_servers_rows, user_id)
 
 
-async def server_access(s, user_id: int, server_id: int, need: int = 0, *,
+async def server_access(s: AsyncSession, user_id: int, server_id: int, need: int = 0, *,
                         allow_blocked: bool = False) -> Access:
     """read_server_access() inside the session's transaction (the same statement)."""
     access = await read_server_access(await sql.of_session(s), user_id, server_id, need,
@@ -278,17 +283,17 @@ async def server_access(s, user_id: int, server_id: int, need: int = 0, *,
     return access
 
 
-async def channel_access(s, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, ChannelRef]:
+async def channel_access(s: AsyncSession, user_id: int, channel_id: int, need: int = 0) -> tuple[Access, ChannelRef]:
     """read_channel_access() inside the session's transaction; the channel as a ChannelRef."""
     access, row = await read_channel_access(await sql.of_session(s), user_id, channel_id, need)
     return access, ChannelRef(row.channel_id, row.id, row.channel_type, row.channel_name, row.channel_message_count)
 
 
-async def access_for_member(s, access: Access, member) -> Access:
+async def access_for_member(s: AsyncSession, access: Access, member: ServerMember) -> Access:
     """Another member's access in the caller's server, against the server's owner as it is now
     (read after the caller locked the member: an owner transfer that committed meanwhile is
     seen). 404 when the server went away meanwhile."""
-    rows = await members.held_roles(await sql.of_session(s), access.server.id, member.id)
+    rows = await members.held_roles(await sql.of_session(s), access.server.id, stored_id(member))
     if not rows:
         raise NotFound("Server not found", "server_not_found")
     target = MemberRow(member.id, member.user_id, member.server_id, member.role, member.is_muted,
@@ -296,7 +301,7 @@ async def access_for_member(s, access: Access, member) -> Access:
     return _access(access.server, target, rows[0].owner_id, _roles(rows))
 
 
-async def member_in_server(s, server_id: int, member_id: int):
+async def member_in_server(s: AsyncSession, server_id: int, member_id: int) -> ServerMember:
     """A member row by id, scoped to the server in the path (another server's member is 404)."""
     member = await members.get(s, member_id)
     if member is None or member.server_id != server_id:

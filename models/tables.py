@@ -7,7 +7,7 @@ unique case-insensitively. Timestamps are stored in UTC.
 from __future__ import annotations
 
 from datetime import datetime, UTC
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, cast
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -17,6 +17,16 @@ from core.contract import MESSAGE_MAX_LENGTH, USERNAME_MAX_LENGTH
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Stored(Protocol):
+    id: Optional[int]
+
+
+def stored_id(row: _Stored) -> int:
+    """The id of a row read from the database or flushed: the column is Optional only because a
+    new object has none yet (for the type checker; nothing is checked at run time)."""
+    return cast(int, row.id)
 
 
 def _ts(**kw: Any) -> Any:

@@ -20,7 +20,7 @@ def socket_server_command(app: str, host: str, port: int) -> list[str]:
             "--http", "httptools", "--log-level", "warning", "--ws-per-message-deflate", "false"]
 
 
-def _run(_args) -> None:
+def _run(_args: argparse.Namespace) -> None:
 
     settings = get_settings()
     settings.resolved_jwt_secret()  # refuse to start without a secret on PostgreSQL
@@ -63,7 +63,7 @@ async def _create_admin(username: str, email: str, password: str) -> str:
         await db.dispose()
 
 
-def _admin(args) -> None:
+def _admin(args: argparse.Namespace) -> None:
     username = args.username or os.environ.get("ADMIN_USERNAME")
     email = args.email or os.environ.get("ADMIN_EMAIL")
     password = args.password or os.environ.get("ADMIN_PASSWORD")

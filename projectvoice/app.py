@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import connexion
 import orjson
@@ -36,12 +38,12 @@ class OrjsonJsonifier(Jsonifier):
     _default = JSONEncoder().default
     _options = orjson.OPT_NON_STR_KEYS
 
-    def dumps(self, data, **kwargs):
+    def dumps(self, data: Any, **kwargs: Any) -> str:
         if kwargs:
-            return super().dumps(data, **kwargs)
+            return cast(str, super().dumps(data, **kwargs))  # (Connexion's, untyped: text)
         return orjson.dumps(data, default=self._default, option=self._options).decode() + "\n"
 
-    def loads(self, data):
+    def loads(self, data: str | bytes) -> Any:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -50,7 +52,7 @@ class OrjsonJsonifier(Jsonifier):
 
 def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     @asynccontextmanager
-    async def lifespan(_app):
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
         settings.resolved_jwt_secret()
         db.init(settings)
         observability.instrument_engine(db.engine())
@@ -98,7 +100,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     app.add_error_handler(HTTPException, error_handlers.handle_http_exception)
     app.add_error_handler(Exception, error_handlers.handle_unexpected)
 
-    async def api_docs(_request=None):
+    async def api_docs(_request: Any = None) -> RedirectResponse:
         # The seed promises Swagger UI at /api-docs; Connexion serves it at /api/docs/.
         return RedirectResponse("/api/docs/", status_code=307)
 
@@ -107,7 +109,7 @@ def create_connexion_app(settings: Settings) -> connexion.AsyncApp:
     return app
 
 
-def create_app(settings: Settings | None = None):
+def create_app(settings: Settings | None = None) -> HeadLimits:
     settings = settings or get_settings()
     observability.setup_logging(settings)
     http_app = create_connexion_app(settings)

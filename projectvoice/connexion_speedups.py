@@ -21,6 +21,8 @@ import copy
 import functools
 import importlib.metadata
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import connexion.decorators.main as decorators_main
 import connexion.decorators.parameter as decorators_parameter
@@ -37,7 +39,8 @@ from jsonschema import ValidationError
 from starlette import routing
 from starlette.datastructures import URL
 from starlette.responses import RedirectResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 PATCHED_RELEASE = "3.3."
 log = logging.getLogger("projectvoice")
@@ -71,7 +74,7 @@ def install() -> bool:
     # The decorator chain: built on the first request of each operation, then reused.
     build_fn = AsyncOperation.fn.fget
 
-    def fn(self):
+    def fn(self: Any) -> Any:
         chain = self.__dict__.get("_pv_fn")
         if chain is None:
             chain = self.__dict__["_pv_fn"] = build_fn(self)
@@ -81,11 +84,11 @@ def install() -> bool:
 
     scope, receive = decorators_main.scope, decorators_main.receive
 
-    def asgi_call(self, function):
+    def asgi_call(self: Any, function: Callable[..., Any]) -> Callable[..., Any]:
         decorated = None
 
         @functools.wraps(function)
-        async def wrapper(*args, **kwargs):
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
             nonlocal decorated
             request = self.framework.get_request(uri_parser=self.uri_parser, scope=scope, receive=receive)
             if decorated is None:
@@ -99,12 +102,12 @@ def install() -> bool:
     # Parameter validators: one per parameter definition (the spec's dicts live as long as the
     # app; the entry keeps its dict alive, so its id is never reused while cached).
     # Entry: (definition, jsonschema validator, compiled check or None, nullable).
-    validators: dict[int, tuple] = {}
+    validators: dict[int, tuple[Any, ...]] = {}
     is_nullable, is_null = parameter_validators.is_nullable, parameter_validators.is_null
     Draft4Validator = parameter_validators.Draft4Validator
     checker = parameter_validators.draft4_format_checker
 
-    def validate_parameter(parameter_type, value, param, param_name=None):
+    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None) -> str | None:
         entry = validators.get(id(param))
         if entry is None:
             schema = copy.deepcopy(param.get("schema", param))
@@ -133,7 +136,7 @@ def install() -> bool:
     parameter_validators.ParameterValidator.validate_parameter = staticmethod(validate_parameter)
 
     # Content-Type lookup: the same answer without building typing generics per call.
-    def extract_content_type(headers):
+    def extract_content_type(headers: Any) -> str | None:
         pairs = headers.items() if isinstance(headers, dict) else headers
         for key, value in pairs:
             name = key.decode("latin-1") if isinstance(key, bytes) else key
@@ -145,7 +148,7 @@ def install() -> bool:
 
     # Query parameters: parsed once per request and kept in the request's scope (both requests
     # share it, and with it the operation and its parser); nobody mutates the parsed dict.
-    def query_params(self):
+    def query_params(self: Any) -> Any:
         if self._query_params is None:
             extensions = self._starlette_request.scope.setdefault("extensions", {})
             parsed = extensions.get("pv_query_params")
@@ -164,7 +167,7 @@ def install() -> bool:
     # one per operation serves every request of it.
     uri_parsing.OpenAPIURIParser.param_schemas = property(_param_schemas)
 
-    def parser_for(decorator):
+    def parser_for(decorator: Any) -> Any:
         parser = decorator.__dict__.get("_pv_uri_parser")
         if parser is None:
             parser = decorator.__dict__["_pv_uri_parser"] = uri_parser_property.fget(decorator)
@@ -177,7 +180,8 @@ def install() -> bool:
     # Query defaults: deep-copied from the spec for every request; scalars need no copy.
     get_query_arguments = decorators_parameter._get_query_arguments
 
-    def query_arguments(query_params, *, operation, arguments, has_kwargs, sanitize):
+    def query_arguments(query_params: dict[str, Any], *, operation: Any, arguments: Any, has_kwargs: bool,
+                        sanitize: Any) -> Any:
         defaults = operation.__dict__.get("_pv_query_defaults")
         if defaults is None:
             definitions = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
@@ -203,7 +207,7 @@ _FAST_KEYWORDS = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMa
                   "maxLength", "enum", "default", "description", "example", "title"}
 
 
-def fast_validator(schema):
+def fast_validator(schema: object) -> Callable[[Any], bool] | None:
     """`is_valid` of a compiled validator for a simple parameter schema, else None."""
     if not isinstance(schema, dict) or not schema.keys() <= _FAST_KEYWORDS:
         return None
@@ -212,14 +216,14 @@ def fast_validator(schema):
     return jsonschema_rs.Draft4Validator(schema).is_valid
 
 
-def _param_schemas(parser) -> dict:
-    schemas = parser.__dict__.get("_pv_param_schemas")
+def _param_schemas(parser: Any) -> dict[str, Any]:
+    schemas: dict[str, Any] | None = parser.__dict__.get("_pv_param_schemas")
     if schemas is None:
         schemas = parser.__dict__["_pv_param_schemas"] = {k: v.get("schema", {}) for k, v in parser.param_defns.items()}
     return schemas
 
 
-async def _validate_request(self, scope, receive, send):
+async def _validate_request(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
     """RequestValidationOperation.__call__ of Connexion 3.3 with its URI parser and parameter
     validator made once per operation; the body part is Connexion's, line for line."""
     parameter_validator = self.__dict__.get("_pv_parameter_validator")
@@ -272,7 +276,7 @@ def _first_segment(path: str) -> str:
     return path.split("/", 2)[1] if path.startswith("/") else ""
 
 
-def _literal_first_segment(route) -> str | None:
+def _literal_first_segment(route: Any) -> str | None:  # (any route of a router)
     """The route's first path segment when it is literal text and the route matches by
     Starlette's own path regex (plain Route and Mount), else None."""
     if type(route) not in (Route, Mount) or not route.path.startswith("/"):
@@ -282,14 +286,14 @@ def _literal_first_segment(route) -> str | None:
 
 
 class _RouteIndex:
-    def __init__(self, routes: list):
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.key = (id(routes), len(routes))
         segments = [_literal_first_segment(r) for r in routes]
         self.unindexed = [r for r, seg in zip(routes, segments, strict=True) if seg is None]
         self.by_segment = {seg: [r for r, other in zip(routes, segments, strict=True) if other is None or other == seg]
                            for seg in set(segments) if seg is not None}
 
-    def candidates(self, route_path: str) -> list:
+    def candidates(self, route_path: str) -> list[BaseRoute]:
         return self.by_segment.get(_first_segment(route_path), self.unindexed)
 
 
@@ -305,7 +309,7 @@ def _index_routers() -> None:
     original = original_router_app = routing.Router.app
     Match = routing.Match
 
-    async def app(self, scope, receive, send):
+    async def app(self: routing.Router, scope: Scope, receive: Receive, send: Send) -> None:
         """Starlette's Router.app (1.x) for HTTP, trying only the routes that can match."""
         if scope["type"] != "http":
             return await original(self, scope, receive, send)
@@ -330,7 +334,7 @@ def _index_routers() -> None:
                 partial, partial_scope = route, child_scope
         if partial is not None:  # e.g. 405: the path is known, the method is not
             scope["route"] = partial
-            scope.update(partial_scope)
+            scope.update(cast(Scope, partial_scope))  # (set with `partial`)
             await partial.handle(scope, receive, send)
             return
         if self.redirect_slashes and route_path != "/":

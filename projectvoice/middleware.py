@@ -15,8 +15,14 @@ A request without a JSON body passes with one header scan and a counting `receiv
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import orjson
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from generated import rest
 
 from core import contract, textcheck
 from core.errors import ApiError
@@ -33,7 +39,8 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
-def _json_response(status: int, body: dict, headers: list[tuple[bytes, bytes]] | None = None):
+def _json_response(status: int, body: rest.Error,
+                   headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, Message]:
     payload = orjson.dumps(body)
     return {
         "type": "http.response.start",
@@ -43,7 +50,7 @@ def _json_response(status: int, body: dict, headers: list[tuple[bytes, bytes]] |
     }, {"type": "http.response.body", "body": payload}
 
 
-def _bearer(headers) -> str | None:
+def _bearer(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     for k, v in headers:
         if k == b"authorization":
             value = v.decode("latin-1")
@@ -52,13 +59,14 @@ def _bearer(headers) -> str | None:
     return None
 
 
-def _user_id(headers) -> int | None:
+def _user_id(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     token = _bearer(headers)
     claims = decode_token(token) if token else None
-    return claims["sub"] if claims else None
+    user: int | None = claims["sub"] if claims else None  # (an int once verified)
+    return user
 
 
-def _is_json(headers) -> bool:
+def _is_json(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """A body read as JSON: declared so, or with no Content-Type (DefaultJsonContentType)."""
     for k, v in headers:
         if k == b"content-type":
@@ -67,19 +75,19 @@ def _is_json(headers) -> bool:
     return True
 
 
-async def _refuse(send, error: ApiError) -> None:
+async def _refuse(send: Send, error: ApiError) -> None:
     start, end = _json_response(error.status, {"error": error.message, "code": error.code})
     await send(start)
     await send(end)
 
 
 class LimitsMiddleware:
-    def __init__(self, app, settings: Settings, rate_limiter: Limiter = limiter):
+    def __init__(self, app: ASGIApp, settings: Settings, rate_limiter: Limiter = limiter) -> None:
         self.app = app
         self.max_body = settings.max_body_bytes
         self.limiter = rate_limiter.configure(settings)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         problem = textcheck.url_problem(scope["path"], scope.get("query_string", b""))
@@ -107,7 +115,7 @@ class LimitsMiddleware:
             max_body = self.max_body
             seen = 0
 
-            async def counting_receive():
+            async def counting_receive() -> Message:
                 nonlocal seen
                 message = await receive()
                 if message["type"] == "http.request":
@@ -120,7 +128,7 @@ class LimitsMiddleware:
 
         # A JSON body, a streamed body of unknown length, or a rate-limited route (the body holds
         # the keys): read it first, up to the limit.
-        chunks = []
+        chunks: list[bytes] = []
         seen = 0
         while True:
             message = await receive()
@@ -155,7 +163,7 @@ class LimitsMiddleware:
 
         replayed = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -174,7 +182,7 @@ class LimitsMiddleware:
             return _INVITE_ACCEPT_ROUTE
         return None
 
-    async def _check(self, route: str, scope, body: dict) -> int | None:
+    async def _check(self, route: str, scope: Scope, body: dict[str, Any]) -> int | None:
         hit = self.limiter.hit
         client = scope.get("client")
         ip = client[0] if client else "unknown"
@@ -198,7 +206,7 @@ class LimitsMiddleware:
             return None
         return await hit("invite_accept", user)
 
-    async def _too_large(self, send):
+    async def _too_large(self, send: Send) -> None:
         start, end = _json_response(413, {"error": _too_large_text(self.max_body), "code": "payload_too_large"},
                                     [(b"connection", b"close")])
         await send(start)
@@ -217,10 +225,10 @@ class DefaultJsonContentType:
     JSON, an empty body means "no fields" where the operation allows it, and is a 400 elsewhere.
     """
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
             headers = scope["headers"]
             if not any(name == b"content-type" for name, _ in headers):
@@ -234,12 +242,12 @@ class HeadLimits:
     answer 431 before any other layer, Socket.IO's included, looks at them. uvicorn's httptools
     parser has no limit of its own; behind nginx, its large_client_header_buffers refuses first."""
 
-    def __init__(self, app, settings: Settings):
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.max_bytes = settings.max_header_bytes
         self.max_count = settings.max_header_count
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             headers = scope["headers"]
             too_many = len(headers) > self.max_count

@@ -7,6 +7,8 @@ openapi-spec-validator's, which knows 3.1.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import connexion.spec
 from connexion.exceptions import InvalidSpecification
 from openapi_spec_validator import validate
@@ -15,7 +17,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 _original = connexion.spec.OpenAPISpecification._validate_spec
 
 
-def _validate_spec(cls, spec):
+def _validate_spec(cls: type[Any], spec: dict[str, Any]) -> None:
     if str(spec.get("openapi", "")).startswith("3.1"):
         try:
             validate(spec)

@@ -11,16 +11,21 @@ else (a database that stays down, a second failure) answers as before (503).
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from connexion.resolver import Resolution, Resolver
 
 from models import auth
 from models.db import is_connection_killed
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def retry_once(handler):
+
+def retry_once(handler: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     @functools.wraps(handler)
-    async def wrapper(*args, **kwargs):
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         # The deferred account check (auth.account_checked_in_query) is taken by the first
         # statement that runs it; a rerun must run it again, so its claims are put back.
         unchecked = auth._unchecked.get()
@@ -38,7 +43,7 @@ def retry_once(handler):
 class ReadRetryResolver(Resolver):
     """Connexion's resolver, with every GET handler wrapped in retry_once."""
 
-    def resolve(self, operation):
+    def resolve(self, operation: Any) -> Resolution:  # (Connexion's operation objects)
         resolution = super().resolve(operation)
         if operation.method.lower() == "get":
             return Resolution(retry_once(resolution.function), resolution.operation_id)

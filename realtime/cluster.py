@@ -28,13 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import socketio
 
 from core.observability import CLUSTER_MESSAGES
 from realtime import fastpath
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -44,25 +48,25 @@ _CACHE_MAX = 100_000
 class ClusterManager(socketio.AsyncRedisManager):
     name = "projectvoice-cluster"
 
-    def __init__(self, url: str, channel: str, ttl: float = 15.0, **kwargs):
+    def __init__(self, url: str, channel: str, ttl: float = 15.0, **kwargs: Any) -> None:
         super().__init__(url, channel=channel, **kwargs)
         self.ttl = max(2, int(round(ttl)))
         self.own_channel = f"{channel}#{self.host_id}"
         self.prefix = f"pv:sio:{channel}:"
         self.hosts: dict[str, str] = {}  # remote sid -> host id (a sid never changes process)
         self.local: set[str] = set()  # sids of this process in the directory
-        self._renew_task: asyncio.Task | None = None
+        self._renew_task: Any = None  # the server's background task (an asyncio.Task under ASGI)
 
     # the directory ------------------------------------------------------------------------
     def _key(self, sid: str) -> str:
         return f"{self.prefix}sid:{sid}"
 
-    def _r(self):
+    def _r(self) -> aioredis.Redis:
         if not self.connected:
             self._redis_connect()
         return self.redis
 
-    def _redis_connect(self):
+    def _redis_connect(self) -> Any:  # (as python-socketio's, untyped: nothing)
         """As python-socketio's, with a pool that waits for a free connection instead of failing
         (200 sockets joining at once would otherwise exceed the default pool of 100)."""
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -75,7 +79,7 @@ class ClusterManager(socketio.AsyncRedisManager):
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.connected = True
 
-    def initialize(self):
+    def initialize(self) -> None:
         super().initialize()
         if not self.write_only:
             self._renew_task = self.server.start_background_task(self._renew_loop)
@@ -95,7 +99,7 @@ class ClusterManager(socketio.AsyncRedisManager):
             except Exception:
                 log.exception("socket directory renewal failed")
 
-    async def pre_connect(self, eio_sid, namespace):
+    async def pre_connect(self, eio_sid: str, namespace: str) -> Any:  # the sid, or None (python-socketio's)
         sid = await super().pre_connect(eio_sid, namespace)
         if sid is not None:
             self.local.add(sid)
@@ -105,7 +109,7 @@ class ClusterManager(socketio.AsyncRedisManager):
                 log.exception("socket directory: could not record %s", sid)
         return sid
 
-    async def disconnect(self, sid, namespace, **kwargs):
+    async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
         was_local = self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)
         result = await super().disconnect(sid, namespace, **kwargs)
         if was_local and sid in self.local:
@@ -132,7 +136,7 @@ class ClusterManager(socketio.AsyncRedisManager):
         return (await self._hosts_of([sid]))[0]
 
     # emits ------------------------------------------------------------------------------
-    def _is_local_sid(self, sid, namespace) -> bool:
+    def _is_local_sid(self, sid: object, namespace: str) -> bool:
         return isinstance(sid, str) and self.is_connected(sid, namespace)
 
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
@@ -174,13 +178,13 @@ class ClusterManager(socketio.AsyncRedisManager):
         # here, and published on the shared channel for every process).
         return await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid, **kwargs)
 
-    async def _deliver(self, event, data, namespace, room, skip_sid) -> None:
+    async def _deliver(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> None:
         if fastpath.enabled():
             await fastpath.fast_emit(self, event, data, namespace, room, skip_sid)
         else:
             await socketio.AsyncManager.emit(self, event, data, namespace, room=room, skip_sid=skip_sid)
 
-    async def _publish_to(self, host, event, data, namespace, room, skip_sid) -> None:
+    async def _publish_to(self, host: str, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> None:
         if isinstance(data, tuple):
             data = list(data)
         else:
@@ -199,7 +203,7 @@ class ClusterManager(socketio.AsyncRedisManager):
                 return
         await self._publish(message, channel=f"{self.channel}#{host}", text=text)
 
-    async def can_disconnect(self, sid, namespace):
+    async def can_disconnect(self, sid: str, namespace: str | None) -> Any:  # a bool (python-socketio's)
         if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
             return await super().can_disconnect(sid, namespace)
         host = await self._host_of(sid) if isinstance(sid, str) else None
@@ -210,7 +214,7 @@ class ClusterManager(socketio.AsyncRedisManager):
         return await super().can_disconnect(sid, namespace)
 
     # Redis ------------------------------------------------------------------------------
-    async def _publish(self, data, channel: str | None = None, text: str | None = None):
+    async def _publish(self, data: dict[str, Any], channel: str | None = None, text: str | None = None) -> Any:
         channel = channel or self.channel
         for retries_left in range(1, -1, -1):  # two attempts, as python-socketio's own
             try:
@@ -221,7 +225,7 @@ class ClusterManager(socketio.AsyncRedisManager):
                     self._get_logger().error("Cannot publish to redis... giving up",
                                              extra={"redis_exception": str(exc)})
 
-    async def _redis_listen_with_retries(self):
+    async def _redis_listen_with_retries(self) -> AsyncIterator[dict[str, Any]]:
         retry_sleep = 1
         subscribed = False
         while True:
@@ -242,7 +246,7 @@ class ClusterManager(socketio.AsyncRedisManager):
                 await asyncio.sleep(retry_sleep)
                 retry_sleep = min(60, retry_sleep * 2)
 
-    async def _listen(self):
+    async def _listen(self) -> AsyncIterator[bytes]:
         shared, own = self.channel.encode(), self.own_channel.encode()
         async for message in self._redis_listen_with_retries():
             if message["type"] == "message" and "data" in message and message["channel"] in (shared, own):
@@ -252,9 +256,9 @@ class ClusterManager(socketio.AsyncRedisManager):
 
     # Called with a socket's id when `user-disconnected` for it passes through this process,
     # before anyone here gets it (realtime/store.py RedisStore.forget).
-    on_departure = None
+    on_departure: Callable[[str], None] | None = None
 
-    async def _handle_emit(self, message):
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
         if message.get("event") == "user-disconnected" and self.on_departure is not None:
             data = message.get("data")
             sid = data[0] if isinstance(data, list) and data else data

@@ -10,13 +10,14 @@ payload the server accepted before is still accepted. One difference remains: an
 from __future__ import annotations
 
 import json as _std
+from typing import Any
 
 import orjson
 
 JSONDecodeError = _std.JSONDecodeError
 
 
-def dumps(obj, *args, **kwargs) -> str:
+def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
     try:
         return orjson.dumps(obj).decode()
     except TypeError:
@@ -24,7 +25,7 @@ def dumps(obj, *args, **kwargs) -> str:
         return _std.dumps(obj, *args, **kwargs)
 
 
-def size(obj) -> int:
+def size(obj: Any) -> int:
     """Bytes of dumps(obj) in UTF-8, as it goes on the wire (without decoding orjson's bytes)."""
     try:
         return len(orjson.dumps(obj))
@@ -32,7 +33,7 @@ def size(obj) -> int:
         return len(dumps(obj).encode())
 
 
-def loads(s, *args, **kwargs):
+def loads(s: str | bytes, *args: Any, **kwargs: Any) -> Any:
     try:
         return orjson.loads(s)
     except orjson.JSONDecodeError:

@@ -37,6 +37,8 @@ import importlib.metadata
 import inspect
 import logging
 
+from typing import Any
+
 import engineio
 import orjson
 import socketio
@@ -83,7 +85,7 @@ def install(on: bool = True) -> bool:
     return on
 
 
-def _writes_like_packet(cls) -> bool:
+def _writes_like_packet(cls: Any) -> bool:
     """True when `cls` encodes an EVENT packet as python-socketio's Packet does with orjson as its
     `json`: the Packet itself or a subclass that changes only decoding (realtime/validation.py's
     GuardedPacket, the server's packet class: without this its emits took Packet.encode()'s walk
@@ -92,7 +94,8 @@ def _writes_like_packet(cls) -> bool:
             and getattr(cls, "encode", None) is sio_packet.Packet.encode and getattr(cls, "json", None) is codec)
 
 
-async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -> None:
+async def fast_emit(manager: socketio.AsyncManager, event: str, data: Any, namespace: str | None, room: Any = None,
+                    skip_sid: Any = None) -> None:
     """AsyncManager.emit without a callback, with no task per recipient."""
     if namespace not in manager.rooms:
         return
@@ -143,11 +146,11 @@ async def fast_emit(manager, event, data, namespace, room=None, skip_sid=None) -
 
 
 @functools.lru_cache(maxsize=1024)
-def _is_coroutine_function(handler) -> bool:
+def _is_coroutine_function(handler: Any) -> bool:
     return inspect.iscoroutinefunction(handler)
 
 
-async def _sio_message(server, eio_sid, data) -> None:
+async def _sio_message(server: Any, eio_sid: str, data: Any) -> None:
     """python-socketio's AsyncServer._handle_eio_message for a websocket message, with its usual
     case, an EVENT without ack id for which the namespace has a coroutine handler of that exact
     name (not a reserved event), dispatched as _handle_event -> _handle_event_internal ->
@@ -176,7 +179,7 @@ async def _sio_message(server, eio_sid, data) -> None:
     await server._handle_eio_message(eio_sid, data)  # (decodes again: rare packets only)
 
 
-async def _poll(self):
+async def _poll(self: async_socket.AsyncSocket) -> list[eio_packet.Packet]:
     """AsyncSocket.poll with a timer instead of a wait_for task."""
     try:
         async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
@@ -231,7 +234,7 @@ class _Watchdog:
         self.handle.cancel()
 
 
-async def _send(self, pkt):
+async def _send(self: async_socket.AsyncSocket, pkt: eio_packet.Packet) -> None:
     """AsyncSocket.send; to a websocket whose writer has nothing queued, the packet is written
     at once instead of waking the writer task (one task switch less per packet). The writer and
     these direct writes share a lock, so packets still leave in the order they were sent."""
@@ -251,7 +254,7 @@ async def _send(self, pkt):
                             pkt.data if not isinstance(pkt.data, bytes) else '<binary>')
 
 
-async def _websocket_handler(self, ws):
+async def _websocket_handler(self: async_socket.AsyncSocket, ws: Any) -> Any:
     """AsyncSocket._websocket_handler of python-engineio 4.15.1, with the same timeouts and
     endings, and less work per message: the read loop's timeout is a _Watchdog (no task, no timer
     per message), a message goes straight to the server's `message` handler, packets are written
@@ -266,7 +269,7 @@ async def _websocket_handler(self, ws):
     lock = self._pv_lock = asyncio.Lock()
     queue = self.queue
 
-    async def writer():
+    async def writer() -> None:
         while True:
             packets = [await queue.get()]
             queue.task_done()

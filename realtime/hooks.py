@@ -7,14 +7,18 @@ raises: a realtime failure is logged and never turns a committed REST call into 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from generated.events import ChatMessage, MessageDeleted
 from realtime import running
 
+if TYPE_CHECKING:
+    from realtime.presence import Presence
+
 log = logging.getLogger("projectvoice.realtime")
 
 
-async def _call(name: str, *args) -> None:
+async def _call(name: str, *args: object) -> None:
     rt = running.current()
     if rt is None:
         return
@@ -93,6 +97,6 @@ async def presence_choice_changed(user_id: int, status: str) -> None:
         log.exception("realtime hook presence_choice_changed failed")
 
 
-def _current_presence():
+def _current_presence() -> Presence | None:
     rt = running.current()
     return getattr(rt, "presence", None) if rt is not None else None

@@ -34,11 +34,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import cast
+
+import socketio
+
+from generated import rest
+from generated.events import PresenceUpdated
 
 from models.storage import presence as q
 from models.storage import sql
 from realtime import running
+from realtime.store import RedisStore, Store
 
 log = logging.getLogger("projectvoice.realtime")
 
@@ -50,15 +57,15 @@ def choice_of(value: str | None) -> str:
     return value if value in CHOICES else "online"
 
 
-def seen_by_others(pref: str | None) -> str:
+def seen_by_others(pref: str | None) -> rest.Presence:
     """What everyone else sees, given the user's choice while online (None: not online)."""
     if pref is None or pref == "invisible":
         return "offline"
-    return pref
+    return cast(rest.Presence, pref)  # a choice: what choice_of() stored
 
 
-def seen_by_self(pref: str | None) -> str:
-    return "offline" if pref is None else pref
+def seen_by_self(pref: str | None) -> rest.Presence:
+    return "offline" if pref is None else cast(rest.Presence, pref)
 
 
 def server_room(server_id: int) -> str:
@@ -233,7 +240,7 @@ class RedisPresence:
 
     prefix = "pv:pr:"
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: RedisStore) -> None:
         self.store = store
         self.r = store.r
         self.owner = store.owner
@@ -259,7 +266,8 @@ class RedisPresence:
         uids = list(dict.fromkeys(uids))
         if not uids:
             return {}
-        values = await self.r.mget([f"{self.prefix}on:{u}" for u in uids])
+        # (Text, not bytes: the client decodes responses, as realtime/store.py says to the checker.)
+        values = cast("list[str | None]", await self.r.mget([f"{self.prefix}on:{u}" for u in uids]))
         return {u: v for u, v in zip(uids, values, strict=True) if v is not None}
 
     async def renew(self, uids: list[int]) -> list[int]:
@@ -287,10 +295,10 @@ class RedisPresence:
         """Counts of processes that stopped renewing their heartbeat: removed, and the users who
         went offline with them returned (each claimed by exactly one sweeper through SPOP)."""
         gone: list[tuple[int, str]] = []
-        for owner in await self.r.smembers(f"{self.prefix}owners"):
+        for owner in cast("set[str]", await self.r.smembers(f"{self.prefix}owners")):  # (text, as above)
             if owner == self.owner or await self.r.exists(f"{self.rt}proc:{owner}"):
                 continue
-            while (uid := await self.r.spop(f"{self.prefix}ou:{owner}")) is not None:
+            while (uid := cast("str | None", await self.r.spop(f"{self.prefix}ou:{owner}"))) is not None:
                 pref = await self._sweep_user(keys=[], args=[self.prefix, self.rt, uid, owner])
                 if pref:
                     gone.append((int(uid), pref))
@@ -304,16 +312,17 @@ class Presence:
     """This process's side of presence: its authenticated sockets, the state backend, and a
     worker that announces changes in the order they happened here."""
 
-    def __init__(self, sio, store, namespaces: tuple[str, ...]) -> None:
+    def __init__(self, sio: socketio.AsyncServer, store: Store, namespaces: tuple[str, ...]) -> None:
         self.sio = sio
         self.store = store  # the participant store: user -> socket ids across processes
         self.namespaces = namespaces
-        self.backend = RedisPresence(store) if hasattr(store, "r") else MemoryPresence()
+        # (A store with a Redis connection is a RedisStore.)
+        self.backend = RedisPresence(cast(RedisStore, store)) if hasattr(store, "r") else MemoryPresence()
         self.local: dict[int, dict[str, str]] = {}  # uid -> {sid: ns}, this process
         self.prefs: dict[int, str] = {}  # this process's last known choice of its users
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self._worker: asyncio.Task | None = None
+        self._queue: asyncio.Queue[tuple[int, str | None, str | None]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self._worker is None:
@@ -335,7 +344,7 @@ class Presence:
 
     # sockets -----------------------------------------------------------------------------
     async def socket_authenticated(self, sid: str, ns: str, uid: int, stored_status: str | None,
-                                   still_connected) -> None:
+                                   still_connected: Callable[[], bool]) -> None:
         """A socket proved to be `uid` (handshake or event token): count it, enter its rooms, and
         announce the user if this made them go online. `still_connected()` is checked once the
         server list is read, so a socket that went away meanwhile leaves nothing behind."""
@@ -422,7 +431,8 @@ class Presence:
         for other in sorted(aud.blocked):
             skip.extend(sid for _ns, sid in await self.store.user_socks(other))
         for ns in self.namespaces:
-            await self.sio.emit("presence-updated", {"userId": uid, "status": status}, room=server_room(server_id),
+            payload: PresenceUpdated = {"userId": uid, "status": status}
+            await self.sio.emit("presence-updated", payload, room=server_room(server_id),
                                 namespace=ns, skip_sid=skip)
 
     # the heartbeat -----------------------------------------------------------------------
@@ -476,8 +486,8 @@ class Presence:
         own = [sid for _ns, sid in await self.store.user_socks(uid)]
         if seen_by_self(before) != seen_by_self(after):
             for ns in self.namespaces:
-                await self.sio.emit("presence-updated", {"userId": uid, "status": seen_by_self(after)},
-                                    room=user_room(uid), namespace=ns)
+                mine: PresenceUpdated = {"userId": uid, "status": seen_by_self(after)}
+                await self.sio.emit("presence-updated", mine, room=user_room(uid), namespace=ns)
         if seen_by_others(before) == seen_by_others(after):
             return
         async with sql.connection() as conn:
@@ -488,7 +498,7 @@ class Presence:
         skip = list(own)
         for other in sorted(aud.blocked):
             skip.extend(sid for _ns, sid in await self.store.user_socks(other))
-        payload = {"userId": uid, "status": seen_by_others(after)}
+        payload: PresenceUpdated = {"userId": uid, "status": seen_by_others(after)}
         for ns in self.namespaces:
             await self.sio.emit("presence-updated", payload, room=rooms, namespace=ns, skip_sid=skip)
 
@@ -517,7 +527,7 @@ async def statuses(viewer: int | None, uids: Iterable[int]) -> dict[int, str]:
         return {}
 
 
-def seen_for(viewer: int | None):
+def seen_for(viewer: int | None) -> Callable[[Iterable[int]], Awaitable[dict[int, str]]]:
     """statuses() bound to a viewer: what models.membership.server_details takes."""
     async def lookup(uids: Iterable[int]) -> dict[int, str]:
         return await statuses(viewer, uids)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import socketio
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.settings import Settings
 from realtime import codec, fastpath, running
@@ -33,7 +35,8 @@ def current() -> Realtime | None:
 class FastManager(socketio.AsyncManager):
     """One process: emits without a callback go through fastpath.fast_emit."""
 
-    async def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+                   callback: Any = None, to: Any = None, **kwargs: Any) -> Any:
         if callback is None and fastpath.enabled():
             return await fastpath.fast_emit(self, event, data, namespace, to or room, skip_sid)
         return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
@@ -90,16 +93,16 @@ class _ApiFirst:
     """HTTP requests under /api/ go straight to the API; python-socketio's ASGI app would first
     match them against the Socket.IO paths and the web client's files (a stat() per request)."""
 
-    def __init__(self, api, rest):
+    def __init__(self, api: ASGIApp, rest: ASGIApp) -> None:
         self.api, self.rest = api, rest
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             return await self.api(scope, receive, send)
         return await self.rest(scope, receive, send)
 
 
-def wrap(sio: socketio.AsyncServer, http_app):
+def wrap(sio: socketio.AsyncServer, http_app: ASGIApp) -> ASGIApp:
     inner = socketio.ASGIApp(sio, other_asgi_app=http_app, socketio_path="socket.io")
     # The reference web client: web/index.html at /, and each file under web/ at its own path
     # (exact files only; every other path goes on to the API).

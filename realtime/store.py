@@ -35,7 +35,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
 Entry = dict[str, Any]
@@ -69,7 +69,7 @@ class MemoryStore:
     def forget(self, sid: str) -> None:
         return None  # nothing cached: the dictionaries are the truth
 
-    async def publish(self, message: dict) -> None:
+    async def publish(self, message: dict[str, Any]) -> None:
         return None  # one process: nobody else to tell
 
     async def stop(self) -> None:
@@ -117,7 +117,7 @@ class MemoryStore:
     async def contains(self, sid: str) -> bool:
         return sid in self.socks
 
-    async def update(self, sid: str, **fields) -> Entry | None:
+    async def update(self, sid: str, **fields: Any) -> Entry | None:
         cid = self.socks.get(sid)
         if cid is None:
             return None
@@ -229,17 +229,17 @@ class RedisStore:
         self.where: dict[str, tuple[int, str]] = {}  # sid -> (cid, ns): see the module's doc
         self.forgotten = 0  # departures seen: a lookup begun before one does not fill `where`
 
-    def k(self, *parts) -> str:
+    def k(self, *parts: object) -> str:
         return self.prefix + ":".join(str(p) for p in parts)
 
     async def start(self) -> None:
         await self.r.set(self.k("proc", self.owner), "1", ex=self.ttl)
 
-    async def publish(self, message: dict) -> None:
+    async def publish(self, message: dict[str, Any]) -> None:
         """Tell the other processes something about their own sockets (see notices())."""
         await self.r.publish(self.k("notices"), json.dumps({**message, "from": self.owner}))
 
-    async def notices(self):
+    async def notices(self) -> AsyncIterator[dict[str, Any]]:
         """What other processes published, as it comes (an endless async iterator)."""
         pubsub = self.r.pubsub()
         await pubsub.subscribe(self.k("notices"))
@@ -307,7 +307,7 @@ class RedisStore:
             self.forget(sid)
         return json.loads(raw) if raw else None
 
-    async def _locate(self, sids) -> list[tuple[int, str] | None]:
+    async def _locate(self, sids: Sequence[str]) -> list[tuple[int, str] | None]:
         # (Text, not bytes: the client decodes responses; the casts below say so to the type checker.)
         values = cast("list[str | None]", await self.r.mget([self.k("sock", s) for s in sids]))
         out: list[tuple[int, str] | None] = []
@@ -347,7 +347,7 @@ class RedisStore:
     async def contains(self, sid: str) -> bool:
         return bool(await self.r.exists(self.k("sock", sid)))
 
-    async def update(self, sid: str, **fields) -> Entry | None:
+    async def update(self, sid: str, **fields: Any) -> Entry | None:
         raw = await self._update(keys=[], args=[self.prefix, sid, json.dumps(fields)])
         return json.loads(raw) if raw else None
 
@@ -401,3 +401,7 @@ class RedisStore:
                         self.forget(e["sid"])
                         removed.append(e)
         return removed
+
+
+# The participant store a process runs with: memory (one process) or Redis (several).
+Store = MemoryStore | RedisStore

@@ -14,6 +14,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import socketio
 
 from generated.events import UserTyping
 
@@ -21,12 +25,17 @@ from models.storage import sql
 from models.permissions import Perm, read_channel_access
 from models.storage import voice as storage
 from core.errors import BadRequest
+from realtime.store import Store
+
+if TYPE_CHECKING:
+    from realtime.voice import Sock
 
 THROTTLE_SECONDS = 3.0
 
 
 class Typing:
-    def __init__(self, sio, store, namespaces: tuple[str, ...], room_of) -> None:
+    def __init__(self, sio: socketio.AsyncServer, store: Store, namespaces: tuple[str, ...],
+                 room_of: Callable[[int], str]) -> None:
         self.sio = sio
         self.store = store
         self.namespaces = namespaces
@@ -56,7 +65,7 @@ class Typing:
         else:
             self._last.pop((uid, cid), None)
 
-    async def typing(self, sid: str, sock, cid: int) -> None:
+    async def typing(self, sid: str, sock: Sock, cid: int) -> None:
         """`sock` is the socket's realtime.voice.Sock; `cid` a parsed channel id."""
         if sock.user_id is None or cid not in sock.texts:
             raise BadRequest("Subscribe to the channel (subscribe-channel) before sending typing",

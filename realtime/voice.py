@@ -22,20 +22,27 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import socketio
+from typing_extensions import TypedDict, Unpack
 
 from core.errors import ApiError, Forbidden, NotFound, Unauthorized
 from core.observability import OPEN_SOCKETS, VOICE_PARTICIPANTS, VOICE_ROOMS
 from core.ratelimit import limiter
+from generated.events import ChannelRef, Created, IceCandidate, MicToggled, Participant, Sdp, SignalRelay
+from generated.events import SocketError, UserConnected, UserData, UserDisconnected
 from models import auth
-from models.permissions import Perm, channel_access_from_rows, read_channel_access
+from models.permissions import Access, Perm, channel_access_from_rows, read_channel_access
 from models.storage import sql
 from models.storage import voice as storage
+from models.tables import stored_id
 from realtime import codec
 from realtime.presence import Presence
+from realtime.store import Entry, RedisStore, Store
 from realtime.typing_notices import Typing
 from realtime.validation import UNREADABLE, Malformed, check_event
 
@@ -51,8 +58,14 @@ _RIGHTS_CACHE_MAX = 10_000
 _ROOM_RE = re.compile(r"^(?:channel-)?([0-9]{1,10})$")
 
 
+class ErrorExtra(TypedDict, total=False, closed=True):
+    """What an `error` event may carry besides message and code (SocketError)."""
+
+    retryAfter: int
+
+
 class EventError(Exception):
-    def __init__(self, message: str, code: str, **extra):
+    def __init__(self, message: str, code: str, **extra: Unpack[ErrorExtra]) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -84,7 +97,7 @@ def text_room(cid: int) -> str:
     return f"text:{cid}"
 
 
-def parse_channel_id(value, what: str = "roomId") -> int:
+def parse_channel_id(value: object, what: str = "roomId") -> int:
     """A channel id from a number, a numeric string or "channel-<id>"."""
     if isinstance(value, bool):
         raise EventError(f"{what} must be a channel id", "invalid_room_id")
@@ -109,13 +122,13 @@ _EVENTS = {"on_join_room": "join-room", "on_leave_room": "leave-room", "on_signa
 _RATED = {"join-room": "join_room", "signal": "signal"}
 
 
-def _join_access(rows: list, uid: int, need: int):
+def _join_access(rows: list[sql.Row], uid: int, need: int) -> tuple[Access, sql.Row]:
     """The caller's access to the channel of join_rights' rows (a missing channel is NULL channel
     columns): not found / not a member / server blocked / missing permission, as REST answers."""
     return channel_access_from_rows([] if rows[0].channel_id is None else rows, uid, need)
 
 
-def _handler(fn):
+def _handler(fn: Callable[..., Awaitable[None]]) -> Callable[..., Coroutine[Any, Any, None]]:
     """Run an event handler on arguments that passed realtime/validation.py; EventError,
     Malformed and permission failures become an `error` event."""
 
@@ -123,18 +136,18 @@ def _handler(fn):
     changes_rooms = fn.__name__ in ("on_join_room", "on_leave_room")
     event = _EVENTS.get(fn.__name__)  # None: a handler of no documented event (walked, no schema)
 
-    async def wrapper(self, sid, *args):
+    async def wrapper(self: Realtime, sid: str, *args: Any) -> None:
         sock = self.socks.get(sid)
         if sock is None:
             return None
         try:
             try:
-                args = check_event(event, args)
+                checked = check_event(event, args)
             except Malformed:
                 if event in _RATED:  # a refused event still counts towards the limit, and says so first
                     await check_rate(_RATED[event], sid, event)
                 raise
-            return await fn(self, sid, sock, *args)
+            return await fn(self, sid, sock, *checked)
         except Malformed as e:
             await self._error(sid, sock.ns, e.message, e.code)
         except EventError as e:
@@ -154,7 +167,7 @@ def _handler(fn):
 
 
 class Realtime:
-    def __init__(self, sio: socketio.AsyncServer, store, heartbeat: float = 5.0):
+    def __init__(self, sio: socketio.AsyncServer, store: Store, heartbeat: float = 5.0) -> None:
         self.sio = sio
         self.store = store
         self.heartbeat = heartbeat
@@ -164,10 +177,10 @@ class Realtime:
         self.text_servers: dict[int, int] = {}
         # (user, session, channel, rights counter) -> (when, join_rights' rows, or the read in
         # flight) of granted joins: see on_join_room.
-        self.rights_cache: dict[tuple[int, int, int, int], tuple[float, asyncio.Future]] = {}
+        self.rights_cache: dict[tuple[int, int, int, int], tuple[float, asyncio.Future[list[sql.Row]]]] = {}
         self.rights_seen: int | None = None
-        self._task: asyncio.Task | None = None
-        self._notices_task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._notices_task: asyncio.Task[None] | None = None
         # Revalidations this process has begun (any user): a join or subscribe that checked its
         # token before one began checks it again once it is in the room (see _recheck).
         self.revalidations = 0
@@ -211,7 +224,7 @@ class Realtime:
         """Several processes: what another process asks of this one's sockets."""
         while True:
             try:
-                async for notice in self.store.notices():
+                async for notice in cast(RedisStore, self.store).notices():  # (started with Redis only)
                     kind = notice.get("kind")
                     if kind == "recheck-texts":
                         await self._recheck_texts(int(notice["serverId"]), notice.get("userId"))
@@ -244,8 +257,10 @@ class Realtime:
             await asyncio.sleep(self.heartbeat)
 
     # helpers -----------------------------------------------------------------------------
-    async def _error(self, sid: str, ns: str, message: str, code: str, **extra) -> None:
-        await self.sio.emit("error", {"message": message, "code": code, **extra}, to=sid, namespace=ns)
+    async def _error(self, sid: str, ns: str, message: str, code: str, **extra: Unpack[ErrorExtra]) -> None:
+        # (`code` is one the contract lists: ApiError and EventError hold it as a plain str.)
+        error: SocketError = {"message": message, "code": cast(Any, code), **extra}
+        await self.sio.emit("error", error, to=sid, namespace=ns)
 
     def refresh_gauges(self) -> None:
         """Prometheus gauges of this process: its open sockets, and its sockets in voice rooms
@@ -267,11 +282,12 @@ class Realtime:
         VOICE_ROOMS.set(len(rooms))
         VOICE_PARTICIPANTS.set(participants)
 
-    async def _broadcast(self, cid: int, event: str, data, skip_sid: str | None = None) -> None:
+    async def _broadcast(self, cid: int, event: str, data: MicToggled | UserDisconnected,
+                         skip_sid: str | None = None) -> None:
         for ns in NAMESPACES:
             await self.sio.emit(event, data, room=voice_room(cid), namespace=ns, skip_sid=skip_sid)
 
-    async def _identify(self, sid: str, ns: str, token) -> int:
+    async def _identify(self, sid: str, ns: str, token: object) -> int:
         """The caller's user id: the event's token argument, else the handshake token."""
         sock = self.socks.get(sid)
         if token is not None and not isinstance(token, str):
@@ -305,7 +321,7 @@ class Realtime:
     def _connected(self, sid: str, ns: str) -> bool:
         return sid in self.socks and self.sio.manager.is_connected(sid, ns)
 
-    async def _leave(self, sid: str, ns: str, cid: int | None = None) -> dict | None:
+    async def _leave(self, sid: str, ns: str, cid: int | None = None) -> Entry | None:
         entry = await self.store.leave(sid, cid)
         if entry is None:
             return None
@@ -313,7 +329,7 @@ class Realtime:
         await self._broadcast(entry["cid"], "user-disconnected", sid)
         return entry
 
-    async def evict(self, entry: dict, message: str, code: str) -> None:
+    async def evict(self, entry: Entry, message: str, code: str) -> None:
         """Remove a participant the server no longer allows in its room (any process)."""
         removed = await self.store.leave(entry["sid"], entry["cid"])
         if removed is None:
@@ -324,12 +340,12 @@ class Realtime:
         self.refresh_gauges()
 
     # connection --------------------------------------------------------------------------
-    def _connect_handler(self, ns: str):
-        async def connect(sid, environ, auth_data=None):
+    def _connect_handler(self, ns: str) -> Callable[..., Coroutine[Any, Any, bool]]:
+        async def connect(sid: str, environ: dict[str, Any], auth_data: object = None) -> bool:
             return await self.on_connect(ns, sid, environ, auth_data)
         return connect
 
-    async def on_connect(self, ns, sid, environ, auth_data=None):
+    async def on_connect(self, ns: str, sid: str, environ: dict[str, Any], auth_data: object = None) -> bool:
         token = None
         if isinstance(auth_data, dict) and isinstance(auth_data.get("token"), str):
             token = auth_data["token"]
@@ -347,14 +363,14 @@ class Realtime:
                 if user is not None and self.socks.get(sid) is sock and sock.user_id is None:
                     sock.user_id = user.id
                     sock.token = token  # what revalidate_user_sockets checks again
-                    await self.store.add_user_sock(user.id, ns, sid)
-                    await self.presence.socket_authenticated(sid, ns, user.id, user.status,
+                    await self.store.add_user_sock(stored_id(user), ns, sid)
+                    await self.presence.socket_authenticated(sid, ns, stored_id(user), user.status,
                                                              lambda: self.socks.get(sid) is sock)
             except Exception:
                 log.warning("socket connect: the handshake token could not be checked", exc_info=True)
         return True
 
-    async def on_disconnect(self, sid, reason=None):
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
         sock = self.socks.pop(sid, None)
         ns = sock.ns if sock else "/"
         try:
@@ -367,7 +383,8 @@ class Realtime:
 
     # voice rooms -------------------------------------------------------------------------
     @_handler
-    async def on_join_room(self, sid, sock: Sock, room_id=None, token=None, *_rest):
+    async def on_join_room(self, sid: str, sock: Sock, room_id: int | str | None = None, token: object = None,
+                           *_rest: object) -> None:
         await check_rate("join_room", sid, "join-room")
         if room_id is None:
             raise EventError("join-room needs a roomId", "invalid_room_id")
@@ -405,12 +422,13 @@ class Realtime:
         if current is not None and current["cid"] != cid:
             await self._leave(sid, sock.ns)
         rejoin = current is not None and current["cid"] == cid
-        mic = bool(current["micToggle"]) if rejoin else True
-        entry = {
+        mic = bool(cast(Entry, current)["micToggle"]) if rejoin else True  # (rejoin: there is an entry)
+        user_data: UserData = {"id": uid, "username": row.username, "profilePicture": row.profile_picture,
+                               "role": row.user_role}
+        entry: Entry = {
             "sid": sid, "ns": sock.ns, "cid": cid, "serverId": row.id, "userId": uid,
             "joinedAt": time.time(), "micToggle": mic and not row.is_member_muted, "serverMuted": bool(row.is_member_muted),
-            "userData": {"id": uid, "username": row.username, "profilePicture": row.profile_picture,
-                         "role": row.user_role},
+            "userData": user_data,
         }
         await self.sio.enter_room(sid, voice_room(cid), namespace=sock.ns)
         everyone, now = await self.store.join(entry)
@@ -430,13 +448,13 @@ class Realtime:
                 raise refusal
             return None
         everyone.sort(key=lambda e: (e.get("joinedAt", 0), e["sid"]))
-        await self.sio.emit("created", {
-            "roomId": room_id,
-            "participants": [{"socketId": e["sid"], "micToggle": e["micToggle"], "userData": e["userData"]}
-                             if e["sid"] != sid else
-                             {"socketId": sid, "micToggle": entry["micToggle"], "userData": entry["userData"]}
-                             for e in everyone],
-        }, to=sid, namespace=sock.ns)
+        participants: list[Participant] = [
+            {"socketId": e["sid"], "micToggle": e["micToggle"], "userData": e["userData"]}
+            if e["sid"] != sid else
+            {"socketId": sid, "micToggle": entry["micToggle"], "userData": user_data}
+            for e in everyone]
+        created: Created = {"roomId": room_id, "participants": participants}
+        await self.sio.emit("created", created, to=sid, namespace=sock.ns)
         if not rejoin:
             # Only those already present when we joined: a later joiner learns of us from `created`.
             # One emit per namespace to the list of sockets: the packet is encoded once.
@@ -445,15 +463,15 @@ class Realtime:
                 if e["sid"] != sid:
                     by_ns.setdefault(e["ns"], []).append(e["sid"])
             for ns, sids in by_ns.items():
-                await self.sio.emit("user-connected", {"socketId": sid, "userData": entry["userData"]},
-                                    to=sids, namespace=ns)
+                connected: UserConnected = {"socketId": sid, "userData": user_data}
+                await self.sio.emit("user-connected", connected, to=sids, namespace=ns)
             if by_ns and not await self.store.contains(sid):
                 # Evicted while we announced ourselves: whoever got our user-connected after the
                 # eviction's user-disconnected must not keep us as a participant.
                 await self._broadcast(cid, "user-disconnected", sid)
         return None
 
-    async def _join_rights(self, claims: dict, cid: int, epoch: int | None = None) -> list | None:
+    async def _join_rights(self, claims: auth.Claims, cid: int, epoch: int | None = None) -> list[sql.Row] | None:
         """join_rights' rows for a decoded token, or None when its account or session fails the
         bearer check's verdict (models.auth.check_account). With the rights counter read
         before (`epoch`), the rows of a read begun at the same counter (in flight, or of a granted
@@ -468,11 +486,11 @@ class Realtime:
         return rows
 
     @staticmethod
-    async def _read_join_rights(claims: dict, cid: int) -> list:
+    async def _read_join_rights(claims: auth.Claims, cid: int) -> list[sql.Row]:
         async with sql.connection() as conn:
             return await storage.join_rights(conn, claims["sub"], claims["sid"], cid)
 
-    async def _shared_join_rights(self, claims: dict, cid: int, epoch: int) -> list:
+    async def _shared_join_rights(self, claims: auth.Claims, cid: int, epoch: int) -> list[sql.Row]:
         key = (claims["sub"], claims["sid"], cid, epoch)
         now = time.monotonic()
         hit = self.rights_cache.get(key)
@@ -481,7 +499,7 @@ class Realtime:
         if epoch != self.rights_seen or len(self.rights_cache) >= _RIGHTS_CACHE_MAX:
             self.rights_cache.clear()  # read at another counter: of no use any more
             self.rights_seen = epoch
-        read = asyncio.get_running_loop().create_future()
+        read: asyncio.Future[list[sql.Row]] = asyncio.get_running_loop().create_future()
         self.rights_cache[key] = (now, read)
         try:
             rows = await self._read_join_rights(claims, cid)
@@ -494,14 +512,14 @@ class Realtime:
         read.set_result(rows)
         return rows
 
-    def _refused(self, claims: dict, cid: int, epoch: int | None) -> None:
+    def _refused(self, claims: auth.Claims, cid: int, epoch: int | None) -> None:
         """Only granted joins' rows are kept: a refusal is read again next time (a grant, such as
         an accepted invite, does not move the rights counter)."""
         if epoch is not None:
             self.rights_cache.pop((claims["sub"], claims["sid"], cid, epoch), None)
 
     async def _join_rights_again(self, sid: str, sock: Sock, uid: int, cid: int,
-                                 entry: dict) -> EventError | ApiError | None:
+                                 entry: Entry) -> EventError | ApiError | None:
         """The refusal for a socket that has just entered voice room `cid`, or None: its token,
         the channel's CONNECT and type, in the same one statement; a server mute that came
         meanwhile is applied to its entry."""
@@ -541,7 +559,7 @@ class Realtime:
         return None
 
     @_handler
-    async def on_leave_room(self, sid, sock: Sock, room_id=None, *_rest):
+    async def on_leave_room(self, sid: str, sock: Sock, room_id: object = None, *_rest: object) -> None:
         cid = None if room_id is None else parse_channel_id(room_id)
         current = await self.store.entry(sid)
         if current is None:
@@ -552,7 +570,7 @@ class Realtime:
         return None
 
     @_handler
-    async def on_signal(self, sid, sock: Sock, payload=None, *_rest):
+    async def on_signal(self, sid: str, sock: Sock, payload: object = None, *_rest: object) -> None:
         # (The per-event work here is what the signalling benchmark measures: no await that can
         # be avoided, each check once.)
         if limiter.enabled("signal"):
@@ -564,17 +582,17 @@ class Realtime:
             raise EventError("signal.to must be the socket id of a participant", "invalid_signal")
         if kind not in SIGNAL_TYPES:
             raise EventError("signal.type must be offer, answer or candidate", "invalid_signal")
-        out = {"from": sid, "to": sid, "type": kind}
+        out: SignalRelay = {"from": sid, "to": sid, "type": kind}
         if kind in ("offer", "answer"):
             sdp = payload.get("sdp")
             if not (isinstance(sdp, str) and sdp) and not (isinstance(sdp, dict) and isinstance(sdp.get("sdp"), str)):
                 raise EventError(f"signal.sdp is required for {kind}: a string or {{type, sdp}}", "invalid_signal")
-            out["sdp"] = sdp
+            out["sdp"] = cast(Sdp, sdp)  # a string, or {type, sdp} with a string sdp (just checked)
         else:
             cand = payload.get("candidate")
             if not isinstance(cand, dict):
                 raise EventError("signal.candidate is required for candidate: an object", "invalid_signal")
-            out["candidate"] = cand
+            out["candidate"] = cast(IceCandidate, cand)  # its fields checked by realtime/validation.py
         size = codec.size(out)  # as it goes on the wire (realtime/codec.py)
         if size > MAX_SIGNAL_BYTES:
             raise EventError(f"signal payload is too large ({size} bytes, at most {MAX_SIGNAL_BYTES})",
@@ -590,7 +608,7 @@ class Realtime:
         return None
 
     @_handler
-    async def on_toggle_mic(self, sid, sock: Sock, value=None, *_rest):
+    async def on_toggle_mic(self, sid: str, sock: Sock, value: object = None, *_rest: object) -> None:
         if not isinstance(value, bool):
             raise EventError("toggle-mic needs a boolean", "invalid_argument")
         current = await self.store.entry(sid)
@@ -605,12 +623,13 @@ class Realtime:
         return None
 
     @_handler
-    async def on_unreadable(self, sid, sock: Sock, *_args):
+    async def on_unreadable(self, sid: str, sock: Sock, *_args: object) -> None:
         return None  # check_event has already refused it
 
     # live messages -----------------------------------------------------------------------
     @_handler
-    async def on_subscribe(self, sid, sock: Sock, channel_id=None, token=None, *_rest):
+    async def on_subscribe(self, sid: str, sock: Sock, channel_id: object = None, token: object = None,
+                           *_rest: object) -> None:
         if channel_id is None:
             raise EventError("subscribe-channel needs a channelId", "invalid_channel_id")
         cid = parse_channel_id(channel_id, "channelId")
@@ -632,21 +651,23 @@ class Realtime:
         if not self._connected(sid, sock.ns):
             return None
         sock.texts.add(cid)
-        await self.sio.emit("subscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
+        subscribed: ChannelRef = {"channelId": cid}
+        await self.sio.emit("subscribed", subscribed, to=sid, namespace=sock.ns)
         return None
 
     @_handler
-    async def on_unsubscribe(self, sid, sock: Sock, channel_id=None, *_rest):
+    async def on_unsubscribe(self, sid: str, sock: Sock, channel_id: object = None, *_rest: object) -> None:
         if channel_id is None:
             raise EventError("unsubscribe-channel needs a channelId", "invalid_channel_id")
         cid = parse_channel_id(channel_id, "channelId")
         await self.sio.leave_room(sid, text_room(cid), namespace=sock.ns)
         sock.texts.discard(cid)
-        await self.sio.emit("unsubscribed", {"channelId": cid}, to=sid, namespace=sock.ns)
+        unsubscribed: ChannelRef = {"channelId": cid}
+        await self.sio.emit("unsubscribed", unsubscribed, to=sid, namespace=sock.ns)
         return None
 
     @_handler
-    async def on_typing(self, sid, sock: Sock, channel_id=None, *_rest):
+    async def on_typing(self, sid: str, sock: Sock, channel_id: object = None, *_rest: object) -> None:
         if channel_id is None:
             raise EventError("typing needs a channelId", "invalid_channel_id")
         await self.typing.typing(sid, sock, parse_channel_id(channel_id, "channelId"))
@@ -701,12 +722,13 @@ class Realtime:
             await self.sio.leave_room(sid, text_room(cid), namespace=sock.ns)
         sock.texts.clear()
         # Straight to the socket (it is ours): through Redis it could come after the disconnect.
-        await self.sio.emit("error", {"message": message, "code": code}, to=sid, namespace=sock.ns,
+        ended: SocketError = {"message": message, "code": cast(Any, code)}  # (a code the contract lists)
+        await self.sio.emit("error", ended, to=sid, namespace=sock.ns,
                             ignore_queue=True)
         await self.sio.disconnect(sid, namespace=sock.ns, ignore_queue=True)
         self.refresh_gauges()
 
-    async def _entries_of(self, socks: list[tuple[str, str]]) -> list[dict]:
+    async def _entries_of(self, socks: list[tuple[str, str]]) -> list[Entry]:
         out = []
         for _ns, sid in socks:
             e = await self.store.entry(sid)
@@ -811,7 +833,7 @@ class Realtime:
         for ns in NAMESPACES:
             await self.sio.close_room(text_room(channel_id), namespace=ns)
 
-    async def message_event(self, event: str, channel_id: int, payload: dict) -> None:
+    async def message_event(self, event: str, channel_id: int, payload: dict[str, Any]) -> None:
         if event == "message-deleted":
             payload = {"id": payload.get("id"), "channelId": channel_id}
         elif event == "message-created" and isinstance(payload.get("userId"), int):

@@ -1,8 +1,11 @@
 """Alembic environment: run on start-up with the app's connection, or from `make migration`."""
 from __future__ import annotations
 
+from typing import cast
+
 from alembic import context
-from sqlalchemy import create_engine
+from alembic.runtime.environment import NameFilterParentNames, NameFilterType
+from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers every table on the metadata)
@@ -16,15 +19,15 @@ UNMODELLED_TABLES = ("messages_fts",)  # and its FTS5 shadow tables messages_fts
 UNMODELLED_INDEXES = ("ix_messages_search",)
 
 
-def _include_name(name, type_, parent_names) -> bool:
-    if type_ == "table":
-        return not any(name == t or name.startswith(t + "_") for t in UNMODELLED_TABLES)
+def _include_name(name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames) -> bool:
+    if type_ == "table":  # (a table always has a name: None is for a schema)
+        return not any(name == t or cast(str, name).startswith(t + "_") for t in UNMODELLED_TABLES)
     if type_ == "index":
         return name not in UNMODELLED_INDEXES
     return True
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

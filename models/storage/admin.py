@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import AuditLog, Ban, Channel, Message, Server, ServerMember, User, utcnow
 
@@ -21,19 +22,19 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def _count(s, q) -> int:
+async def _count(s: AsyncSession, q: sa.Select[*tuple[Any, ...]]) -> int:
     res = await s.exec(select(sa.func.count()).select_from(q.subquery()))
     return int(res.one())
 
 
 # ---------------------------------------------------------------- stats
-async def user_counts(s) -> list[tuple[str, bool, int]]:
+async def user_counts(s: AsyncSession) -> list[tuple[str, bool, int]]:
     """(role, is_active, accounts) for every combination present."""
     res = await s.exec(select(User.role, User.is_active, sa.func.count()).group_by(col(User.role), col(User.is_active)))
     return [(role, bool(active), int(n)) for role, active, n in res.all()]
 
 
-async def server_counts(s) -> tuple[int, int, int]:
+async def server_counts(s: AsyncSession) -> tuple[int, int, int]:
     """(servers, blocked servers, servers with at least one channel), one statement."""
     with_channels = sa.exists().where(col(Channel.server_id) == Server.id)
     res = await s.exec(select(sa.func.count(),
@@ -44,13 +45,13 @@ async def server_counts(s) -> tuple[int, int, int]:
     return int(total), int(blocked), int(channelled)
 
 
-async def channel_counts(s) -> dict[str, int]:
+async def channel_counts(s: AsyncSession) -> dict[str, int]:
     """Channels by type."""
     res = await s.exec(select(Channel.type, sa.func.count()).group_by(Channel.type))
     return {kind: int(n) for kind, n in res.all()}
 
 
-async def message_counts(s, since: datetime) -> tuple[int, int]:
+async def message_counts(s: AsyncSession, since: datetime) -> tuple[int, int]:
     """(messages, messages created at or after `since`), one statement."""
     res = await s.exec(select(sa.func.count(),
                               sa.func.coalesce(sa.func.sum(sa.case((col(Message.created_at) >= since, 1),
@@ -61,7 +62,7 @@ async def message_counts(s, since: datetime) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- users
-async def users_page(s, offset: int, limit: int, search: str | None = None, role: str | None = None,
+async def users_page(s: AsyncSession, offset: int, limit: int, search: str | None = None, role: str | None = None,
                      active: bool | None = None) -> tuple[int, list[User]]:
     """(matching accounts, one page of them, newest first). `search` matches a part of the
     username or email, case-insensitively and literally."""
@@ -79,7 +80,7 @@ async def users_page(s, offset: int, limit: int, search: str | None = None, role
     return total, list(res.all())
 
 
-async def change_user(s, user: User, role: str | None = None, is_active: bool | None = None) -> bool:
+async def change_user(s: AsyncSession, user: User, role: str | None = None, is_active: bool | None = None) -> bool:
     """Set the account's role and/or active flag, only while they are still what `user` holds
     (as read in this transaction): False when a concurrent change got there first. Blocking an
     account also bumps its token version, so every token it holds stops at once."""
@@ -95,7 +96,7 @@ async def change_user(s, user: User, role: str | None = None, is_active: bool | 
     return res.rowcount == 1
 
 
-async def delete_user(s, user_id: int) -> bool:
+async def delete_user(s: AsyncSession, user_id: int) -> bool:
     """Delete an account that is not an administrator (checked in the statement itself); its
     servers, memberships, messages, friendships and blocks go with it (foreign keys). False
     when no such non-admin account was deleted."""
@@ -104,16 +105,16 @@ async def delete_user(s, user_id: int) -> bool:
 
 
 # ---------------------------------------------------------------- servers
-def _member_counts():
+def _member_counts() -> sa.Subquery:
     return (select(col(ServerMember.server_id).label("sid"), sa.func.count().label("n"))
             .group_by(col(ServerMember.server_id)).subquery())
 
 
-async def get_server(s, server_id: int) -> Server | None:
+async def get_server(s: AsyncSession, server_id: int) -> Server | None:
     return await s.get(Server, server_id)
 
 
-async def servers_page(s, offset: int, limit: int, search: str | None = None,
+async def servers_page(s: AsyncSession, offset: int, limit: int, search: str | None = None,
                        active: bool | None = None) -> tuple[int, list[tuple[Server, int]]]:
     """(matching servers, one page of (server, member count), newest first). `search` matches
     a part of the name, case-insensitively and literally; `active` False means blocked."""
@@ -130,7 +131,7 @@ async def servers_page(s, offset: int, limit: int, search: str | None = None,
     return total, [(server, int(n)) for server, n in res.all()]
 
 
-async def server_with_member_count(s, server_id: int) -> tuple[Server, int] | None:
+async def server_with_member_count(s: AsyncSession, server_id: int) -> tuple[Server, int] | None:
     """The server, re-read (a change earlier in this transaction shows), and its member count."""
     counts = _member_counts()
     res = await s.exec(select(Server, sa.func.coalesce(counts.c.n, 0))
@@ -143,10 +144,10 @@ async def server_with_member_count(s, server_id: int) -> tuple[Server, int] | No
     return server, int(n)
 
 
-async def channels_by_server(s, server_ids: list[int]) -> dict[int, list]:
+async def channels_by_server(s: AsyncSession, server_ids: list[int]) -> dict[int, list[sa.Row[*tuple[Any, ...]]]]:
     """server id -> its channels (rows with id, name, type, server_id) in position order, in one
     statement for all the servers."""
-    out: dict[int, list] = {sid: [] for sid in server_ids}
+    out: dict[int, list[sa.Row[*tuple[Any, ...]]]] = {sid: [] for sid in server_ids}
     if server_ids:
         res = await s.execute(select(Channel.id, Channel.name, Channel.type, Channel.server_id)
                               .where(col(Channel.server_id).in_(server_ids))
@@ -156,7 +157,7 @@ async def channels_by_server(s, server_ids: list[int]) -> dict[int, list]:
     return out
 
 
-async def block_server(s, server_id: int, reason: str) -> bool:
+async def block_server(s: AsyncSession, server_id: int, reason: str) -> bool:
     """Block the server with `reason`; False when it is already blocked (or gone)."""
     now = utcnow()
     res = await s.exec(sa.update(Server).where(col(Server.id) == server_id, sa.not_(col(Server.is_blocked)))
@@ -164,14 +165,14 @@ async def block_server(s, server_id: int, reason: str) -> bool:
     return res.rowcount == 1
 
 
-async def unblock_server(s, server_id: int) -> bool:
+async def unblock_server(s: AsyncSession, server_id: int) -> bool:
     """Lift the server's block; False when it is not blocked (or gone)."""
     res = await s.exec(sa.update(Server).where(col(Server.id) == server_id, col(Server.is_blocked))
                        .values(is_blocked=False, block_reason=None, blocked_at=None, updated_at=utcnow()))
     return res.rowcount == 1
 
 
-async def delete_server(s, server_id: int) -> bool:
+async def delete_server(s: AsyncSession, server_id: int) -> bool:
     """Delete the server; channels, messages, members, roles, invites and bans cascade. False
     when it was already gone."""
     res = await s.exec(sa.delete(Server).where(col(Server.id) == server_id))
@@ -179,7 +180,7 @@ async def delete_server(s, server_id: int) -> bool:
 
 
 # ---------------------------------------------------------------- the audit trail and lockouts
-async def audit_counts(s, since: datetime) -> tuple[int, int]:
+async def audit_counts(s: AsyncSession, since: datetime) -> tuple[int, int]:
     """(audit records, records created at or after `since`)."""
     total = int((await s.exec(select(sa.func.count()).select_from(AuditLog))).one())
     recent = int((await s.exec(select(sa.func.count()).select_from(AuditLog)
@@ -187,7 +188,7 @@ async def audit_counts(s, since: datetime) -> tuple[int, int]:
     return total, recent
 
 
-async def newest_audit(s) -> tuple[AuditLog, User | None] | None:
+async def newest_audit(s: AsyncSession) -> tuple[AuditLog, User | None] | None:
     """The newest audit record and its actor (None when that account was deleted)."""
     res = await s.exec(select(AuditLog, User).outerjoin(User, col(User.id) == AuditLog.actor_id)
                        .order_by(col(AuditLog.id).desc()).limit(1))
@@ -195,7 +196,7 @@ async def newest_audit(s) -> tuple[AuditLog, User | None] | None:
     return None if row is None else (row[0], row[1])
 
 
-async def lockout_counts(s) -> tuple[int, int, int]:
+async def lockout_counts(s: AsyncSession) -> tuple[int, int, int]:
     """(blocked accounts, blocked servers, server bans)."""
     users = int((await s.exec(select(sa.func.count()).select_from(User)
                               .where(sa.not_(col(User.is_active))))).one())
@@ -205,7 +206,7 @@ async def lockout_counts(s) -> tuple[int, int, int]:
     return users, servers, bans
 
 
-async def audit_actions_since(s, since: datetime, actions: list[str]) -> list[tuple[str, int]]:
+async def audit_actions_since(s: AsyncSession, since: datetime, actions: list[str]) -> list[tuple[str, int]]:
     """(action, records) for the given actions recorded at or after `since`, by action name."""
     res = await s.exec(select(AuditLog.action, sa.func.count())
                        .where(col(AuditLog.created_at) >= since, col(AuditLog.action).in_(actions))
@@ -213,7 +214,7 @@ async def audit_actions_since(s, since: datetime, actions: list[str]) -> list[tu
     return [(action, int(n)) for action, n in res.all()]
 
 
-async def audit_page(s, offset: int, limit: int, action: str | None = None,
+async def audit_page(s: AsyncSession, offset: int, limit: int, action: str | None = None,
                      actor_id: int | None = None) -> tuple[int, list[tuple[AuditLog, User | None]]]:
     """(matching audit records, one page of (record, actor or None), newest first)."""
     q = select(AuditLog)

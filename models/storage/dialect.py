@@ -17,7 +17,7 @@ import asyncio
 import re
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -28,6 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlmodel import SQLModel
 
 POSTGRES = "postgresql"
 SQLITE = "sqlite"
@@ -54,7 +57,7 @@ def is_postgres() -> bool:
 # ---------------------------------------------------------------- connections
 
 
-def sqlite_pragmas(dbapi_conn, _record) -> None:
+def sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     """Every new SQLite connection. The driver's implicit BEGIN is replaced by sqlite_begin."""
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -65,7 +68,7 @@ def sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def sqlite_begin(conn) -> None:
+def sqlite_begin(conn: sa.Connection) -> None:
     """Transactions take SQLite's write lock when they start, so a transaction that reads and
     then writes waits for another process's writer (busy_timeout) instead of failing with
     "database is locked" (SQLITE_BUSY_SNAPSHOT). Within the server one connection serialises
@@ -74,13 +77,13 @@ def sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def pg_connect_args(timeout: float, on_failure: Callable[[], None]) -> dict:
+def pg_connect_args(timeout: float, on_failure: Callable[[], None]) -> dict[str, Any]:
     """SQLAlchemy's connect_args of every PostgreSQL connection: libpq's options (a connection
     attempt gives up after DB_TIMEOUT, counted by libpq in whole seconds and at least 2: a
     shorter bound failed attempts that were merely slow on a busy machine), and `on_failure`
     told of every attempt that fails."""
 
-    async def connect(*args, **kwargs):
+    async def connect(*args: Any, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
         try:
             return await psycopg.AsyncConnection.connect(*args, **kwargs)
         except Exception:
@@ -103,7 +106,7 @@ def pg_connect_args(timeout: float, on_failure: Callable[[], None]) -> dict:
 # ---------------------------------------------------------------- statements
 
 
-def insert(table):
+def insert(table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
     """INSERT for the ORM with `on_conflict_do_nothing` / `on_conflict_do_update` (same calls on both)."""
     return postgresql.insert(table) if _name == POSTGRES else sqlite.insert(table)
 
@@ -137,7 +140,7 @@ def sqlite_sql(sql: str) -> str:
     return _PARAM.sub(r":\1", sql).replace("%%", "%")
 
 
-def sqlite_params(params: dict) -> dict:
+def sqlite_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: _sqlite_param(v) for k, v in params.items()}
 
 
@@ -161,11 +164,11 @@ def _sqlite_value(name: str, value: Any) -> Any:
 
 
 @lru_cache(maxsize=256)
-def row_type(names: tuple[str, ...]):
+def row_type(names: tuple[str, ...]) -> type[tuple[Any, ...]]:
     return namedtuple("Row", names)
 
 
-def sqlite_rows(description, rows) -> list:
+def sqlite_rows(description: Sequence[Sequence[Any]] | None, rows: Iterable[Sequence[Any]]) -> list[Any]:
     """SQLite's rows as named tuples, with the types PostgreSQL would have given."""
     if description is None:
         return []
@@ -268,6 +271,6 @@ def is_connection_killed(exc: BaseException) -> bool:
     return isinstance(orig, psycopg.OperationalError) and "server closed the connection unexpectedly" in str(orig)
 
 
-def is_disconnect(exc: BaseException, raw) -> bool:
+def is_disconnect(exc: BaseException, raw: psycopg.AsyncConnection[Any]) -> bool:
     """A hand-written statement's error that leaves its PostgreSQL connection unusable."""
     return isinstance(exc, psycopg.OperationalError) and (raw.broken or raw.closed or is_connection_killed(exc))

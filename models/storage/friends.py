@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import db
 from models.storage import dialect
@@ -19,7 +20,7 @@ def pair(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
 
-async def lock_pair(s, a: int, b: int) -> dict[int, User]:
+async def lock_pair(s: AsyncSession, a: int, b: int) -> dict[int, User]:
     """Both users by id, row-locked in id order so two changes to one pair never deadlock
     (FOR KEY SHARE on PostgreSQL; SQLite serialises transactions anyway). A user who does not
     exist is missing from the answer."""
@@ -30,7 +31,7 @@ async def lock_pair(s, a: int, b: int) -> dict[int, User]:
     return {u.id: u for u in res.all() if u.id is not None}  # (always: a stored row's id)
 
 
-async def blocked_between(s, a: int, b: int) -> bool:
+async def blocked_between(s: AsyncSession, a: int, b: int) -> bool:
     """Whether either user blocked the other."""
     res = await s.exec(select(UserBlock.id).where(sa.or_(
         sa.and_(col(UserBlock.blocker_id) == a, col(UserBlock.blocked_id) == b),
@@ -38,23 +39,23 @@ async def blocked_between(s, a: int, b: int) -> bool:
     return res.first() is not None
 
 
-async def get(s, friendship_id: int) -> Friendship | None:
+async def get(s: AsyncSession, friendship_id: int) -> Friendship | None:
     return await s.get(Friendship, friendship_id)
 
 
-async def refresh(s, row: Friendship) -> None:
+async def refresh(s: AsyncSession, row: Friendship) -> None:
     """Re-read the row (after a lock was taken, or after an UPDATE changed it)."""
     await s.refresh(row)
 
 
-async def for_pair(s, a: int, b: int) -> Friendship | None:
+async def for_pair(s: AsyncSession, a: int, b: int) -> Friendship | None:
     """The pair's request or friendship, whoever asked."""
     low, high = pair(a, b)
     res = await s.exec(select(Friendship).where(Friendship.pair_low == low, Friendship.pair_high == high))
     return res.first()
 
 
-async def friends_of(s, user_id: int) -> list[User]:
+async def friends_of(s: AsyncSession, user_id: int) -> list[User]:
     """The user's accepted friends, by username (case-insensitively), then id."""
     other = sa.case((col(Friendship.user_id) == user_id, col(Friendship.friend_id)), else_=col(Friendship.user_id))
     res = await s.exec(select(User).join(Friendship, col(User.id) == other)
@@ -64,7 +65,7 @@ async def friends_of(s, user_id: int) -> list[User]:
     return list(res.all())
 
 
-async def requests_to(s, user_id: int) -> list[tuple[Friendship, User]]:
+async def requests_to(s: AsyncSession, user_id: int) -> list[tuple[Friendship, User]]:
     """Pending requests sent to the user, oldest first, each with its sender."""
     res = await s.exec(select(Friendship, User).join(User, col(User.id) == Friendship.user_id)
                        .where(col(Friendship.friend_id) == user_id, col(Friendship.status) == "pending")
@@ -72,7 +73,7 @@ async def requests_to(s, user_id: int) -> list[tuple[Friendship, User]]:
     return list(res.all())
 
 
-async def requests_from(s, user_id: int) -> list[tuple[Friendship, User]]:
+async def requests_from(s: AsyncSession, user_id: int) -> list[tuple[Friendship, User]]:
     """Pending requests the user sent, oldest first, each with its addressee."""
     res = await s.exec(select(Friendship, User).join(User, col(User.id) == Friendship.friend_id)
                        .where(col(Friendship.user_id) == user_id, col(Friendship.status) == "pending")
@@ -80,7 +81,7 @@ async def requests_from(s, user_id: int) -> list[tuple[Friendship, User]]:
     return list(res.all())
 
 
-async def add_request(s, sender: int, addressee: int) -> Friendship | None:
+async def add_request(s: AsyncSession, sender: int, addressee: int) -> Friendship | None:
     """A pending request from `sender` to `addressee`, written now (its id is set).
 
     None when the pair already has a row (a request or friendship that another transaction
@@ -97,7 +98,7 @@ async def add_request(s, sender: int, addressee: int) -> Friendship | None:
     return row
 
 
-async def accept(s, friendship_id: int, addressee: int | None = None) -> bool:
+async def accept(s: AsyncSession, friendship_id: int, addressee: int | None = None) -> bool:
     """Turn a pending request into a friendship; with `addressee`, only a request sent to them.
     False when no such pending request is left (accepted meanwhile, or deleted)."""
     cond = [col(Friendship.id) == friendship_id, col(Friendship.status) == "pending"]
@@ -107,7 +108,7 @@ async def accept(s, friendship_id: int, addressee: int | None = None) -> bool:
     return res.rowcount == 1
 
 
-async def delete_of(s, user_id: int, friendship_id: int) -> bool:
+async def delete_of(s: AsyncSession, user_id: int, friendship_id: int) -> bool:
     """Delete a request or friendship by its id, if the user is one of its two people."""
     res = await s.exec(sa.delete(Friendship).where(
         col(Friendship.id) == friendship_id,
@@ -115,7 +116,7 @@ async def delete_of(s, user_id: int, friendship_id: int) -> bool:
     return res.rowcount > 0
 
 
-async def delete_pair(s, a: int, b: int) -> bool:
+async def delete_pair(s: AsyncSession, a: int, b: int) -> bool:
     """Delete the pair's request or friendship, whoever asked; False when there was none."""
     low, high = pair(a, b)
     res = await s.exec(sa.delete(Friendship).where(col(Friendship.pair_low) == low,
@@ -123,20 +124,20 @@ async def delete_pair(s, a: int, b: int) -> bool:
     return res.rowcount > 0
 
 
-async def add_block(s, blocker: int, blocked: int) -> None:
+async def add_block(s: AsyncSession, blocker: int, blocked: int) -> None:
     """`blocker` blocks `blocked`; blocking twice is a no-op (unique blocker/blocked pair)."""
     await s.exec(dialect.insert(UserBlock).values(blocker_id=blocker, blocked_id=blocked, created_at=utcnow())
                  .on_conflict_do_nothing(index_elements=["blocker_id", "blocked_id"]))
 
 
-async def remove_block(s, blocker: int, blocked: int) -> bool:
+async def remove_block(s: AsyncSession, blocker: int, blocked: int) -> bool:
     """Lift a block; False when `blocker` had not blocked `blocked`."""
     res = await s.exec(sa.delete(UserBlock).where(col(UserBlock.blocker_id) == blocker,
                                                   col(UserBlock.blocked_id) == blocked))
     return res.rowcount > 0
 
 
-async def blocked_by(s, user_id: int) -> list[User]:
+async def blocked_by(s: AsyncSession, user_id: int) -> list[User]:
     """The users the user blocked, in the order they were blocked."""
     res = await s.exec(select(User).join(UserBlock, col(UserBlock.blocked_id) == User.id)
                        .where(col(UserBlock.blocker_id) == user_id).order_by(col(UserBlock.id)))

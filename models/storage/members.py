@@ -8,16 +8,18 @@ bans acted on inside a write come back as ORM objects of the caller's session.
 from __future__ import annotations
 
 from collections import defaultdict, namedtuple
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.storage import dialect, sql
+from models.storage import dialect, rows, sql
 from models.tables import Ban, MemberRole, Role, Server, ServerMember, User, utcnow
 
 # ---------------------------------------------------------------- the permission check's statement
@@ -75,7 +77,7 @@ HELD_ROLES_SQL = (f"SELECT s.id, s.owner_id AS owner_id, {_ROLE_COLUMNS} FROM se
                   "(SELECT mr.role_id FROM member_roles mr WHERE mr.member_id = %(member)s)) WHERE s.id = %(server)s")
 
 
-async def server_access_rows(conn, user_id: int, server_id: int, sid: int | None = None) -> list:
+async def server_access_rows(conn: sql.Connection, user_id: int, server_id: int, sid: int | None = None) -> list[sql.Row]:
     """The permission statement's rows for a server (none: no such server). With `sid`, the
     caller's account and session lead (none: no such account; NULL server columns: no server)."""
     if sid is None:
@@ -83,21 +85,21 @@ async def server_access_rows(conn, user_id: int, server_id: int, sid: int | None
     return await conn.all(SERVER_ACCESS_WITH_ACCOUNT_SQL, user=user_id, sid=sid, server=server_id)
 
 
-async def channel_access_rows(conn, user_id: int, channel_id: int, sid: int | None = None) -> list:
+async def channel_access_rows(conn: sql.Connection, user_id: int, channel_id: int, sid: int | None = None) -> list[sql.Row]:
     """server_access_rows() for a channel's server, with the channel's columns."""
     if sid is None:
         return await conn.all(CHANNEL_ACCESS_SQL, user=user_id, channel=channel_id)
     return await conn.all(CHANNEL_ACCESS_WITH_ACCOUNT_SQL, user=user_id, sid=sid, channel=channel_id)
 
 
-async def my_servers_rows(conn, user_id: int, sid: int | None = None) -> list:
+async def my_servers_rows(conn: sql.Connection, user_id: int, sid: int | None = None) -> list[sql.Row]:
     """The servers (their columns) the user belongs to, blocked ones left out; with `sid` as above."""
     if sid is None:
         return await conn.all(MY_SERVERS_SQL, user=user_id)
     return await conn.all(MY_SERVERS_WITH_ACCOUNT_SQL, user=user_id, sid=sid)
 
 
-async def held_roles(conn, server_id: int, member_id: int) -> list:
+async def held_roles(conn: sql.Connection, server_id: int, member_id: int) -> list[sql.Row]:
     """A member's roles (@everyone included), each row with the server's owner_id as it is now;
     none when the server is gone."""
     return await conn.all(HELD_ROLES_SQL, server=server_id, member=member_id)
@@ -106,11 +108,11 @@ async def held_roles(conn, server_id: int, member_id: int) -> list:
 _SERVER_KEYS = tuple(c.split(".")[1] for c in _SERVER_COLUMNS.split(", "))
 
 
-def adopt_server(s, row) -> Server:
+def adopt_server(s: AsyncSession, row: Any) -> Server:
     """The session's Server for a row of the permission statement, without another statement:
     the one the session holds, or one made from the row's columns and attached to the session as
     persistent (so a write can change it in place, as after a read of it)."""
-    held = s.sync_session.identity_map.get(identity_key(Server, row.id))
+    held: Server | None = s.sync_session.identity_map.get(identity_key(Server, row.id))
     if held is not None:
         return held
     server = _new_server()
@@ -125,38 +127,38 @@ def _new_server() -> Server:
     # The way the ORM makes a loaded row's object (no __init__, no validation); the mappers
     # are configured by the first ORM statement, which a process may not have run yet.
     sa.orm.configure_mappers()
-    return sa.inspect(Server).class_manager.new_instance()
+    return cast(Server, sa.inspect(Server).class_manager.new_instance())  # typed Any: an instance of its class
 
 
 # ---------------------------------------------------------------- members
 
-def insert_ignoring_duplicates(table):
+def insert_ignoring_duplicates(table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT DO NOTHING in the database's dialect (both take it without a target)."""
     return dialect.insert(table).on_conflict_do_nothing()
 
 
-async def get(s, member_id: int) -> ServerMember | None:
+async def get(s: AsyncSession, member_id: int) -> ServerMember | None:
     return await s.get(ServerMember, member_id)
 
 
-async def _lock_one(s, *where) -> ServerMember | None:
+async def _lock_one(s: AsyncSession, *where: sa.ColumnElement[bool] | bool) -> ServerMember | None:
     res = await s.exec(select(ServerMember).where(*where).with_for_update()
                        .execution_options(populate_existing=True))
     return res.first()
 
 
-async def lock(s, server_id: int, member_id: int) -> ServerMember | None:
+async def lock(s: AsyncSession, server_id: int, member_id: int) -> ServerMember | None:
     """A member row by id in that server, locked until the transaction ends (FOR UPDATE on
     PostgreSQL; SQLite runs one writer at a time anyway), re-read even when the session holds it."""
     return await _lock_one(s, ServerMember.id == member_id, ServerMember.server_id == server_id)
 
 
-async def lock_of_user(s, server_id: int, user_id: int) -> ServerMember | None:
+async def lock_of_user(s: AsyncSession, server_id: int, user_id: int) -> ServerMember | None:
     """The user's membership of the server, locked as lock() does."""
     return await _lock_one(s, ServerMember.server_id == server_id, ServerMember.user_id == user_id)
 
 
-async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
+async def lock_server(s: AsyncSession, server_id: int, *, exclusive: bool) -> Server | None:
     """The server row locked until the transaction ends: FOR NO KEY UPDATE (exclusive; rows
     inserted meanwhile that point at the server take FOR KEY SHARE, which it does not block) or
     FOR SHARE. The rule of who takes which is models.membership.lock_server's."""
@@ -165,18 +167,19 @@ async def lock_server(s, server_id: int, *, exclusive: bool) -> Server | None:
     return (await s.exec(q)).first()
 
 
-async def server(s, server_id: int) -> Server | None:
+async def server(s: AsyncSession, server_id: int) -> Server | None:
     """The server row as committed now (re-read even when the session holds it)."""
     q = select(Server).where(Server.id == server_id).execution_options(populate_existing=True)
     return (await s.exec(q)).first()
 
 
-async def owned_server_ids(s, user_id: int) -> list[int]:
+async def owned_server_ids(s: AsyncSession, user_id: int) -> list[int]:
     res = await s.exec(select(Server.id).where(Server.owner_id == user_id).order_by(col(Server.id)))
-    return list(res.all())
+    # sqlmodel types the select of a column declared `int | None` as Sequence[int] | Sequence[None]; a stored id is set.
+    return cast(list[int], list(res.all()))
 
 
-async def insert(s, server_id: int, user_id: int, role: str, preset_role_id: int | None) -> ServerMember:
+async def insert(s: AsyncSession, server_id: int, user_id: int, role: str, preset_role_id: int | None) -> ServerMember:
     """A membership with its preset role. A duplicate raises the driver's IntegrityError (the
     unique (server_id, user_id)), which ends the transaction: see insert_new() for an answer instead."""
     member = ServerMember(server_id=server_id, user_id=user_id, role=role)
@@ -189,7 +192,8 @@ async def insert(s, server_id: int, user_id: int, role: str, preset_role_id: int
     return member
 
 
-async def insert_new(s, server_id: int, user_id: int, role: str, preset_role_id: int | None):
+async def insert_new(s: AsyncSession, server_id: int, user_id: int, role: str,
+                     preset_role_id: int | None) -> rows.Returned | None:
     """insert(), or None when the user is a member already (ON CONFLICT DO NOTHING: the
     transaction goes on). The membership comes back as the row the INSERT returned (the
     member's columns), with no statement more than insert()."""
@@ -206,18 +210,18 @@ async def insert_new(s, server_id: int, user_id: int, role: str, preset_role_id:
     return member
 
 
-async def delete(s, member: ServerMember) -> None:
+async def delete(s: AsyncSession, member: ServerMember) -> None:
     await s.delete(member)
     await s.flush()
 
 
-async def set_role(s, member_id: int, role: str) -> None:
+async def set_role(s: AsyncSession, member_id: int, role: str) -> None:
     """The coarse `role` field; a copy the session holds follows."""
     await s.exec(sa.update(ServerMember).where(col(ServerMember.id) == member_id).values(role=role)
                  .execution_options(synchronize_session="evaluate"))
 
 
-async def set_voice(s, member: ServerMember, muted: bool | None, deafened: bool | None) -> None:
+async def set_voice(s: AsyncSession, member: ServerMember, muted: bool | None, deafened: bool | None) -> None:
     if muted is not None:
         member.is_muted = muted
     if deafened is not None:
@@ -226,34 +230,34 @@ async def set_voice(s, member: ServerMember, muted: bool | None, deafened: bool 
     await s.flush()
 
 
-async def transfer_owner(s, server_id: int, from_user: int, to_user: int) -> bool:
+async def transfer_owner(s: AsyncSession, server_id: int, from_user: int, to_user: int) -> bool:
     """A conditional update: of two transfers at once only one finds itself the owner."""
     moved = await s.exec(sa.update(Server).where(col(Server.id) == server_id, col(Server.owner_id) == from_user)
                          .values(owner_id=to_user).execution_options(synchronize_session=False))
     return moved.rowcount == 1
 
 
-async def user_of(s, member: ServerMember) -> User | None:
+async def user_of(s: AsyncSession, member: ServerMember) -> User | None:
     return await s.get(User, member.user_id)
 
 
 # ---------------------------------------------------------------- a member's roles
 
-async def assigned_roles(s, member_id: int) -> list[Role]:
+async def assigned_roles(s: AsyncSession, member_id: int) -> list[Role]:
     """The member's assigned roles (never @everyone), highest first."""
     res = await s.exec(select(Role).join(MemberRole, col(MemberRole.role_id) == Role.id)
                        .where(col(MemberRole.member_id) == member_id).order_by(col(Role.position).desc(), col(Role.id)))
     return list(res.all())
 
 
-async def held_presets(s, member_id: int) -> list[str]:
+async def held_presets(s: AsyncSession, member_id: int) -> list[str]:
     """The presets (member/moderator/admin/owner) of the roles the member holds."""
     res = await s.exec(select(Role.preset).join(MemberRole, col(MemberRole.role_id) == Role.id)
                        .where(col(MemberRole.member_id) == member_id, col(Role.preset).is_not(None)))
-    return list(res.all())
+    return cast(list[str], list(res.all()))  # Sequence[str] | Sequence[None] to sqlmodel; NULLs are filtered out
 
 
-async def drop_roles(s, member_id: int, role_ids: list[int] | None = None) -> int:
+async def drop_roles(s: AsyncSession, member_id: int, role_ids: list[int] | None = None) -> int:
     """Take roles from the member (all of them when role_ids is None); how many went."""
     q = sa.delete(MemberRole).where(col(MemberRole.member_id) == member_id)
     if role_ids is not None:
@@ -263,13 +267,13 @@ async def drop_roles(s, member_id: int, role_ids: list[int] | None = None) -> in
     return (await s.exec(q)).rowcount
 
 
-async def give_roles(s, member_id: int, role_ids: list[int]) -> None:
+async def give_roles(s: AsyncSession, member_id: int, role_ids: list[int]) -> None:
     for rid in role_ids:
         s.add(MemberRole(member_id=member_id, role_id=rid))
     await s.flush()
 
 
-async def give_role(s, member_id: int, role_id: int) -> bool | None:
+async def give_role(s: AsyncSession, member_id: int, role_id: int) -> bool | None:
     """Assign one role: True if assigned now, False if the member held it, None if the member
     or the role went away meanwhile (the foreign key; the transaction must then end)."""
     try:
@@ -281,12 +285,12 @@ async def give_role(s, member_id: int, role_id: int) -> bool | None:
 
 # ---------------------------------------------------------------- bans
 
-async def is_banned(s, server_id: int, user_id: int) -> bool:
+async def is_banned(s: AsyncSession, server_id: int, user_id: int) -> bool:
     res = await s.exec(select(Ban.id).where(Ban.server_id == server_id, Ban.user_id == user_id))
     return res.first() is not None
 
 
-async def ban(s, server_id: int, user_id: int, reason: str | None, by: int) -> Ban | None:
+async def ban(s: AsyncSession, server_id: int, user_id: int, reason: str | None, by: int) -> Ban | None:
     """The ban row, or None if the user is banned already (then the transaction must end)."""
     entry = Ban(server_id=server_id, user_id=user_id, reason=reason, banned_by=by)
     s.add(entry)
@@ -297,13 +301,13 @@ async def ban(s, server_id: int, user_id: int, reason: str | None, by: int) -> B
     return entry
 
 
-async def bans(s, server_id: int) -> list[tuple[Ban, User]]:
+async def bans(s: AsyncSession, server_id: int) -> list[tuple[Ban, User]]:
     res = await s.exec(select(Ban, User).join(User, col(User.id) == Ban.user_id)
                        .where(col(Ban.server_id) == server_id).order_by(col(Ban.id)))
     return list(res.all())
 
 
-async def unban(s, server_id: int, user_id: int) -> bool:
+async def unban(s: AsyncSession, server_id: int, user_id: int) -> bool:
     gone = await s.exec(sa.delete(Ban).where(col(Ban.server_id) == server_id, col(Ban.user_id) == user_id))
     return gone.rowcount > 0
 
@@ -316,15 +320,15 @@ async def unban(s, server_id: int, user_id: int) -> bool:
 RoleRef = namedtuple("RoleRef", "id name color permissions position")
 
 
-async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
+async def member_rows(conn: sql.Connection, server_ids: list[int]) -> dict[int, list[tuple[sql.Row, list[RoleRef]]]]:
     """server id -> [(member row, roles)] in join order. A member row has the member's columns
     and its user's public ones (username, profile_picture, tag, status); roles are RoleRefs,
     highest first."""
-    out: dict[int, list[tuple]] = defaultdict(list)
+    out: dict[int, list[tuple[sql.Row, list[RoleRef]]]] = defaultdict(list)
     if not server_ids:
         return out
     ids, params = sql.in_list("s", server_ids)
-    last: tuple[Any, list[RoleRef]] | None = None
+    last: tuple[sql.Row, list[RoleRef]] | None = None
     for m in await conn.all(
             "SELECT m.id, m.user_id, m.server_id, m.role, m.is_muted, m.is_deafened, m.joined_at, "
             "u.username, u.profile_picture, u.tag, u.status, r.id AS role_id, r.name AS role_name, "
@@ -340,9 +344,9 @@ async def member_rows(conn, server_ids: list[int]) -> dict[int, list[tuple]]:
     return out
 
 
-async def channel_rows(conn, server_ids: list[int]) -> dict[int, list]:
+async def channel_rows(conn: sql.Connection, server_ids: list[int]) -> dict[int, list[sql.Row]]:
     """server id -> its channels, by position."""
-    out: dict[int, list] = defaultdict(list)
+    out: dict[int, list[sql.Row]] = defaultdict(list)
     if not server_ids:
         return out
     ids, params = sql.in_list("s", server_ids)
@@ -353,9 +357,9 @@ async def channel_rows(conn, server_ids: list[int]) -> dict[int, list]:
     return out
 
 
-async def role_rows(conn, server_ids: list[int]) -> dict[int, list]:
+async def role_rows(conn: sql.Connection, server_ids: list[int]) -> dict[int, list[sql.Row]]:
     """server id -> its roles, highest first."""
-    out: dict[int, list] = defaultdict(list)
+    out: dict[int, list[sql.Row]] = defaultdict(list)
     if not server_ids:
         return out
     ids, params = sql.in_list("s", server_ids)

@@ -14,11 +14,13 @@ the moderation read and the audit row in the same transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.storage import dialect, search
+from models.storage import dialect, search, sql
 from models.tables import Channel, Message, User, utcnow
 
 
@@ -40,7 +42,7 @@ def _people(alias: str) -> str:
     return f"JOIN users u ON u.id = {alias}.user_id LEFT JOIN users e ON e.id = {alias}.edited_by"
 
 
-async def page(conn, channel_id: int, before: int | None, limit: int, offset: int = 0) -> list:
+async def page(conn: sql.Connection, channel_id: int, before: int | None, limit: int, offset: int = 0) -> list[sql.Row]:
     """Up to `limit` of the channel's messages with their authors, oldest first: those before
     message id `before` (a cursor), or else the newest after skipping `offset`; one statement."""
     # A range, not `=`: PostgreSQL then orders by the (channel_id, id) index instead of walking
@@ -59,7 +61,8 @@ async def page(conn, channel_id: int, before: int | None, limit: int, offset: in
     return rows
 
 
-async def search_page(conn, channel_id: int, query: str, limit: int, offset: int = 0) -> tuple[list, int]:
+async def search_page(conn: sql.Connection, channel_id: int, query: str, limit: int,
+                      offset: int = 0) -> tuple[list[sql.Row], int]:
     """(the matching messages with their authors, oldest first, the number of matches): the
     newest `limit` matches after skipping `offset`. One statement; none for a query with no
     term; a second (the count) only for a page past the last one."""
@@ -78,24 +81,25 @@ async def search_page(conn, channel_id: int, query: str, limit: int, offset: int
     if offset == 0:
         return rows, 0
     # Past the last page: the number of matches still.
-    return rows, (await conn.one(f"{hits} SELECT count(*) AS total FROM hits", **params)).total
+    # (count(*) always answers one row.)
+    return rows, cast(sql.Row, await conn.one(f"{hits} SELECT count(*) AS total FROM hits", **params)).total
 
 
-async def insert(conn, channel_id: int, user_id: int, content: str, now: datetime) -> int | None:
+async def insert(conn: sql.Connection, channel_id: int, user_id: int, content: str, now: datetime) -> int | None:
     """Post a message; its id, or None when the channel (or the author) went away meanwhile.
     One statement: the channel's message_count follows by trigger (migration 0002)."""
     try:
         with dialect.integrity_errors():
-            row = await conn.one(
+            row: sql.Row = await conn.one(  # (RETURNING: one row)
                 "INSERT INTO messages (channel_id, user_id, content, is_edited, created_at, updated_at) "
                 "VALUES (%(channel)s, %(user)s, %(content)s, %(no)s, %(now)s, %(now)s) RETURNING id",
                 channel=channel_id, user=user_id, content=content, no=False, now=now)
     except dialect.IntegrityViolation:  # a foreign key: the row it names is gone
         return None
-    return row.id
+    return cast(int, row.id)
 
 
-async def for_change(s, message_id: int, actor_id: int) -> tuple[Message, Channel, User | None] | None:
+async def for_change(s: AsyncSession, message_id: int, actor_id: int) -> tuple[Message, Channel, User | None] | None:
     """The message, its channel and the account of the user who wants to change it, read in the
     session (up to three statements); None when there is no such message (or channel)."""
     message = await s.get(Message, message_id)
@@ -107,7 +111,7 @@ async def for_change(s, message_id: int, actor_id: int) -> tuple[Message, Channe
     return message, channel, await s.get(User, actor_id)
 
 
-async def set_content(s, message_id: int, content: str, editor_id: int | None) -> bool:
+async def set_content(s: AsyncSession, message_id: int, content: str, editor_id: int | None) -> bool:
     """Replace the words and mark the message edited (by `editor_id`, None for the author's own
     edit); False when the message was deleted meanwhile."""
     res = await s.exec(sa.update(Message).where(col(Message.id) == message_id)
@@ -115,13 +119,13 @@ async def set_content(s, message_id: int, content: str, editor_id: int | None) -
     return res.rowcount == 1
 
 
-async def reread_with_author(s, message: Message) -> User | None:
+async def reread_with_author(s: AsyncSession, message: Message) -> User | None:
     """After set_content: the message's stored columns read back, and its author."""
     await s.refresh(message)
     return await s.get(User, message.user_id)
 
 
-async def delete(s, message_id: int) -> bool:
+async def delete(s: AsyncSession, message_id: int) -> bool:
     """False when the message was deleted meanwhile (the channel's count follows by trigger)."""
     res = await s.exec(sa.delete(Message).where(col(Message.id) == message_id))
     return res.rowcount == 1

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.tables import utcnow
 
 Row = TypeVar("Row")
+
+# The row an INSERT ... RETURNING gave back: the table's columns by name, not the ORM object.
+Returned = sa.Row[*tuple[Any, ...]]
 
 
 async def update(s: AsyncSession, row: Row, changes: dict[str, Any]) -> Row:

@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 from contextvars import Context
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.storage import sql
 from models.tables import AuthSession, User, utcnow
@@ -29,7 +30,7 @@ USER_AGENT_MAX = 512
 IP_MAX = 64
 
 
-async def create(s, user_id: int, password_hash: str | None, user_agent: str | None,
+async def create(s: AsyncSession, user_id: int, password_hash: str | None, user_agent: str | None,
                  ip: str | None) -> tuple[AuthSession | None, User | None]:
     """A new session for the account, inside the caller's transaction, only while the account
     is active and (when given) its password hash is still the one the caller verified: the
@@ -51,27 +52,27 @@ async def create(s, user_id: int, password_hash: str | None, user_agent: str | N
     return session, user
 
 
-async def list_for(s, user_id: int) -> list[AuthSession]:
+async def list_for(s: AsyncSession, user_id: int) -> list[AuthSession]:
     res = await s.exec(select(AuthSession).where(AuthSession.user_id == user_id)
                        .order_by(col(AuthSession.id).desc()))  # the most recently started first
     return list(res.all())
 
 
-async def end_one(s, user_id: int, session_id: int) -> bool:
+async def end_one(s: AsyncSession, user_id: int, session_id: int) -> bool:
     """End one of the user's sessions; False when the user has no such session."""
     res = await s.exec(sa.delete(AuthSession).where(col(AuthSession.id) == session_id,
                                                     col(AuthSession.user_id) == user_id))
     return res.rowcount == 1
 
 
-async def end_others(s, user_id: int, keep_session_id: int) -> int:
+async def end_others(s: AsyncSession, user_id: int, keep_session_id: int) -> int:
     """End every session of the user but one; how many ended."""
     res = await s.exec(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id,
                                                     col(AuthSession.id) != keep_session_id))
     return res.rowcount
 
 
-async def end_all(s, user_id: int) -> int:
+async def end_all(s: AsyncSession, user_id: int) -> int:
     res = await s.exec(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))
     return res.rowcount
 
@@ -83,13 +84,13 @@ async def end_all(s, user_id: int) -> int:
 # is conditional on the stored value being old, so several processes write it about once a minute.
 SEEN_EVERY = 60.0
 _last_write: dict[int, float] = {}
-_pending: set[asyncio.Task] = set()
+_pending: set[asyncio.Task[None]] = set()
 
 TOUCH_SQL = ("UPDATE auth_sessions SET last_seen_at = %(now)s WHERE id = %(id)s AND last_seen_at < %(before)s "
              "RETURNING id")
 
 
-def seen(session_id: int, last_seen_at) -> None:
+def seen(session_id: int, last_seen_at: datetime | None) -> None:
     """Called with a session's stored last_seen_at on each authenticated request."""
     if last_seen_at is None:
         return

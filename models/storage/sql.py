@@ -25,12 +25,17 @@ stays on SQLModel (models/db.py), whose migrations own the schema these statemen
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiosqlite
+import psycopg
+
 from psycopg.rows import namedtuple_row
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import diagnostics
 from core.settings import Settings
@@ -38,6 +43,9 @@ from models import db
 from models.storage import dialect
 
 in_list = dialect.in_list  # `IN (...)` placeholders; callers import it from here too
+
+# A result row: a named tuple of the statement's columns (not typed further: the SQL names them).
+Row = Any
 
 
 async def startup(_settings: Settings) -> None:
@@ -48,11 +56,16 @@ async def shutdown() -> None:
     """Nothing to close: db.dispose() closes the one pool."""
 
 
-async def _borrow():
+# The driver connection under a pooled one: psycopg's on PostgreSQL, aiosqlite's on SQLite.
+DriverConnection = Any
+
+
+async def _borrow() -> tuple[PoolProxiedConnection, DriverConnection]:
     """A connection of the one pool (checked out: pinged if it sat idle, queued up to
     DB_POOL_WAIT if all are busy) and the driver connection under it, in autocommit mode."""
     pooled = await db.engine().raw_connection()
-    raw = pooled.driver_connection
+    # Optional in SQLAlchemy's stubs: None only once a connection is detached, never while checked out.
+    raw: DriverConnection = pooled.driver_connection
     if dialect.is_postgres():
         try:
             await raw.set_autocommit(True)
@@ -62,7 +75,7 @@ async def _borrow():
     return pooled, raw
 
 
-async def _give_back(pooled, raw) -> None:
+async def _give_back(pooled: PoolProxiedConnection, raw: DriverConnection) -> None:
     """Back to the pool as a session would find it (not autocommit); a dead one is dropped."""
     dead = False
     if dialect.is_postgres():
@@ -75,7 +88,7 @@ async def _give_back(pooled, raw) -> None:
     await greenlet_spawn(_checkin, pooled, dead)
 
 
-def _checkin(pooled, dead: bool) -> None:
+def _checkin(pooled: PoolProxiedConnection, dead: bool) -> None:
     if dead:
         pooled.invalidate()  # closed, and its pool entry reconnects at its next checkout
     else:
@@ -88,16 +101,16 @@ def _checkin(pooled, dead: bool) -> None:
 class _SqliteConnection:
     """The aiosqlite connection behind the pool, with psycopg's calling convention."""
 
-    def __init__(self, raw):
+    def __init__(self, raw: aiosqlite.Connection) -> None:
         self.raw = raw
 
-    async def fetch(self, sql: str, params: dict) -> list:
+    async def fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
         async with self.raw.execute(dialect.sqlite_sql(sql), dialect.sqlite_params(params)) as cur:
             rows = await cur.fetchall()
             return dialect.sqlite_rows(cur.description, rows)
 
 
-def _namedtuple_rows(cursor):
+def _namedtuple_rows(cursor: psycopg.AsyncCursor[Any]) -> Callable[[Sequence[Any]], Any]:
     """psycopg's namedtuple_row with the per-row step in C: its class for these columns, each row
     made by tuple.__new__ (psycopg's `_make` is a Python call per row; a page has fifty)."""
     make = namedtuple_row(cursor)
@@ -114,7 +127,7 @@ def _is_read(sql: str) -> bool:
 
 
 class _PgConnection:
-    def __init__(self, raw, pooled=None):
+    def __init__(self, raw: psycopg.AsyncConnection[Any], pooled: PoolProxiedConnection | None = None) -> None:
         self.raw = raw
         # The pool's entry when the connection is borrowed (connection()), not a session's: a
         # read that meets it killed (a database restart, an administrator's terminate) is sent
@@ -123,7 +136,7 @@ class _PgConnection:
         # session's transaction.
         self.pooled = pooled
 
-    async def fetch(self, sql: str, params: dict) -> list:
+    async def fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
         try:
             return await self._fetch(sql, params)
         except Exception as exc:
@@ -138,7 +151,7 @@ class _PgConnection:
         self.pooled, self.raw = await _borrow()
         return await self._fetch(sql, params)
 
-    async def _fetch(self, sql: str, params: dict) -> list:
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
         # The row factory per cursor: the pool's connections keep the default one SQLAlchemy
         # reads. Every statement here returns rows (INSERT ... RETURNING included).
         async with self.raw.cursor(row_factory=_namedtuple_rows) as cur:
@@ -149,14 +162,14 @@ class _PgConnection:
 class Connection:
     """One connection for a few statements: `await conn.all(sql, **params)`, `await conn.one(...)`."""
 
-    def __init__(self, inner):
+    def __init__(self, inner: _SqliteConnection | _PgConnection) -> None:
         self._inner = inner
 
-    async def all(self, sql: str, **params: Any) -> list:
+    async def all(self, sql: str, **params: Any) -> list[Row]:
         diagnostics.count_statement()
         return await self._inner.fetch(sql, params)
 
-    async def one(self, sql: str, **params: Any):
+    async def one(self, sql: str, **params: Any) -> Row | None:
         rows = await self.all(sql, **params)
         return rows[0] if rows else None
 
@@ -178,19 +191,19 @@ async def connection() -> AsyncIterator[Connection]:
             await _give_back(inner.pooled, inner.raw)
 
 
-async def of_session(s) -> Connection:
+async def of_session(s: AsyncSession) -> Connection:
     """The connection under a SQLModel session, inside its transaction: statements sent here
     see the session's flushed changes and commit or roll back with it."""
     conn = await s.connection()
-    raw = (await conn.get_raw_connection()).driver_connection
+    raw: DriverConnection = (await conn.get_raw_connection()).driver_connection  # set while checked out
     return Connection(_PgConnection(raw) if dialect.is_postgres() else _SqliteConnection(raw))
 
 
-async def all(sql: str, **params: Any) -> list:  # noqa: A001 - reads as sql.all(...)
+async def all(sql: str, **params: Any) -> list[Row]:  # noqa: A001 - reads as sql.all(...)
     async with connection() as conn:
         return await conn.all(sql, **params)
 
 
-async def one(sql: str, **params: Any):
+async def one(sql: str, **params: Any) -> Row | None:
     async with connection() as conn:
         return await conn.one(sql, **params)
