@@ -10,6 +10,7 @@ load) and settles races with constraints. Where the two databases differ: models
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import await_
+from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, Full
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings, get_settings
@@ -88,12 +91,75 @@ def _on_error(ctx) -> None:
         connection_killed()
 
 
+class _FairQueue(AsyncAdaptedQueue):
+    """The pool's idle connections, handed out first come, first served.
+
+    SQLAlchemy's queue (an asyncio.Queue) lets a new checkout take a connection that was just
+    returned for a request already waiting, which then waits again at the back: under load some
+    requests waited over and over (the p99s of the bench doubled with the one pool; the
+    semaphore of the psycopg pool before it was fair). Here a returned connection goes straight
+    to the longest waiter, and connections sit in the queue only while nobody waits."""
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False):
+        super().__init__(maxsize, use_lifo)
+        self._items: collections.deque = collections.deque()
+        self._waiters: collections.deque = collections.deque()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return bool(self.maxsize) and len(self._items) >= self.maxsize
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # one that gave up (DB_POOL_WAIT, a cancelled request) is skipped
+                waiter.set_result(item)
+                return
+        if self.full():
+            raise Full()
+        self._items.append(item)
+
+    def put(self, item, block: bool = True, timeout: float | None = None) -> None:
+        self.put_nowait(item)  # the pool never blocks on a put: its queue holds every connection
+
+    def get_nowait(self):
+        if not self._items:
+            raise Empty()
+        return self._items.pop() if self.use_lifo else self._items.popleft()
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        if self._items or not block:  # items wait here only while no request does
+            return self.get_nowait()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await_(_wait(waiter, timeout))
+        except TimeoutError:
+            raise Empty() from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed one as it was cancelled
+                self.put_nowait(waiter.result())
+            raise
+
+
+async def _wait(waiter: asyncio.Future, timeout: float | None):
+    async with asyncio.timeout(timeout):  # in the request's own task (wait_for starts one)
+        return await waiter
+
+
 class Pool(AsyncAdaptedQueuePool):
     """The pool's queue is the overload wait: with every connection busy a checkout waits up to
-    DB_POOL_WAIT for one (a full pool is not a dead database). The outage wait is DB_TIMEOUT per
-    connection attempt (dialect.pg_connect_args). A checkout that queued while the database
-    stopped giving connections answers at once (503) rather than wait DB_TIMEOUT again behind
-    every request ahead of it."""
+    DB_POOL_WAIT for one (a full pool is not a dead database), in the order they came. The
+    outage wait is DB_TIMEOUT per connection attempt (dialect.pg_connect_args). A checkout that
+    queued while the database stopped giving connections answers at once (503) rather than wait
+    DB_TIMEOUT again behind every request ahead of it."""
+
+    _queue_class = _FairQueue
 
     def _do_get(self):
         queued_at = time.monotonic()
@@ -118,8 +184,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         poolclass=Pool,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        # Up to twice DB_POOL_SIZE connections, opened as the load needs them and then kept (until
+        # pool_recycle): SQLAlchemy closes the overflow beyond pool_size at every return to a
+        # full queue, which under bench load opened and closed ten connections a second (a new
+        # backend's start, cold caches and unprepared statements each time).
+        pool_size=2 * settings.db_pool_size,
+        max_overflow=0,
         pool_timeout=settings.db_pool_wait,
         pool_recycle=1800,
         # A dead database surfaces as a failed connection attempt (refused at once, or given up

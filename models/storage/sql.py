@@ -72,7 +72,13 @@ async def _give_back(pooled, raw) -> None:
                 await raw.set_autocommit(False)
             except Exception:
                 dead = True
-    await greenlet_spawn(_checkin, pooled, dead)
+    if dead:
+        await greenlet_spawn(_checkin, pooled, True)  # closing it awaits the driver
+    else:
+        # Nothing here awaits (no reset, and the pool's queue holds every connection it may
+        # open, so none is closed for want of room): called directly, without a greenlet's
+        # round trip (a third of a borrow's cost, measured).
+        _checkin(pooled, False)
 
 
 def _checkin(pooled, dead: bool) -> None:
