@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg.rows import namedtuple_row
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import greenlet_spawn
 
 from core import diagnostics
@@ -50,8 +51,12 @@ async def shutdown() -> None:
 
 async def _borrow():
     """A connection of the one pool (checked out: pinged if it sat idle, queued up to
-    DB_POOL_WAIT if all are busy) and the driver connection under it, in autocommit mode."""
-    pooled = await db.engine().raw_connection()
+    DB_POOL_WAIT if all are busy) and the driver connection under it, in autocommit mode:
+    an idle one that needs nothing straight from the pool's queue (db.take_idle), else
+    through the engine's checkout."""
+    pooled = db.take_idle() if dialect.is_postgres() else None
+    if pooled is None:
+        pooled = await db.engine().raw_connection()
     raw = pooled.driver_connection
     if dialect.is_postgres():
         try:
@@ -82,7 +87,11 @@ async def _give_back(pooled, raw) -> None:
 
 
 def _checkin(pooled, dead: bool) -> None:
-    if dead:
+    if isinstance(pooled, ConnectionPoolEntry):  # taken by db.take_idle
+        if dead:
+            pooled.invalidate()  # closed; the entry reconnects at its next checkout
+        db.give_back_idle(pooled)
+    elif dead:
         pooled.invalidate()  # closed, and its pool entry reconnects at its next checkout
     else:
         # Only autocommit statements ran, so there is no transaction to roll back: the pool's
