@@ -223,11 +223,13 @@ def make_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         poolclass=Pool,
-        # Up to twice DB_POOL_SIZE connections, opened as the load needs them and then kept (until
-        # pool_recycle): SQLAlchemy closes the overflow beyond pool_size at every return to a
-        # full queue, which under bench load opened and closed ten connections a second (a new
-        # backend's start, cold caches and unprepared statements each time).
-        pool_size=2 * settings.db_pool_size,
+        # DB_POOL_SIZE connections, opened as the load needs them and then kept (until
+        # pool_recycle). SQLAlchemy's overflow (as many again, closed at every return to a full
+        # queue) opened and closed ten connections a second under bench load (a new backend's
+        # start, cold caches, unprepared statements each time), and twice the connections on
+        # the shared 2 cores made search slower (alternating rounds: 0.47 -> 0.85 of the floor
+        # at 10 instead of 20); the psycopg pool before the one pool held DB_POOL_SIZE too.
+        pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_wait,
         pool_recycle=1800,
