@@ -4,8 +4,8 @@ SQLite (aiosqlite) by default, PostgreSQL (psycopg) when DATABASE_URL says so. E
 comes from this engine's pool: SQLModel sessions (`session()`) and the hand-written statements of
 models/storage/sql.py (`sql.connection()`, which borrows a pooled connection's driver connection).
 On SQLite the pool is one connection, so writes are serialised by the pool rather than failing
-with "database is locked"; PostgreSQL gets DB_POOL_SIZE connections kept (as many again under
-load) and settles races with constraints. Where the two databases differ: models/storage/dialect.py.
+with "database is locked"; PostgreSQL gets DB_POOL_SIZE connections, opened as needed and kept,
+handed out first come first served, and settles races with constraints. Where the two databases differ: models/storage/dialect.py.
 """
 from __future__ import annotations
 
