@@ -4,15 +4,17 @@ SQLite (aiosqlite) by default, PostgreSQL (psycopg) when DATABASE_URL says so. E
 comes from this engine's pool: SQLModel sessions (`session()`) and the hand-written statements of
 models/storage/sql.py (`sql.connection()`, which borrows a pooled connection's driver connection).
 On SQLite the pool is one connection, so writes are serialised by the pool rather than failing
-with "database is locked"; PostgreSQL gets DB_POOL_SIZE connections kept (as many again under
-load) and settles races with constraints. Where the two databases differ: models/storage/dialect.py.
+with "database is locked"; PostgreSQL gets DB_POOL_SIZE connections, opened as needed and kept,
+handed out first come first served, and settles races with constraints. Where the two databases differ: models/storage/dialect.py.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 from collections.abc import AsyncIterator, Callable
 
 import sqlalchemy as sa
@@ -24,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool.base import _ConnectionRecord
+from sqlalchemy.util import await_
+from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, Full
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings, get_settings
@@ -90,12 +95,82 @@ def _on_error(ctx: ExceptionContext) -> None:
         connection_killed()
 
 
+class _FairQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
+    """The pool's idle connections, handed out first come, first served.
+
+    SQLAlchemy's queue (an asyncio.Queue) lets a new checkout take a connection that was just
+    returned for a request already waiting, which then waits again at the back: under load some
+    requests waited over and over (the p99s of the bench doubled with the one pool; the
+    semaphore of the psycopg pool before it was fair). Here a returned connection goes straight
+    to the longest waiter, and connections sit in the queue only while nobody waits."""
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False):
+        super().__init__(maxsize, use_lifo)
+        self._items: collections.deque[ConnectionPoolEntry] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[ConnectionPoolEntry]] = collections.deque()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return bool(self.maxsize) and len(self._items) >= self.maxsize
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: ConnectionPoolEntry) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # one that gave up (DB_POOL_WAIT, a cancelled request) is skipped
+                waiter.set_result(item)
+                return
+        if self.full():
+            raise Full()
+        self._items.append(item)
+
+    def put(self, item: ConnectionPoolEntry, block: bool = True, timeout: float | None = None) -> None:
+        self.put_nowait(item)  # the pool never blocks on a put: its queue holds every connection
+
+    def unget(self, item: ConnectionPoolEntry) -> None:
+        """Back where get_nowait took it from (nobody waits while items sit here)."""
+        if self.use_lifo:
+            self._items.append(item)
+        else:
+            self._items.appendleft(item)
+
+    def get_nowait(self) -> ConnectionPoolEntry:
+        if not self._items:
+            raise Empty()
+        return self._items.pop() if self.use_lifo else self._items.popleft()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> ConnectionPoolEntry:
+        if self._items or not block:  # items wait here only while no request does
+            return self.get_nowait()
+        waiter: asyncio.Future[ConnectionPoolEntry] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await_(_wait(waiter, timeout))
+        except TimeoutError:
+            raise Empty() from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed one as it was cancelled
+                self.put_nowait(waiter.result())
+            raise
+
+
+async def _wait(waiter: asyncio.Future[ConnectionPoolEntry], timeout: float | None) -> ConnectionPoolEntry:
+    async with asyncio.timeout(timeout):  # in the request's own task (wait_for starts one)
+        return await waiter
+
+
 class Pool(AsyncAdaptedQueuePool):
     """The pool's queue is the overload wait: with every connection busy a checkout waits up to
-    DB_POOL_WAIT for one (a full pool is not a dead database). The outage wait is DB_TIMEOUT per
-    connection attempt (dialect.pg_connect_args). A checkout that queued while the database
-    stopped giving connections answers at once (503) rather than wait DB_TIMEOUT again behind
-    every request ahead of it."""
+    DB_POOL_WAIT for one (a full pool is not a dead database), in the order they came. The
+    outage wait is DB_TIMEOUT per connection attempt (dialect.pg_connect_args). A checkout that
+    queued while the database stopped giving connections answers at once (503) rather than wait
+    DB_TIMEOUT again behind every request ahead of it."""
+
+    _queue_class = _FairQueue
 
     def _do_get(self) -> ConnectionPoolEntry:
         queued_at = time.monotonic()
@@ -104,6 +179,40 @@ class Pool(AsyncAdaptedQueuePool):
             self._do_return_conn(record)
             raise PoolTimeout("the database did not answer")
         return record
+
+
+def take_idle() -> ConnectionPoolEntry | None:
+    """An idle connection's pool entry when the pool's checkout would hand it out as it is: one
+    sits idle (so nobody waits), it needs no ping (above) and no recycling. The checkout events
+    run (the ping rule finds nothing to do, the gauges count it); SQLAlchemy's checkout wrapper,
+    its weak reference and the greenlet round trip are skipped: models/storage/sql.py's borrow
+    for a request's statements (half its CPU, measured). None otherwise: borrow through the
+    engine (raw_connection), which pings, reconnects or waits. Give it back with give_back_idle."""
+    pool = engine().sync_engine.pool
+    queue = getattr(pool, "_pool", None)
+    if not isinstance(queue, _FairQueue) or not queue._items:
+        return None
+    # The pool's own entries (SQLAlchemy's _ConnectionRecord, pinned release): their start and
+    # invalidation times are what the engine's checkout compares, read here the same way.
+    record = cast(_ConnectionRecord, queue.get_nowait())
+    since = record.info.get("pv_idle_since")
+    if (record.dbapi_connection is None or since is None
+            or time.monotonic() - since >= PING_AFTER_IDLE or since <= _killed_at
+            or (pool._recycle > -1 and time.time() - record.starttime > pool._recycle)
+            or pool._invalidate_time > record.starttime
+            or record._soft_invalidate_time > record.starttime):
+        queue.unget(record)
+        return None
+    if pool.dispatch.checkout:
+        pool.dispatch.checkout(record.dbapi_connection, record, None)
+    return record
+
+
+def give_back_idle(record: ConnectionPoolEntry) -> None:
+    """A take_idle() entry back to the pool (its checkin events run); invalidate a dead one first
+    (record.invalidate(), in a greenlet: closing it awaits the driver)."""
+    # The entry's own checkin, as SQLAlchemy calls it for an entry no wrapper was made for.
+    record.checkin(_fairy_was_created=False)  # type: ignore[attr-defined]
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -120,8 +229,14 @@ def make_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         poolclass=Pool,
+        # DB_POOL_SIZE connections, opened as the load needs them and then kept (until
+        # pool_recycle). SQLAlchemy's overflow (as many again, closed at every return to a full
+        # queue) opened and closed ten connections a second under bench load (a new backend's
+        # start, cold caches, unprepared statements each time), and twice the connections on
+        # the shared 2 cores made search slower (alternating rounds: 0.47 -> 0.85 of the floor
+        # at 10 instead of 20); the psycopg pool before the one pool held DB_POOL_SIZE too.
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=0,
         pool_timeout=settings.db_pool_wait,
         pool_recycle=1800,
         # A dead database surfaces as a failed connection attempt (refused at once, or given up
