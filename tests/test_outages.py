@@ -96,12 +96,17 @@ def outage_server(cluster, tmp_path_factory):
 def test_database_outage_answers_503_and_recovers(cluster, outage_server):
     api = Api(outage_server.base)
     owner = api.register()
-    r = api.post("/servers", owner.token, json={"name": unique("srv"), "description": "d"})
-    assert r.status_code == 201, r.text
-    server_id = r.json()["id"]
+    # Several servers, filled one after another: the writers can create more channels than one
+    # server may hold (500) before the test ends.
+    server_ids = []
+    for _ in range(8):
+        r = api.post("/servers", owner.token, json={"name": unique("srv"), "description": "d"})
+        assert r.status_code == 201, r.text
+        server_ids.append(r.json()["id"])
+    server_id = server_ids[0]
     headers = {"Authorization": f"Bearer {owner.token}"}
 
-    acknowledged: list[str] = []
+    acknowledged: list[tuple[int, str]] = []
     results: list[tuple[float, int, float, dict | None]] = []  # (started, status, seconds, body)
     stop = threading.Event()
     lock = threading.Lock()
@@ -110,9 +115,11 @@ def test_database_outage_answers_503_and_recovers(cluster, outage_server):
         with httpx.Client(base_url=f"{outage_server.base}/api", timeout=30, headers=headers) as c:
             while not stop.is_set():
                 name = unique("ch")
+                with lock:
+                    target = server_ids[min(len(acknowledged) // 400, len(server_ids) - 1)]
                 t0 = time.monotonic()
                 try:
-                    resp = c.post(f"/servers/{server_id}/channels", json={"name": name, "type": "text"})
+                    resp = c.post(f"/servers/{target}/channels", json={"name": name, "type": "text"})
                 except httpx.HTTPError as exc:  # the server must always answer
                     with lock:
                         results.append((t0, -1, time.monotonic() - t0, {"exception": repr(exc)}))
@@ -125,7 +132,7 @@ def test_database_outage_answers_503_and_recovers(cluster, outage_server):
                 with lock:
                     results.append((t0, resp.status_code, elapsed, body))
                     if resp.status_code == 201:
-                        acknowledged.append(name)
+                        acknowledged.append((target, name))
                 if resp.status_code != 201:
                     time.sleep(0.05)
 
@@ -191,9 +198,11 @@ def test_database_outage_answers_503_and_recovers(cluster, outage_server):
     assert all(s == 201 for _, s, _, _ in after), [a for a in after if a[1] != 201][:5]
 
     # Every acknowledged write survived the crash.
-    r = api.get(f"/servers/{server_id}/channels", owner.token)
-    assert r.status_code == 200, r.text
-    names = {c["name"] for c in r.json()}
+    names = set()
+    for sid in server_ids:
+        r = api.get(f"/servers/{sid}/channels", owner.token)
+        assert r.status_code == 200, r.text
+        names |= {(sid, c["name"]) for c in r.json()}
     missing = [n for n in acknowledged if n not in names]
     assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged writes are missing"
     assert outage_server.proc.poll() is None
