@@ -7,6 +7,9 @@ the Socket.IO side.
 Names and their settings: "login_ip", "login_account", "register_ip", "message" (key: user id
 and channel id), "invite_accept" (user id), "join_room" and "signal" (socket id). Counters live
 in Redis when REDIS_URL is set, so limits hold across processes; otherwise in process memory.
+The per-socket limits ("join_room", "signal") are always counted in process memory: a socket
+lives in one process, so its counter needs no sharing, and a Redis round trip per signal was
+most of what a limited signal cost with REDIS_URL.
 If the storage fails (Redis down), requests are let through: an outage of the limiter's storage
 must not become an outage of the service.
 """
@@ -40,6 +43,8 @@ _STRATEGIES: dict[str, type[strategies.FixedWindowRateLimiter | strategies.Movin
     "fixed-window": strategies.FixedWindowRateLimiter,
     "sliding-window-counter": strategies.SlidingWindowCounterRateLimiter,
 }
+# Keyed by a socket id: a socket lives in one process, so these are counted in its memory.
+PER_SOCKET = frozenset({"join_room", "signal"})
 # After a storage failure, skip the storage for this long instead of waiting on it per request.
 _STORAGE_BACKOFF = 5.0
 
@@ -51,6 +56,8 @@ class Limiter:
         self._limits: dict[str, list[RateLimitItem]] = {}
         self._strategy: strategies.RateLimiter | None = None
         self._storage: Storage | None = None
+        self._local: strategies.RateLimiter | None = None  # PER_SOCKET names
+        self._local_storage: Storage | None = None
         self._down_until = 0.0
 
     def configure(self, settings: Settings | None = None) -> Limiter:
@@ -74,6 +81,8 @@ class Limiter:
         if strategy is None:
             raise ValueError(f"RATE_LIMIT_STRATEGY must be one of {', '.join(_STRATEGIES)}")
         self._strategy = strategy(self._storage)
+        self._local_storage = self._storage if isinstance(self._storage, MemoryStorage) else MemoryStorage()
+        self._local = strategy(self._local_storage)
         self._down_until = 0.0
         self._configured = True
         return self
@@ -91,26 +100,35 @@ class Limiter:
         items = self._limits.get(name)
         if not items:
             return None
+        ident = [name, *(str(k) for k in key)]
+        if name in PER_SOCKET:
+            assert self._local is not None
+            return await self._hit(self._local, items, ident)
         now = time.monotonic()
         if now < self._down_until:
             return None
-        ident = [name, *(str(k) for k in key)]
         assert self._strategy is not None
         try:
-            for item in items:
-                if not await self._strategy.hit(item, *ident):
-                    stats = await self._strategy.get_window_stats(item, *ident)
-                    return max(1, math.ceil(stats.reset_time - time.time()))
+            return await self._hit(self._strategy, items, ident)
         except Exception as exc:  # storage unreachable: fail open, retry the storage later
             self._down_until = now + _STORAGE_BACKOFF
             log.warning("rate-limit storage unavailable, limits not enforced for %ss: %r",
                         _STORAGE_BACKOFF, exc)
         return None
 
+    @staticmethod
+    async def _hit(strategy: strategies.RateLimiter, items: list[RateLimitItem], ident: list[str]) -> int | None:
+        for item in items:
+            if not await strategy.hit(item, *ident):
+                stats = await strategy.get_window_stats(item, *ident)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return None
+
     async def reset(self) -> None:
-        if self._storage is not None:
+        storages = [self._storage, self._local_storage]
+        for storage in [s for i, s in enumerate(storages) if s is not None and s not in storages[:i]]:
             try:
-                await self._storage.reset()
+                await storage.reset()
             except Exception:
                 pass
 

@@ -15,6 +15,16 @@ own cluster adapters):
 - Emits to rooms (voice:<id>, text:<id>) and everything else python-socketio publishes (room
   changes of remote sockets, close_room, disconnects) still go on the shared channel, which every
   process reads, as before.
+- Everything this process publishes goes through one FIFO queue drained by one publisher task,
+  which sends what has gathered as one pipeline (one round trip for many PUBLISHes), in order: the
+  order of messages per channel, and across channels as a subscriber sees them, is the order they
+  were emitted in. An emit to a socket of another process (a signal across processes) is queued
+  without waiting for Redis: the handler goes on while the publisher sends. Everything else
+  (room emits, disconnects, room changes) waits until its pipeline has been sent, as when it was
+  published directly (a kick's `user-disconnected` is out before the kick's response). The queue
+  is bounded (_OUTBOX_MAX): when full, an emit waits for room (backpressure, nothing dropped). A
+  pipeline that fails is retried once on a new connection, as python-socketio's own publish, then
+  logged with the number of messages lost.
 - A process renews its directory entries every heartbeat (VOICE_HEARTBEAT_SECONDS); they expire
   after three missed beats, so a crashed process leaves no entries behind. A lookup that finds no
   entry (a socket that is gone, or a room name) falls back to the shared channel, so nothing is
@@ -43,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("projectvoice.realtime")
 
 _CACHE_MAX = 100_000
+_OUTBOX_MAX = 10_000  # messages queued for Redis before emitting waits for room
+_BATCH_MAX = 500  # PUBLISHes per pipeline
 
 
 class ClusterManager(socketio.AsyncRedisManager):
@@ -56,6 +68,10 @@ class ClusterManager(socketio.AsyncRedisManager):
         self.hosts: dict[str, str] = {}  # remote sid -> host id (a sid never changes process)
         self.local: set[str] = set()  # sids of this process in the directory
         self._renew_task: Any = None  # the server's background task (an asyncio.Task under ASGI)
+        # (channel, text, future of a waiting publisher or None), FIFO: see the module's doc
+        self._outbox: asyncio.Queue[tuple[str, str, asyncio.Future[None] | None]] | None = None
+        self._publisher_task: asyncio.Task[None] | None = None
+        self._pub_conn: tuple[Any, Any] | None = None  # (pool, connection) held by the publisher
 
     # the directory ------------------------------------------------------------------------
     def _key(self, sid: str) -> str:
@@ -201,7 +217,7 @@ class ClusterManager(socketio.AsyncRedisManager):
                 await super().emit(event, data[0] if len(data) == 1 else tuple(data), namespace=namespace,
                                    room=room, skip_sid=skip_sid)
                 return
-        await self._publish(message, channel=f"{self.channel}#{host}", text=text)
+        await self._publish(message, channel=f"{self.channel}#{host}", text=text, wait=False)
 
     async def can_disconnect(self, sid: str, namespace: str | None) -> Any:  # a bool (python-socketio's)
         if self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace):
@@ -214,16 +230,78 @@ class ClusterManager(socketio.AsyncRedisManager):
         return await super().can_disconnect(sid, namespace)
 
     # Redis ------------------------------------------------------------------------------
-    async def _publish(self, data: dict[str, Any], channel: str | None = None, text: str | None = None) -> Any:
-        channel = channel or self.channel
+    async def _publish(self, data: dict[str, Any], channel: str | None = None, text: str | None = None,
+                       wait: bool = True) -> None:
+        """Queue a message for the publisher task; with `wait`, return once it has been sent (or
+        given up on), as python-socketio's publish did. Without, return at once."""
+        item_text = self.json.dumps(data) if text is None else text
+        outbox = self._outbox
+        if outbox is None or self._publisher_task is None or self._publisher_task.done():
+            outbox = self._outbox = asyncio.Queue(_OUTBOX_MAX)
+            self._publisher_task = asyncio.ensure_future(self._publisher(outbox))
+        future = asyncio.get_running_loop().create_future() if wait else None
+        item = (channel or self.channel, item_text, future)
+        try:
+            outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            await outbox.put(item)  # backpressure: wait for room, never drop
+        if future is not None:
+            await future
+
+    async def _publisher(self, outbox: asyncio.Queue[tuple[str, str, asyncio.Future[None] | None]]) -> None:
+        while True:
+            batch = [await outbox.get()]
+            while len(batch) < _BATCH_MAX and not outbox.empty():
+                batch.append(outbox.get_nowait())
+            try:
+                await self._send(batch)
+            except asyncio.CancelledError:
+                for _c, _t, future in batch:
+                    if future is not None and not future.done():
+                        future.cancel()
+                raise
+            except Exception:  # pragma: no cover (_send logs its own failures)
+                log.exception("cluster publisher: unexpected error")
+            for _c, _t, future in batch:
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def _send(self, batch: list[tuple[str, str, asyncio.Future[None] | None]]) -> None:
+        # On a connection of its own, held by the publisher: redis-py's publish and pipeline take
+        # a connection from the pool and wrap each command in retries, about half the CPU of a
+        # small batch (measured in-process, 1-16 PUBLISHes: 33 vs 64 us for one, 16 vs 29 us each
+        # for four).
         for retries_left in range(1, -1, -1):  # two attempts, as python-socketio's own
             try:
-                return await self._r().publish(channel, self.json.dumps(data) if text is None else text)
+                if self._pub_conn is None:
+                    pool = self._r().connection_pool
+                    self._pub_conn = (pool, await pool.get_connection())
+                conn = self._pub_conn[1]
+                await conn.send_packed_command(conn.pack_commands([("PUBLISH", c, t) for c, t, _f in batch]),
+                                               check_health=False)
+                for _ in batch:
+                    await conn.read_response()
+                return
+            except asyncio.CancelledError:
+                await self._drop_pub_conn()
+                raise
             except Exception as exc:
-                self.connected = False
+                await self._drop_pub_conn()
                 if retries_left == 0:
-                    self._get_logger().error("Cannot publish to redis... giving up",
-                                             extra={"redis_exception": str(exc)})
+                    self.connected = False
+                    self._get_logger().error("Cannot publish to redis... giving up (%d messages lost)",
+                                             len(batch), extra={"redis_exception": str(exc)})
+
+    async def _drop_pub_conn(self) -> None:
+        """The publisher's connection is in an unknown state (an error mid-batch): never reuse it."""
+        if self._pub_conn is not None:
+            pool, conn = self._pub_conn
+            self._pub_conn = None
+            try:
+                await conn.disconnect()
+                await pool.release(conn)
+            except Exception:
+                pass
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[dict[str, Any]]:
         retry_sleep = 1

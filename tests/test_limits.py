@@ -198,8 +198,26 @@ def test_limiter_fails_open_when_redis_is_unreachable():
     from core.settings import Settings
 
     async def run():
-        lim = Limiter(Settings(redis_url="redis://127.0.0.1:1/0", rate_limit_socket_signal="1/minute")).configure()
-        assert [await lim.hit("signal", "s") for _ in range(3)] == [None, None, None]
+        lim = Limiter(Settings(redis_url="redis://127.0.0.1:1/0", rate_limit_message="1/minute")).configure()
+        assert [await lim.hit("message", 1, 2) for _ in range(3)] == [None, None, None]
+
+    asyncio.run(run())
+
+
+def test_per_socket_limits_are_counted_in_process_memory_with_redis():
+    """A socket lives in one process: its join/signal counters do not go to Redis (here an
+    unreachable one, which would let everything through), and they still hold."""
+    from core.ratelimit import Limiter
+    from core.settings import Settings
+
+    async def run():
+        lim = Limiter(Settings(redis_url="redis://127.0.0.1:1/0", rate_limit_socket_signal="2/minute",
+                               rate_limit_socket_join="1/minute")).configure()
+        signals = [await lim.hit("signal", "s") for _ in range(3)]
+        assert signals[:2] == [None, None] and isinstance(signals[2], int), signals
+        joins = [await lim.hit("join_room", "s") for _ in range(2)]
+        assert joins[0] is None and isinstance(joins[1], int), joins
+        assert await lim.hit("signal", "other") is None
 
     asyncio.run(run())
 
