@@ -307,6 +307,26 @@ class NodeProc:
                 self.lines.append(line)
 
 
+@asynccontextmanager
+async def presence_clients(node: str, base: str | None = None):
+    """Yields start(token, base=`base`): a tests/js/presence_client.mjs client for that token,
+    returned once connected; every client started is stopped on leaving (its last events are
+    validated then too)."""
+    procs: list[NodeProc] = []
+
+    async def start(token: str, at: str | None = None) -> NodeProc:
+        p = await NodeProc.start(node, "presence_client.mjs", at or base, token)
+        procs.append(p)
+        await p.until(lambda x: "connected" in x)
+        return p
+
+    try:
+        yield start
+    finally:
+        for p in procs:
+            await p.stop()
+
+
 def recv(event, where=lambda a: True):
     return lambda line: line.get("recv") == event and where(line["args"][0])
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.support import create_channel, create_server, join_server
-from tests.support_sockets import NodeProc, node_presence, node_send, presence_about, recv
+from tests.support_sockets import node_presence, node_send, presence_about, presence_clients, recv
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -19,15 +19,7 @@ async def test_presence_and_typing_with_node_clients(api, server, node):
     sv = create_server(api, alice)
     join_server(api, alice, sv["id"], bob)
     text = create_channel(api, alice, sv["id"], "text")
-    procs = []
-
-    async def start(token) -> NodeProc:
-        p = await NodeProc.start(node, "presence_client.mjs", server.base, token)
-        procs.append(p)
-        await p.until(lambda x: "connected" in x)
-        return p
-
-    try:
+    async with presence_clients(node, server.base) as start:
         b = await start(bob.token)
         s = await start(stranger.token)
         a1 = await start(alice.token)
@@ -53,9 +45,6 @@ async def test_presence_and_typing_with_node_clients(api, server, node):
         await node_send(s, {"flush": True})
         assert [e["status"] for e in b.received("presence-updated") if e["userId"] == alice.id] == ["online", "offline"]
         assert not [e for e in s.received("presence-updated") if e["userId"] == alice.id]  # a stranger
-    finally:
-        for p in procs:
-            await p.stop()
 
 
 @pytest.mark.asyncio
@@ -68,15 +57,7 @@ async def test_invisible_and_blocked_with_node_clients(api, server, node):
     assert api.post(f"/friends/block/{blocked.id}", alice.token).status_code == 200
     r = api.put("/users/", alice.token, json={"status": "invisible"})
     assert r.status_code == 200, r.text
-    procs = []
-
-    async def start(token) -> NodeProc:
-        p = await NodeProc.start(node, "presence_client.mjs", server.base, token)
-        procs.append(p)
-        await p.until(lambda x: "connected" in x)
-        return p
-
-    try:
+    async with presence_clients(node, server.base) as start:
         b = await start(bob.token)
         x = await start(blocked.token)
         a = await start(alice.token)
@@ -94,6 +75,3 @@ async def test_invisible_and_blocked_with_node_clients(api, server, node):
         assert node_presence(b, alice.id) == ["online", "offline"]  # nothing while invisible
         assert node_presence(x, alice.id) == []  # blocked
         assert node_presence(b, blocked.id) == ["online"]  # the blocked user's socket counts
-    finally:
-        for p in procs:
-            await p.stop()

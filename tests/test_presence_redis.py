@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests.support import Api, create_channel, create_server, join_server, redis_cluster, seed_members
-from tests.support_sockets import (Client, NodeProc, eventually_status, member_status, node_presence, node_send,
-                                   presence_about, presence_of, quiet_about, subscribe, wait_presence)
+from tests.support_sockets import (Client, eventually_status, member_status, node_presence, node_send,
+                                   presence_about, presence_clients, presence_of, quiet_about, subscribe, wait_presence)
 
 pytestmark = [pytest.mark.timeout(180)]
 REDIS_DB = 12
@@ -74,20 +74,12 @@ async def test_presence_spans_processes_with_node_clients(cluster, node):
     p1, p2 = cluster
     alice, bob, sv = setup(Api(p1.base))
     stranger = Api(p1.base).register()
-    procs: list[NodeProc] = []
-
-    async def start(base, token) -> NodeProc:
-        p = await NodeProc.start(node, "presence_client.mjs", base, token)
-        procs.append(p)
-        await p.until(lambda x: "connected" in x)
-        return p
-
-    try:
-        b = await start(p2.base, bob.token)
-        s = await start(p2.base, stranger.token)
-        a1 = await start(p1.base, alice.token)
+    async with presence_clients(node) as start:
+        b = await start(bob.token, p2.base)
+        s = await start(stranger.token, p2.base)
+        a1 = await start(alice.token, p1.base)
         await b.until(presence_about(alice.id, "online"))
-        a2 = await start(p2.base, alice.token)  # her second socket, on the other process
+        a2 = await start(alice.token, p2.base)  # her second socket, on the other process
         await node_send(a1, {"disconnect": True})
         await asyncio.sleep(1.0)
         await node_send(b, {"flush": True})
@@ -98,9 +90,6 @@ async def test_presence_spans_processes_with_node_clients(cluster, node):
         await node_send(s, {"flush": True})
         assert node_presence(b, alice.id) == ["online", "offline"]
         assert node_presence(s, alice.id) == []
-    finally:
-        for p in procs:
-            await p.stop()
 
 
 @pytest.mark.asyncio
